@@ -1,0 +1,62 @@
+# The two commands a person needs: `make run` (the station on the simulated van) and `make test`.
+# Both install what they need on Debian 12 (apt packages when missing, a venv in .venv/, the project editable).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+
+# Build and runtime libraries of the design-card bindings (pycups, python-sane, systemd-python, pulsectl).
+APT_BUILD := python3-venv python3-dev gcc pkg-config libcups2-dev libsane-dev libsystemd-dev libpulse0
+# Real services the integration tests start privately (each fixture says which package it needs).
+APT_TEST  := cups cups-ipp-utils cups-client dbus sane-utils libsane1 pulseaudio pulseaudio-utils chromium \
+             nut-server umockdev gir1.2-umockdev-1.0 libgirepository1.0-dev libcairo2-dev unpaper socat
+
+# Installs the Debian packages in $(1) that are not installed yet (root only; otherwise says what to run).
+define apt_ensure
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	missing=$$(echo $$missing); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" -ne 0 ]; then echo "missing Debian packages: $$missing -- run: sudo apt-get install $$missing"; exit 1; fi; \
+	  echo "apt: installing $$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 $$missing; \
+	fi
+endef
+
+.PHONY: run test lint typecheck unit integration bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(call apt_ensure,$(APT_BUILD))
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+$(VENV)/.test-services: Makefile
+	$(call apt_ensure,$(APT_TEST))
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/kioskd $(ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check kioskd drivers tests benchmarks
+	$(BIN)/ruff format --check kioskd drivers tests benchmarks
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest -q tests/unit
+
+integration: $(VENV)/.installed $(VENV)/.test-services
+	$(BIN)/pytest -q tests/integration
+
+test: $(VENV)/.installed $(VENV)/.test-services lint typecheck
+	$(BIN)/pytest -q tests
+
+bench: $(VENV)/.installed
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,36 @@
+"""Simulated speakers and microphone; ``reset`` brings back the van's defaults between citizens."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pydantic import Field
+
+from drivers.sim.van import SimVan
+from kioskd.hal import AudioState, DriverContext, DriverOptions
+
+
+class SimAudioOptions(DriverOptions):
+    volume: int = Field(60, ge=0, le=100)
+
+
+class SimAudio:
+    def __init__(self, ctx: DriverContext) -> None:
+        self.opts = ctx.parse_options(SimAudioOptions)
+        self.van = SimVan.of(ctx)
+        self.van.audio = replace(self.van.audio, volume=self.opts.volume)
+
+    @property
+    def state(self) -> AudioState:
+        return self.van.audio
+
+    async def start(self) -> None:
+        self.van.start("audio")
+
+    async def close(self) -> None:
+        self.van.stop("audio")
+
+    async def reset(self) -> None:
+        self.van.audio = replace(self.van.audio, volume=self.opts.volume, muted=False, mic_muted=True, streams=0)
+        self.van.record("audio", "reset")
+        self.van.publish("audio")

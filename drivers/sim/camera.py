@@ -1,0 +1,29 @@
+"""Simulated camera; ``reset`` releases it between citizens."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from drivers.sim.van import SimVan
+from kioskd.hal import CameraState, DriverContext, DriverOptions
+
+
+class SimCamera:
+    def __init__(self, ctx: DriverContext) -> None:
+        ctx.parse_options(DriverOptions)
+        self.van = SimVan.of(ctx)
+
+    @property
+    def state(self) -> CameraState:
+        return self.van.camera
+
+    async def start(self) -> None:
+        self.van.start("camera")
+
+    async def close(self) -> None:
+        self.van.stop("camera")
+
+    async def reset(self) -> None:
+        self.van.camera = replace(self.van.camera, in_use=False)
+        self.van.record("camera", "reset")
+        self.van.publish("camera")

@@ -1,0 +1,31 @@
+"""Simulated agent and citizen screens: mirror, curtain (privacy), power, and cable hotplug."""
+
+from __future__ import annotations
+
+from drivers.sim.van import SimVan
+from kioskd.hal import DisplaysState, DriverContext, DriverOptions
+
+
+class SimDisplays:
+    def __init__(self, ctx: DriverContext) -> None:
+        ctx.parse_options(DriverOptions)
+        self.van = SimVan.of(ctx)
+
+    @property
+    def state(self) -> DisplaysState:
+        return self.van.displays
+
+    async def start(self) -> None:
+        self.van.start("displays")
+
+    async def close(self) -> None:
+        self.van.stop("displays")
+
+    async def set_mirror(self, on: bool) -> None:
+        self.van.set_displays(mirrored=on)
+
+    async def set_curtain(self, on: bool) -> None:
+        self.van.set_displays(curtain=on)
+
+    async def set_power(self, on: bool) -> None:
+        self.van.set_displays(powered=on)

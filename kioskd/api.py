@@ -1,0 +1,172 @@
+"""The HTTP API: JSON commands and state, and a server-sent event stream of the station's snapshot.
+
+Served twice by the daemon: on a unix socket (0660, group kiosk-agent) for ``kioskctl``, and on 127.0.0.1 for the
+panel, where every request must carry the panel token. Errors are JSON with a catalogue message (fr/en)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from kioskd import messages
+from kioskd.errors import DeviceError, KioskError, TransitionRefused, WipeError
+from kioskd.state import StationChanged
+from kioskd.station import Station
+
+KEEPALIVE_SECONDS = 15.0
+
+
+class SimCommand(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    args: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=8)
+
+
+class Result(BaseModel):
+    ok: bool = True
+    state: str
+    detail: str = ""
+
+
+def error_body(exc: KioskError, mode: str) -> dict[str, Any]:
+    params = {"state": mode, "current": mode, "target": "?", **exc.params}
+    key = exc.key or "api.bad_request"
+    return {
+        "error": {
+            **messages.both(key, **({"detail": exc.what} | params)),
+            "what": exc.what,
+            "where": exc.where,
+        }
+    }
+
+
+def create_app(station: Station, token: str | None = None, stopping: asyncio.Event | None = None) -> FastAPI:
+    """The API for ``station``; with ``token``, every request needs ``Authorization: Bearer <token>``."""
+    app = FastAPI(
+        title="kioskd",
+        version="1",
+        description="Local API of the van's station (state, commands, simulated van).",
+    )
+    stop = stopping or asyncio.Event()
+
+    if token is not None:
+
+        @app.middleware("http")
+        async def require_token(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return JSONResponse({"error": {"what": "missing or wrong panel token"}}, status_code=401)
+            return await call_next(request)
+
+    @app.exception_handler(TransitionRefused)
+    async def refused(_: Request, exc: TransitionRefused) -> JSONResponse:
+        return JSONResponse(error_body(exc, station.mode), status_code=409)
+
+    @app.exception_handler(DeviceError)
+    async def device_error(_: Request, exc: DeviceError) -> JSONResponse:
+        return JSONResponse(error_body(exc, station.mode), status_code=503)
+
+    @app.exception_handler(WipeError)
+    async def wipe_error(_: Request, exc: WipeError) -> JSONResponse:
+        return JSONResponse(error_body(exc, station.mode), status_code=500)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        detail = f"{where}: {first.get('msg')}"
+        return JSONResponse(
+            {"error": {**messages.both("api.bad_request", detail=detail), "what": detail, "where": where}},
+            status_code=400,
+        )
+
+    @app.get("/status", summary="The whole station at a glance")
+    async def status() -> dict[str, Any]:
+        return station.snapshot().to_json(now=station.clock.wall())
+
+    @app.post("/start", summary="Start the station (like a short press when off)")
+    async def start() -> Result:
+        await station.start()
+        return Result(state=station.mode)
+
+    @app.post("/next", summary="Next citizen: wipe the current session, open a new one")
+    async def next_citizen() -> Result:
+        await station.next_citizen()
+        return Result(state=station.mode)
+
+    @app.post("/end-of-day", summary="End of day: wipe and shut the station down")
+    async def end_of_day() -> Result:
+        await station.end_of_day()
+        return Result(state=station.mode)
+
+    @app.post("/wipe/retry", summary="Run a failed wipe again")
+    async def wipe_retry() -> dict[str, Any]:
+        outcome = await station.retry_wipe()
+        if outcome is None:
+            return {"ok": True, "state": station.mode, "detail": "nothing to wipe"}
+        return {"ok": outcome.verified, "state": station.mode, "failed": outcome.failed_handlers()}
+
+    @app.get("/sim", summary="The simulated van's verbs")
+    async def sim_verbs() -> dict[str, str]:
+        return dict(_simulation(station).verbs())
+
+    @app.post("/sim/{verb}", summary="Act on the simulated van (fault verbs)")
+    async def sim(
+        verb: Annotated[str, Path(pattern=r"^[a-z][a-z-]{0,31}$")], command: SimCommand | None = None
+    ) -> Result | JSONResponse:
+        simulation = _simulation(station)
+        args = command.args if command else []
+        try:
+            detail = await simulation.apply(verb, args)
+        except KeyError:
+            body = messages.both("sim.unknown_verb", verb=verb)
+            return JSONResponse({"error": {**body, "what": f"unknown verb {verb!r}", "where": "sim"}}, 404)
+        except ValueError as exc:
+            raise TransitionRefused(str(exc), where=f"sim {verb}", key="api.bad_request") from None
+        await asyncio.sleep(0)  # let the events of the change reach the snapshot before answering
+        return Result(state=station.mode, detail=detail)
+
+    @app.get("/events", summary="Server-sent events: the station's snapshot at each change")
+    async def events(request: Request) -> StreamingResponse:
+        queue, unsubscribe = station.bus.queue(StationChanged)
+
+        async def stream() -> AsyncIterator[str]:
+            try:
+                yield _sse(station.snapshot().to_json(now=station.clock.wall()))
+                while not stop.is_set():
+                    getter = asyncio.ensure_future(queue.get())
+                    stopper = asyncio.ensure_future(stop.wait())
+                    done, _ = await asyncio.wait(
+                        {getter, stopper}, timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    getter.cancel()
+                    stopper.cancel()
+                    if getter in done:
+                        event = getter.result()
+                        assert isinstance(event, StationChanged)
+                        yield _sse(event.state.to_json(now=station.clock.wall()))
+                    elif not done:
+                        yield ": keepalive\n\n"
+            finally:
+                unsubscribe()
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    return app
+
+
+def _simulation(station: Station) -> Any:
+    if station.devices.simulation is None:
+        raise DeviceError("this station runs no simulated device", where="sim", key="api.bad_request")
+    return station.devices.simulation
+
+
+def _sse(payload: dict[str, Any]) -> str:
+    return f"event: state\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"

@@ -1,0 +1,192 @@
+"""``kioskctl``: the technician's and agent's command line, a thin client of the API on the unix socket.
+
+It renders the station at a glance (French by default, ``--lang en``) or as JSON; it never talks to hardware."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from kioskd import messages, paths
+from kioskd.messages import Lang
+
+
+def _client(socket_path: str, timeout: float | None = 30.0) -> httpx.Client:
+    return httpx.Client(transport=httpx.HTTPTransport(uds=socket_path), base_url="http://kioskd", timeout=timeout)
+
+
+def _fail(body: dict[str, Any], lang: Lang) -> int:
+    error = body.get("error", {})
+    print(error.get(lang) or error.get("what") or json.dumps(body), file=sys.stderr)
+    return 1
+
+
+def _request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    try:
+        with _client(args.socket) as client:
+            response = client.request(method, path, **kwargs)
+    except (httpx.ConnectError, FileNotFoundError, PermissionError) as exc:
+        print(messages.text("cli.not_running", args.lang, socket=args.socket), f"[{exc}]", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"error": {"what": response.text[:200]}}
+    return response.status_code, body
+
+
+def _fmt_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes = int(seconds // 60)
+    return f"{minutes // 60} h {minutes % 60:02d}" if minutes >= 60 else f"{minutes} min"
+
+
+def render_status(status: dict[str, Any], lang: Lang) -> str:
+    """The station at a glance, one line per part."""
+
+    def t(key: str, **params: object) -> str:
+        return messages.text(key, lang, **params)
+
+    yes, no = t("word.yes"), t("word.no")
+    station = status["station"]
+    since = datetime.fromtimestamp(station["since"]).strftime("%H:%M")
+    rows: list[tuple[str, str]] = [("station", f"{station[lang]}  [{station['state']}, {since}]")]
+
+    p = status["power"]
+    if not p["available"]:
+        power = t("word.no_data")
+    else:
+        parts = [t("word.shore") if p["shore"] else t("word.battery")]
+        if p["soc"] is not None:
+            parts.append(f"{p['soc']:.0f} %")
+        if p["time_to_go"] is not None and not p["shore"]:
+            parts.append(f"{_fmt_seconds(p['time_to_go'])} {t('word.left')}")
+        if p["voltage"] is not None:
+            parts.append(f"{p['voltage']:.1f} V")
+        if p["power"] is not None:
+            parts.append(f"{p['power']:+.0f} W")
+        if p["ignition"]:
+            parts.append(t("word.ignition"))
+        power = " · ".join(parts)
+    rows.append(("power", power))
+
+    m = status["modem"]
+    if not m["present"]:
+        modem = t("word.absent")
+    else:
+        internet = "?" if m["internet"] is None else yes if m["internet"] else no
+        signal = "-" if m["signal"] is None else f"{m['signal']} %"
+        modem = f"{m['technology'].upper()} · {m['operator'] or '-'} · {m['registration']} · signal {signal}"
+        modem += f" · {t('word.internet')} {internet}"
+    rows.append(("modem", modem))
+
+    d = status["displays"]
+    outputs = " ".join(f"{o['role']}:{o['name']}{'✓' if o['connected'] else '✗'}" for o in d["outputs"])
+    flags = [t("word.mirror")] if d["mirrored"] else []
+    flags += [t("word.curtain")] if d["curtain"] else []
+    flags += [] if d["powered"] else [t("word.off")]
+    rows.append(("displays", " · ".join([outputs, *flags])))
+
+    s = status["scanner"]
+    scanner = f"{s['name']} · {s['status']}" + (f" ({s['fault']})" if s["fault"] else "")
+    rows.append(("scanner", scanner if s["present"] else t("word.absent")))
+    pr = status["printer"]
+    printer = f"{pr['name']} · {pr['status']}" + (f" ({', '.join(pr['reasons'])})" if pr["reasons"] else "")
+    rows.append(("printer", printer if pr["present"] else f"{t('word.absent')} · {pr['status']}"))
+    b = status["button"]
+    rows.append(("button", f"LED {b['led']}" if b["present"] else t("word.absent")))
+    a = status["audio"]
+    audio = f"{a['sink'] or '-'} · {a['volume']} %" + (f" · {t('word.mic_muted')}" if a["mic_muted"] else "")
+    rows.append(("audio", audio if a["present"] else t("word.absent")))
+    c = status["camera"]
+    rows.append(("camera", c["name"] if c["present"] else t("word.absent")))
+
+    sess = status["session"]
+    if sess is None:
+        session = t("word.none")
+    else:
+        session = (
+            f"{sess['id']} · {t('word.age')} {_fmt_seconds(sess.get('age'))} · {sess['scans']} {t('word.scans')}"
+            f" · {sess['downloads']} {t('word.downloads')} · {sess['print_jobs']} {t('word.prints')}"
+            f" · {sess['workspace']}"
+        )
+    rows.append(("session", session))
+    for notice in status["notices"]:
+        rows.append(("notices", f"[{notice['level']}] {notice[lang]}"))
+
+    width = max(len(t(f"label.{key}")) for key, _ in rows)
+    return "\n".join(f"{t(f'label.{key}'):<{width}}  {value}" for key, value in rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="kioskctl", description="Drive and inspect the van's station.")
+    parser.add_argument("--socket", default=str(paths.socket_path()), help="kioskd's API socket ($KIOSKD_SOCKET)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    default_lang = "en" if os.environ.get("KIOSK_LANG", "fr").startswith("en") else "fr"
+    parser.add_argument("--lang", choices=["fr", "en"], default=default_lang)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("status", help="the whole station at a glance")
+    sub.add_parser("start", help="start the station")
+    sub.add_parser("next", help="next citizen (wipes the current session)")
+    sub.add_parser("end-of-day", help="wipe and shut the station down")
+    wipe = sub.add_parser("wipe", help="the wipe after a failure")
+    wipe.add_argument("--retry", action="store_true", required=True)
+    sub.add_parser("events", help="follow the station's changes (JSON lines)")
+    sim = sub.add_parser("sim", help="act on the simulated van (kioskctl sim help)")
+    sim.add_argument("verb")
+    sim.add_argument("args", nargs="*")
+    args = parser.parse_args(argv)
+    lang: Lang = args.lang
+
+    if args.command == "status":
+        code, body = _request(args, "GET", "/status")
+        if code != 200:
+            raise SystemExit(_fail(body, lang))
+        print(json.dumps(body, indent=2, ensure_ascii=False) if args.json else render_status(body, lang))
+        return
+    if args.command == "events":
+        _follow(args)
+        return
+    if args.command == "sim" and args.verb == "help":
+        code, body = _request(args, "GET", "/sim")
+        if code != 200:
+            raise SystemExit(_fail(body, lang))
+        for verb, help_text in body.items():
+            print(f"  {verb:<10} {help_text}")
+        return
+    if args.command == "sim":
+        code, body = _request(args, "POST", f"/sim/{args.verb}", json={"args": args.args})
+    elif args.command == "wipe":
+        code, body = _request(args, "POST", "/wipe/retry")
+    else:
+        code, body = _request(args, "POST", f"/{args.command}")
+    if args.json:
+        print(json.dumps(body, ensure_ascii=False))
+    elif code == 200:
+        print(body.get("detail") or body.get("state"))
+    if code != 200:
+        raise SystemExit(_fail(body, lang) if not args.json else 1)
+
+
+def _follow(args: argparse.Namespace) -> None:
+    try:
+        with _client(args.socket, timeout=None) as client, client.stream("GET", "/events") as response:
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    print(line.removeprefix("data: "), flush=True)
+    except KeyboardInterrupt:
+        pass
+    except httpx.ConnectError:
+        print(messages.text("cli.not_running", args.lang, socket=args.socket), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Clocks that policies and simulators read instead of the system time: real, accelerated, and manual (tests).
+
+Policy code never calls ``time.time()`` or ``asyncio.sleep``; it receives one of these as a ``kioskd.hal.Clock``."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+class _Cancellable:
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class RealClock:
+    """The wall and monotonic time of the machine; timers are the event loop's."""
+
+    speed = 1.0
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(max(0.0, delay), callback)
+
+
+class SimClock:
+    """Accelerated time: ``speed`` simulated seconds pass per real second (a day on tour in a minute at 600).
+
+    The simulated day starts at ``start_wall`` (epoch seconds) so receipts and scenario times read like a real day."""
+
+    def __init__(self, speed: float = 1.0, start_wall: float | None = None) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.speed = speed
+        self._real0 = time.monotonic()
+        self._sim0 = 0.0
+        self._wall0 = time.time() if start_wall is None else start_wall
+
+    def monotonic(self) -> float:
+        return self._sim0 + (time.monotonic() - self._real0) * self.speed
+
+    def wall(self) -> float:
+        return self._wall0 + self.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(max(0.0, delay) / self.speed, callback)
+
+
+@dataclass(order=True)
+class _Timer:
+    when: float
+    seq: int
+    callback: Callable[[], None] = field(compare=False)
+    handle: _Cancellable = field(compare=False)
+
+
+class ManualClock:
+    """Time that moves only when a test calls ``advance``: timers fire in order, deterministically.
+
+    Modelled on the deterministic timer of Victron's dbus-systemcalc tests."""
+
+    speed = 1.0
+
+    def __init__(self, start: float = 0.0, start_wall: float = 1_790_000_000.0) -> None:
+        self._now = start
+        self._wall0 = start_wall - start
+        self._timers: list[_Timer] = []
+        self._seq = itertools.count()
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def wall(self) -> float:
+        return self._wall0 + self._now
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> _Cancellable:
+        handle = _Cancellable()
+        heapq.heappush(self._timers, _Timer(self._now + max(0.0, delay), next(self._seq), callback, handle))
+        return handle
+
+    async def sleep(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        self.call_later(seconds, wake)
+        await future
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, firing each due timer at its own time and letting tasks run."""
+        target = self._now + seconds
+        await _settle()
+        while self._timers and self._timers[0].when <= target:
+            timer = heapq.heappop(self._timers)
+            self._now = max(self._now, timer.when)
+            if not timer.handle.cancelled:
+                timer.callback()
+            await _settle()
+        self._now = target
+        await _settle()
+
+
+async def _settle() -> None:
+    """Let the tasks woken by a timer run until they wait again (a few loop turns)."""
+    for _ in range(20):
+        await asyncio.sleep(0)

@@ -1,0 +1,262 @@
+"""The ``kioskd`` process: reads the profile, builds the devices and the station, serves the API, talks to
+systemd, and plays a scenario when asked. One asyncio loop; SIGTERM/SIGINT stop it cleanly (exit 0)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import grp
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from kioskd import __version__, notify, paths
+from kioskd.api import create_app
+from kioskd.backends import Devices, build_devices
+from kioskd.bus import EventBus
+from kioskd.clock import RealClock, SimClock
+from kioskd.errors import KioskError, ProfileError, ScenarioError
+from kioskd.hal import Clock
+from kioskd.profile import Profile, default_profile_path, load_profile
+from kioskd.scenario import Scenario, load_scenario, play, start_of_day
+from kioskd.session import Sessions
+from kioskd.state import StationChanged
+from kioskd.station import Station
+
+log = logging.getLogger("kioskd")
+
+EX_CONFIG = 78  # sysexits: configuration error (systemd: RestartPreventExitStatus=78)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Options:
+    profile: Path
+    runtime_dir: Path
+    state_dir: Path
+    socket: Path
+    port: int | None
+    scenario: Path | None
+    speed: float | None
+    log_level: str
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(prog="kioskd", description="The van's station daemon.")
+    parser.add_argument("--profile", type=Path, default=None, help="vehicle profile (default: installed, else sim)")
+    parser.add_argument("--runtime-dir", type=Path, default=None, help="socket and session workspaces")
+    parser.add_argument("--state-dir", type=Path, default=None, help="wipe journal and store")
+    parser.add_argument("--socket", type=Path, default=None, help="the API's unix socket")
+    parser.add_argument("--port", type=int, default=None, help="the panel's port on 127.0.0.1 (0: any free one)")
+    parser.add_argument("--scenario", type=Path, default=None, help="play a scenario on the simulated van, then exit")
+    parser.add_argument("--speed", type=float, default=None, help="simulated seconds per real second")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--version", action="version", version=f"kioskd {__version__}")
+    ns = parser.parse_args(argv)
+    runtime = ns.runtime_dir or paths.runtime_dir()
+    if ns.speed is not None and ns.speed <= 0:
+        parser.error("--speed must be positive")
+    return Options(
+        profile=ns.profile or default_profile_path(),
+        runtime_dir=runtime,
+        state_dir=ns.state_dir or paths.state_dir(),
+        socket=ns.socket or (paths.socket_path(runtime) if ns.runtime_dir is None else runtime / "kioskd.sock"),
+        port=ns.port,
+        scenario=ns.scenario,
+        speed=ns.speed,
+        log_level=ns.log_level,
+    )
+
+
+def _unix_socket(path: Path, group: str | None) -> socket.socket:
+    if path.is_socket():
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()  # stale: its daemon is gone
+        else:
+            raise KioskError("another kioskd already listens here", where=str(path), action="stop it first")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    os.chmod(path, 0o660)
+    if group and os.geteuid() == 0:
+        with contextlib.suppress(KeyError):
+            os.chown(path, 0, grp.getgrnam(group).gr_gid)  # no such group on a laptop: root-only socket
+    sock.listen(64)
+    sock.setblocking(False)
+    return sock
+
+
+def _tcp_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise KioskError(
+            f"cannot listen on {host}:{port}: {exc.strerror}", where="api.port", action="pick another port"
+        ) from None
+    sock.listen(64)
+    sock.setblocking(False)
+    return sock
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int:
+    loop = asyncio.get_running_loop()
+    clock: Clock
+    if scenario is not None:
+        clock = SimClock(opts.speed or 600.0, start_wall=start_of_day(scenario))
+    elif opts.speed is not None:
+        clock = SimClock(opts.speed)
+    else:
+        clock = RealClock()
+    runtime, state = _private_dir(opts.runtime_dir), _private_dir(opts.state_dir)
+    bus = EventBus()
+    bus.bind(loop)
+    devices: Devices = build_devices(profile, clock, bus.publish_threadsafe, runtime)
+    sessions = Sessions(runtime / "sessions", state, devices, clock)
+    station = Station(profile, devices, bus, clock, sessions)
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+
+    bus.subscribe(
+        lambda ev: (
+            notify.notify(f"STATUS={ev.state.mode}")
+            if isinstance(ev, StationChanged) and ev.state.mode != ev.previous.mode
+            else None
+        ),
+        StationChanged,
+    )
+
+    for kind, device in devices.all():
+        try:
+            await device.start()
+        except KioskError as exc:
+            log.error("%s did not start: %s", kind, exc)
+        except Exception:
+            log.exception("%s did not start", kind)
+
+    # A session left by a crash or a power cut is wiped before anything else, and before READY=1.
+    if sessions.pending():
+        log.warning("%d session(s) left unwiped by the last run: wiping them first", len(sessions.pending()))
+        await station.start()
+
+    token = secrets.token_urlsafe(24)
+    token_file = runtime / "panel-token"
+    token_file.write_text(token + "\n")
+    os.chmod(token_file, 0o600)
+    unix = _unix_socket(opts.socket, profile.api.socket_group)
+    port = opts.port if opts.port is not None else profile.api.port
+    tcp = _tcp_socket(profile.api.host, port)
+    servers = [
+        (_Server(_config(create_app(station, None, stopping))), unix),
+        (_Server(_config(create_app(station, token, stopping))), tcp),
+    ]
+    serving = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in servers]
+    while not all(server.started for server, _ in servers):
+        if any(task.done() for task in serving):
+            break
+        await asyncio.sleep(0.01)
+    bound_port = tcp.getsockname()[1]
+    print(
+        f"kioskd {__version__}: API on unix:{opts.socket} and http://{profile.api.host}:{bound_port}/ "
+        f"(panel token in {token_file}); profile {opts.profile}",
+        flush=True,
+    )
+    (runtime / "api.json").write_text(json.dumps({"socket": str(opts.socket), "port": bound_port}))
+
+    if profile.station.autostart and station.mode == "off":
+        with contextlib.suppress(KioskError):
+            await station.start()
+
+    notify.notify(f"READY=1\nSTATUS={station.mode}")
+    watchdog = notify.watchdog_interval()
+    background = [asyncio.create_task(notify.watchdog_loop(watchdog))] if watchdog else []
+
+    code = 0
+    if scenario is not None:
+        play_task = asyncio.create_task(play(scenario, station, devices.simulation))
+        stop_task = asyncio.create_task(stopping.wait())
+        await asyncio.wait({play_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if play_task.done():
+            summary = play_task.result()
+            print(summary.text(), flush=True)
+            print("SUMMARY " + json.dumps(summary.as_dict()), flush=True)
+            code = 0 if summary.ok else 1
+        else:
+            play_task.cancel()
+        stop_task.cancel()
+    else:
+        await stopping.wait()
+
+    notify.notify("STOPPING=1")
+    log.info("stopping")
+    stopping.set()
+    for server, _ in servers:
+        server.should_exit = True
+    await asyncio.gather(*serving, return_exceptions=True)
+    for task in background:
+        task.cancel()
+    await station.close()
+    for kind, device in devices.all():
+        try:
+            await device.close()
+        except Exception:
+            log.exception("%s did not close cleanly", kind)
+    with contextlib.suppress(OSError):
+        opts.socket.unlink()
+    return code
+
+
+def _config(app: Any) -> uvicorn.Config:
+    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    opts = parse_args(argv)
+    notify.setup_logging(opts.log_level)
+    try:
+        profile = load_profile(opts.profile)
+        scenario = load_scenario(opts.scenario) if opts.scenario else None
+        code = asyncio.run(run(opts, profile, scenario))
+    except (ProfileError, ScenarioError) as exc:
+        print(f"kioskd: {exc}", file=sys.stderr)
+        sys.exit(EX_CONFIG)
+    except KioskError as exc:
+        print(f"kioskd: {exc}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""The one catalogue of agent-facing messages, French first and English second, keyed.
+
+Policies and the API refer to messages by key with named parameters; no agent-facing string lives elsewhere.
+Parameters are counts, durations, device names and percentages: never a citizen's data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Lang = Literal["fr", "en"]
+
+
+@dataclass(frozen=True)
+class Message:
+    fr: str
+    en: str
+
+
+CATALOGUE: dict[str, Message] = {
+    # station states
+    "state.off": Message("Station éteinte", "Station off"),
+    "state.starting": Message("Démarrage…", "Starting…"),
+    "state.ready": Message("Prête : appuyez pour accueillir un citoyen", "Ready: press to welcome a citizen"),
+    "state.in_session": Message("Citoyen en cours", "Citizen session in progress"),
+    "state.wiping": Message("Effacement des données du citoyen…", "Wiping the citizen's data…"),
+    "state.travelling": Message("En route : station en pause", "Travelling: station paused"),
+    "state.shutting_down": Message("Fin de journée : arrêt en cours", "End of day: shutting down"),
+    # refusals of the state machine
+    "refused.transition": Message(
+        "Action impossible maintenant ({current} → {target})", "Not possible now ({current} → {target})"
+    ),
+    "refused.start.not_off": Message("La station est déjà démarrée", "The station is already running"),
+    "refused.next.state": Message(
+        "« Citoyen suivant » impossible dans l'état : {state}",
+        "'Next citizen' is not possible while: {state}",
+    ),
+    "refused.next.wiping": Message(
+        "Effacement en cours : patientez avant le citoyen suivant",
+        "A wipe is running: wait before the next citizen",
+    ),
+    "refused.next.travelling": Message(
+        "Le véhicule roule : pas de session en route", "The vehicle is moving: no session while travelling"
+    ),
+    "refused.end_of_day.state": Message(
+        "Fin de journée impossible dans l'état : {state}", "End of day is not possible while: {state}"
+    ),
+    "refused.power.low": Message(
+        "Batterie trop faible pour un nouveau citoyen ({minutes} min restantes) : branchez le secteur",
+        "Battery too low for a new citizen ({minutes} min left): plug in shore power",
+    ),
+    "refused.power.critical": Message(
+        "Batterie critique : démarrage impossible, branchez le secteur",
+        "Battery critical: cannot start, plug in shore power",
+    ),
+    # power
+    "power.shore.connected": Message("Secteur branché", "Shore power connected"),
+    "power.shore.disconnected": Message("Secteur débranché : sur batterie", "Shore power unplugged: on battery"),
+    "power.warn": Message(
+        "Batterie faible ({soc} %) : pensez à brancher le secteur",
+        "Battery low ({soc}%): plug in shore power soon",
+    ),
+    "power.critical": Message(
+        "Batterie critique ({soc} %) : fin de session et arrêt de la station",
+        "Battery critical ({soc}%): ending the session and shutting down",
+    ),
+    "power.ignition.on": Message("Contact mis : la station passe en mode route", "Ignition on: station travelling"),
+    "power.ignition.off": Message("Contact coupé : station prête", "Ignition off: station ready"),
+    # session
+    "session.opened": Message("Nouveau citoyen : session ouverte", "New citizen: session opened"),
+    "session.wiped": Message("Données du citoyen effacées et vérifiées", "Citizen data wiped and verified"),
+    "wipe.failed": Message(
+        "Effacement incomplet ({handler}) : appelez le technicien ou relancez l'effacement",
+        "Wipe incomplete ({handler}): call the technician or retry the wipe",
+    ),
+    # modem
+    "modem.signal.weak": Message("Réseau mobile faible ({quality} %)", "Weak mobile signal ({quality}%)"),
+    "modem.offline": Message("Pas d'accès à Internet", "No Internet access"),
+    # devices
+    "device.unplugged": Message("{device} débranché : vérifiez le câble", "{device} unplugged: check the cable"),
+    "device.back": Message("{device} de nouveau disponible", "{device} available again"),
+    "printer.media-empty": Message("Plus de papier : rechargez le bac 1", "Out of paper: refill tray 1"),
+    "printer.media-jam": Message(
+        "Bourrage papier : ouvrez l'imprimante et retirez la feuille",
+        "Paper jam: open the printer and remove the sheet",
+    ),
+    "printer.toner-low": Message("Toner bientôt vide : prévoyez une cartouche", "Toner low: get a spare cartridge"),
+    "printer.offline": Message(
+        "Imprimante injoignable : vérifiez qu'elle est allumée et branchée",
+        "Printer unreachable: check that it is on and plugged in",
+    ),
+    "printer.paused": Message("Imprimante en pause", "Printer paused"),
+    "scanner.jammed": Message("Bourrage du scanner : retirez la feuille", "Scanner jam: remove the sheet"),
+    "scanner.no-docs": Message("Chargeur vide : posez les feuilles", "Feeder empty: load the sheets"),
+    "scanner.cover-open": Message("Capot du scanner ouvert : refermez-le", "Scanner cover open: close it"),
+    "displays.citizen.unplugged": Message(
+        "Écran citoyen débranché : vérifiez le câble", "Citizen screen unplugged: check the cable"
+    ),
+    "displays.curtain.on": Message("Écran citoyen masqué", "Citizen screen hidden"),
+    "displays.curtain.off": Message("Écran citoyen visible", "Citizen screen visible"),
+    # kioskctl status labels
+    "label.station": Message("Station", "Station"),
+    "label.power": Message("Énergie", "Power"),
+    "label.modem": Message("Réseau", "Network"),
+    "label.displays": Message("Écrans", "Screens"),
+    "label.scanner": Message("Scanner", "Scanner"),
+    "label.printer": Message("Imprimante", "Printer"),
+    "label.button": Message("Bouton", "Button"),
+    "label.audio": Message("Audio", "Audio"),
+    "label.camera": Message("Caméra", "Camera"),
+    "label.session": Message("Session", "Session"),
+    "label.notices": Message("Alertes", "Notices"),
+    "word.shore": Message("secteur", "shore"),
+    "word.battery": Message("batterie", "battery"),
+    "word.ignition": Message("contact mis", "ignition on"),
+    "word.none": Message("aucune", "none"),
+    "word.absent": Message("absent", "absent"),
+    "word.yes": Message("oui", "yes"),
+    "word.no": Message("non", "no"),
+    "word.no_data": Message("pas de mesure", "no data"),
+    "word.left": Message("restantes", "left"),
+    "word.mirror": Message("miroir", "mirror"),
+    "word.curtain": Message("masqué", "hidden"),
+    "word.off": Message("éteints", "off"),
+    "word.internet": Message("Internet", "Internet"),
+    "word.mic_muted": Message("micro coupé", "mic muted"),
+    "word.age": Message("depuis", "for"),
+    "word.scans": Message("scans", "scans"),
+    "word.downloads": Message("téléchargements", "downloads"),
+    "word.prints": Message("impressions", "prints"),
+    "cli.not_running": Message(
+        "kioskd ne répond pas ({socket}) : est-il démarré ?",
+        "kioskd is not answering ({socket}): is it running?",
+    ),
+    # generic
+    "api.bad_request": Message("Requête invalide : {detail}", "Invalid request: {detail}"),
+    "sim.unknown_verb": Message("Commande de simulation inconnue : {verb}", "Unknown simulation command: {verb}"),
+}
+
+
+def text(key: str, lang: Lang = "fr", **params: object) -> str:
+    """The message ``key`` in ``lang`` with its parameters filled in.
+
+    An unknown key is a programming error, reported as such instead of showing the agent a bare key."""
+    message = CATALOGUE.get(key)
+    if message is None:
+        raise KeyError(f"no message {key!r} in the catalogue")
+    template = message.fr if lang == "fr" else message.en
+    return template.format(**params)
+
+
+def both(key: str, **params: object) -> dict[str, str]:
+    """The message in both languages, as the API serves it: ``{"key", "fr", "en"}``."""
+    return {"key": key, "fr": text(key, "fr", **params), "en": text(key, "en", **params)}

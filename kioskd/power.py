@@ -1,0 +1,151 @@
+"""The power policy: shore, battery and ignition readings in; warnings, refusals and shutdown decisions out.
+
+Plain rules on the injected clock (no driver, no hardware library): the shore plug is debounced so a loose plug
+does not flap the station; alarms arm only after a first good reading; thresholds clear with hysteresis; a new
+session is refused when the time-to-go cannot cover a whole session plus the wipe reserve."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from kioskd.hal import Clock, PowerState, TimerHandle
+from kioskd.profile import PowerPolicyConfig
+
+Level = Literal["unknown", "ok", "warn", "critical"]
+
+
+@dataclass(frozen=True)
+class PowerDecision:
+    """What the policy asks of the station: a notice to show, or an action."""
+
+    action: Literal["notice", "clear", "shutdown", "travel", "arrive"]
+    key: str = ""
+    level: Literal["info", "warning", "error"] = "info"
+    soc: float | None = None
+
+
+class PowerPolicy:
+    def __init__(
+        self,
+        config: PowerPolicyConfig,
+        session_length: float,
+        clock: Clock,
+        decide: Callable[[PowerDecision], None],
+    ) -> None:
+        self.config = config
+        self.session_length = session_length
+        self.clock = clock
+        self.decide = decide
+        self.level: Level = "unknown"
+        self.shore: bool | None = None  # debounced
+        self.ignition: bool | None = None
+        self.last: PowerState = PowerState()
+        self._shore_raw: bool | None = None
+        self._shore_timer: TimerHandle | None = None
+        self._samples: deque[tuple[float, float]] = deque()  # (monotonic, soc) while on battery
+
+    # ------------------------------------------------------------------------------------------- readings
+    def update(self, state: PowerState) -> None:
+        now = self.clock.monotonic()
+        self.last = state
+        if not state.available:
+            return
+        self._track_shore(state.shore)
+        if state.ignition is not None and state.ignition != self.ignition:
+            first = self.ignition is None
+            self.ignition = state.ignition
+            if state.ignition:
+                self.decide(PowerDecision("travel", "power.ignition.on", "info"))
+            elif not first:
+                self.decide(PowerDecision("arrive", "power.ignition.off", "info"))
+        if state.soc is not None:
+            if self.shore:
+                self._samples.clear()
+            else:
+                self._samples.append((now, state.soc))
+                while self._samples and now - self._samples[0][0] > self.config.discharge_window:
+                    self._samples.popleft()
+        self._evaluate_level()
+
+    def _track_shore(self, raw: bool | None) -> None:
+        if raw is None or raw == self._shore_raw:
+            return
+        self._shore_raw = raw
+        if self._shore_timer is not None:
+            self._shore_timer.cancel()
+            self._shore_timer = None
+        if self.shore is None or self.config.shore_debounce == 0:
+            self._settle_shore(raw, announce=self.shore is not None)
+            return
+        if raw == self.shore:
+            return  # back to the settled value within the debounce: nothing happened
+        self._shore_timer = self.clock.call_later(self.config.shore_debounce, lambda: self._settle_shore(raw))
+
+    def _settle_shore(self, value: bool, announce: bool = True) -> None:
+        self._shore_timer = None
+        if value == self.shore:
+            return
+        self.shore = value
+        if announce:
+            key = "power.shore.connected" if value else "power.shore.disconnected"
+            self.decide(PowerDecision("notice", key, "info" if value else "warning"))
+        self._evaluate_level()
+
+    # ------------------------------------------------------------------------------------------- levels
+    def _evaluate_level(self) -> None:
+        soc = self.last.soc
+        if soc is None or self.shore is None:
+            return
+        cfg = self.config
+        previous = self.level
+        if self.shore:
+            level: Level = "ok"
+        elif soc <= cfg.critical_soc or ((ttg := self.time_to_go()) is not None and ttg <= cfg.wipe_reserve):
+            level = "critical"
+        elif soc <= cfg.warn_soc:
+            level = "warn"
+        elif previous in ("warn", "critical") and soc < cfg.warn_soc + cfg.hysteresis:
+            level = "warn"  # hysteresis: stay warned until the battery climbs clearly above the threshold
+        else:
+            level = "ok"
+        if previous == "critical" and level != "ok":
+            level = "critical"  # critical only clears on shore power
+        if level == previous:
+            return
+        self.level = level
+        if level == "critical":
+            self.decide(PowerDecision("shutdown", "power.critical", "error", soc))
+        elif level == "warn":
+            self.decide(PowerDecision("notice", "power.warn", "warning", soc))
+        elif level == "ok" and previous != "unknown":
+            self.decide(PowerDecision("clear"))
+
+    def time_to_go(self) -> float | None:
+        """Seconds of autonomy: the backend's figure when it has one, else the recent discharge rate."""
+        if self.shore:
+            return None
+        if self.last.time_to_go is not None:
+            return self.last.time_to_go
+        if len(self._samples) < 2:
+            return None
+        (t0, s0), (t1, s1) = self._samples[0], self._samples[-1]
+        if t1 - t0 < 60 or s1 >= s0:
+            return None
+        rate = (s0 - s1) / (t1 - t0)  # % per second
+        return s1 / rate
+
+    # ------------------------------------------------------------------------------------------- questions
+    def refusal(self) -> tuple[str, dict[str, object]] | None:
+        """Why a new session must not open now (catalogue key, parameters), or None."""
+        if self.level == "critical":
+            return "refused.power.critical", {}
+        ttg = self.time_to_go()
+        if ttg is not None and ttg < self.session_length + self.config.wipe_reserve:
+            return "refused.power.low", {"minutes": int(ttg // 60)}
+        return None
+
+    def can_start(self) -> bool:
+        return self.level != "critical"

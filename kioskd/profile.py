@@ -1,0 +1,150 @@
+"""Vehicle profiles: TOML files validated into typed configuration.
+
+A broken profile stops the daemon with a message naming the file, the key and what was expected. Backend options
+are validated by the backend itself (``DriverContext.parse_options``) with the same kind of message."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from kioskd.errors import ProfileError
+from kioskd.hal import DEVICE_KINDS, DeviceKind
+
+INSTALLED_PROFILE = Path("/etc/kioskd/profile.toml")
+SIM_PROFILE = Path(__file__).resolve().parent.parent / "profiles" / "sim.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Vehicle(_Section):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = Field(min_length=1)
+
+
+class StationConfig(_Section):
+    hold_time: float = Field(3.0, ge=0.5, le=30, description="seconds of a long press (end of day)")
+    autostart: bool = False  # start the station without a button press when the daemon starts
+    session_length: float = Field(1800, gt=0, description="seconds a typical citizen needs")
+    idle_timeout: float = Field(900, gt=0, description="seconds without activity before a session is wiped")
+    idle_warning: float = Field(60, ge=0, description="seconds of countdown shown before the idle wipe")
+    workspace: Literal["auto", "tmpfs", "directory"] = "auto"
+    workspace_size: str = Field("1G", pattern=r"^[0-9]+[kKmMgG]?$")
+    app: list[str] = Field(default_factory=list, description="the session app's command line")
+    app_grace: float = Field(5.0, ge=0, le=120, description="seconds between SIGTERM and SIGKILL of the app")
+    print_grace: float = Field(60.0, ge=0, description="seconds unfinished print jobs get at the wipe")
+
+    @model_validator(mode="after")
+    def _warning_fits(self) -> StationConfig:
+        if self.idle_warning >= self.idle_timeout:
+            raise ValueError("idle_warning must be shorter than idle_timeout")
+        return self
+
+
+class PowerPolicyConfig(_Section):
+    warn_soc: float = Field(30, ge=0, le=100)
+    critical_soc: float = Field(10, ge=0, le=100)
+    hysteresis: float = Field(3, ge=0, le=20, description="percentage points to climb back before clearing")
+    shore_debounce: float = Field(5.0, ge=0, le=120, description="seconds a shore change must last")
+    wipe_reserve: float = Field(300, ge=0, description="seconds of battery kept to finish a wipe")
+    discharge_window: float = Field(600, gt=0, description="seconds of samples for the time-to-go estimate")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PowerPolicyConfig:
+        if self.critical_soc >= self.warn_soc:
+            raise ValueError("critical_soc must be below warn_soc")
+        return self
+
+
+class ApiConfig(_Section):
+    host: Literal["127.0.0.1", "::1", "localhost"] = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535, description="0 picks a free port")
+    socket_group: str | None = "kiosk-agent"
+
+
+class DeviceSection(BaseModel):
+    """``[devices.<kind>]``: a backend name and its own options (checked by the backend)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    driver: str = Field(min_length=1, pattern=r"^[a-z0-9_+-]+$")
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Profile(_Section):
+    vehicle: Vehicle
+    station: StationConfig = StationConfig()
+    power_policy: PowerPolicyConfig = PowerPolicyConfig()
+    api: ApiConfig = ApiConfig()
+    devices: dict[DeviceKind, DeviceSection]
+    source: str = "<memory>"
+
+    @model_validator(mode="after")
+    def _all_devices(self) -> Profile:
+        missing = [kind for kind in DEVICE_KINDS if kind not in self.devices]
+        if missing:
+            raise ValueError(f"every device kind needs a section; missing: {', '.join(missing)}")
+        return self
+
+
+def default_profile_path() -> Path:
+    """The installed vehicle profile, else the simulated van."""
+    env = os.environ.get("KIOSKD_PROFILE")
+    if env:
+        return Path(env)
+    return INSTALLED_PROFILE if INSTALLED_PROFILE.exists() else SIM_PROFILE
+
+
+def _explain(error: dict[str, Any]) -> tuple[str, str]:
+    """(dotted key, what was expected) from one pydantic error, in a technician's words."""
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join(loc) if loc else "(top level)"
+    kind = error["type"]
+    if kind == "missing":
+        return key, "missing: this key is required"
+    if kind == "extra_forbidden":
+        return key, "unknown key (misspelt?)"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return key, f"expected one of {expected}, got {error.get('input')!r}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if "input" in error and kind not in ("value_error", "assertion_error"):
+        return key, f"{message[0].lower()}{message[1:]}, got {error['input']!r}"
+    return key, message
+
+
+def parse_profile(data: dict[str, Any], source: str) -> Profile:
+    """Validate a profile already read from TOML; ``source`` names it in errors."""
+    try:
+        return Profile.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        problems = [_explain(dict(e)) for e in exc.errors()]
+        first_key, first_what = problems[0]
+        more = "; ".join(f"{k}: {w}" for k, w in problems[1:])
+        raise ProfileError(
+            first_what + (f" (also {more})" if more else ""),
+            where=f"{source}: {first_key}",
+            action="fix the profile and restart kioskd",
+        ) from None
+
+
+def load_profile(path: Path) -> Profile:
+    """Read and validate the profile at ``path``."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ProfileError(f"cannot read the profile: {exc.strerror}", where=str(path)) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ProfileError("not UTF-8 text", where=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"not valid TOML: {exc}", where=str(path)) from None
+    return parse_profile(data, str(path))

@@ -1,0 +1,201 @@
+"""Scenarios: timelines of events for the simulated van, played on the simulated clock.
+
+A scenario file (``scenarios/*.toml``) lists steps at simulated times of day; each step is a station command
+(``start``, ``next``, ``end-of-day``) or a simulation verb (``shore off``, ``soc 25``, ``press`` …). The runner
+returns a summary and checks the file's expectations. It drives the station only through its public commands."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kioskd.errors import KioskError, ScenarioError
+from kioskd.hal import Simulation
+from kioskd.state import Mode
+from kioskd.station import Station
+
+log = logging.getLogger(__name__)
+
+STATION_COMMANDS = ("start", "next", "end-of-day", "retry-wipe")
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    at: str
+    do: str = Field(min_length=1)
+
+    @field_validator("at")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        if not _TIME.match(value):
+            raise ValueError("expected a time of day HH:MM or HH:MM:SS")
+        return value
+
+    def seconds(self) -> int:
+        match = _TIME.match(self.at)
+        assert match is not None
+        h, m, s = (int(g or 0) for g in match.groups())
+        return h * 3600 + m * 60 + s
+
+
+class Expect(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sessions: int | None = Field(None, ge=0)
+    final_state: Mode | None = None
+    refusals: int | None = Field(None, ge=0)
+    shutdown_reason: str | None = None
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    start: str = "08:00"
+    step: list[Step]
+    expect: Expect = Expect()
+    settle: float = Field(600.0, ge=0, description="simulated seconds allowed after the last step")
+
+    def start_seconds(self) -> int:
+        return Step(at=self.start, do="-").seconds()
+
+
+def load_scenario(path: Path) -> Scenario:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        scenario = Scenario.model_validate(data)
+    except OSError as exc:
+        raise ScenarioError(f"cannot read: {exc.strerror}", where=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"not valid TOML: {exc}", where=str(path)) from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ScenarioError(f"{err['msg']}", where=f"{path}: {key}") from None
+    for index, step in enumerate(scenario.step):
+        if step.seconds() < scenario.start_seconds():
+            raise ScenarioError(
+                f"step at {step.at} is before the start {scenario.start}", where=f"{path}: step[{index}]"
+            )
+    return scenario
+
+
+def start_of_day(scenario: Scenario) -> float:
+    """The simulated clock's wall time at t=0: today at the scenario's start, local time."""
+    today = datetime.now().date()
+    return datetime.combine(today, time()).timestamp() + scenario.start_seconds()
+
+
+@dataclass
+class Summary:
+    name: str
+    steps: int = 0
+    refusals: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    sessions: int = 0
+    wipes_verified: int = 0
+    wipes_failed: int = 0
+    final_state: str = ""
+    shutdown_reason: str = ""
+    min_soc: float | None = None
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "ok": self.ok}
+
+    def text(self) -> str:
+        lines = [
+            f"scenario « {self.name} »: {'OK' if self.ok else 'ÉCHEC / FAILED'}",
+            f"  steps played     {self.steps}",
+            f"  sessions         {self.sessions} (wipes verified {self.wipes_verified}, failed {self.wipes_failed})",
+            f"  refusals         {len(self.refusals)}",
+            f"  lowest charge    {'-' if self.min_soc is None else f'{self.min_soc:.1f} %'}",
+            f"  final state      {self.final_state} ({self.shutdown_reason or '-'})",
+        ]
+        lines += [f"  ! {failure}" for failure in self.failures + self.errors]
+        return "\n".join(lines)
+
+
+async def play(scenario: Scenario, station: Station, simulation: Simulation | None) -> Summary:
+    clock = station.clock
+    summary = Summary(scenario.name)
+    origin = scenario.start_seconds()
+    t0 = clock.monotonic()
+
+    def track_soc() -> None:
+        soc = station.state.power.soc
+        if soc is not None:
+            summary.min_soc = soc if summary.min_soc is None else min(summary.min_soc, soc)
+
+    for step in sorted(scenario.step, key=Step.seconds):
+        delay = (step.seconds() - origin) - (clock.monotonic() - t0)
+        if delay > 0:
+            await clock.sleep(delay)
+        track_soc()
+        words = shlex.split(step.do)
+        log.info("scenario %s: %s", step.at, step.do)
+        summary.steps += 1
+        try:
+            await _do(station, simulation, words)
+        except KioskError as exc:
+            summary.refusals.append(f"{step.at} {step.do}: {exc.key or exc.what}")
+        except (KeyError, ValueError) as exc:
+            summary.errors.append(f"{step.at} {step.do}: {exc}")
+        await station.idle()
+    waited = 0.0
+    while waited < scenario.settle and station.mode in ("starting", "wiping", "shutting_down"):
+        await clock.sleep(5)
+        waited += 5
+        await station.idle()
+    track_soc()
+    summary.sessions = station.state.sessions_today
+    summary.wipes_verified = sum(1 for w in station.wipes if w.verified)
+    summary.wipes_failed = sum(1 for w in station.wipes if not w.verified)
+    summary.final_state = station.mode
+    summary.shutdown_reason = station.state.reason if station.mode == "off" else ""
+    _check(scenario, summary)
+    return summary
+
+
+async def _do(station: Station, simulation: Simulation | None, words: list[str]) -> None:
+    verb, args = words[0], words[1:]
+    if verb in STATION_COMMANDS:
+        if verb == "start":
+            await station.start()
+        elif verb == "next":
+            await station.next_citizen()
+        elif verb == "end-of-day":
+            await station.end_of_day()
+        else:
+            await station.retry_wipe()
+        return
+    if simulation is None:
+        raise ValueError(f"{verb!r} needs the simulated van")
+    await simulation.apply(verb, args)
+
+
+def _check(scenario: Scenario, summary: Summary) -> None:
+    expect = scenario.expect
+    if expect.sessions is not None and summary.sessions != expect.sessions:
+        summary.failures.append(f"expected {expect.sessions} sessions, got {summary.sessions}")
+    if expect.final_state is not None and summary.final_state != expect.final_state:
+        summary.failures.append(f"expected final state {expect.final_state}, got {summary.final_state}")
+    if expect.refusals is not None and len(summary.refusals) != expect.refusals:
+        summary.failures.append(f"expected {expect.refusals} refusals, got {len(summary.refusals)}")
+    if expect.shutdown_reason is not None and summary.shutdown_reason != expect.shutdown_reason:
+        summary.failures.append(
+            f"expected shutdown reason {expect.shutdown_reason}, got {summary.shutdown_reason or 'none'}"
+        )
+    if summary.wipes_failed:
+        summary.failures.append(f"{summary.wipes_failed} wipe(s) not verified")

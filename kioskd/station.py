@@ -1,0 +1,328 @@
+"""The station: one state machine (off, starting, ready, in_session, wiping, travelling, shutting_down) that
+folds device events into the snapshot and turns button presses, agent commands and policy decisions into
+transitions. It knows hardware only through ``kioskd.hal`` contracts; illegal transitions are refused with a
+reason from the message catalogue."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from kioskd.backends import Devices
+from kioskd.bus import EventBus
+from kioskd.errors import TransitionRefused
+from kioskd.hal import ButtonPressed, Clock, DeviceFault, Event, LedPattern, PowerChanged, StateEvent
+from kioskd.power import PowerDecision, PowerPolicy
+from kioskd.profile import Profile
+from kioskd.session import Session, Sessions, WipeOutcome, WipeReason
+from kioskd.state import Level, Mode, Notice, SessionInfo, StationChanged, StationState
+
+log = logging.getLogger(__name__)
+
+TRANSITIONS: dict[Mode, frozenset[Mode]] = {
+    "off": frozenset({"starting"}),
+    # starting may find a pending wipe (crash or power cut) and must finish it before ready
+    "starting": frozenset({"ready", "wiping", "travelling", "shutting_down", "off"}),
+    "ready": frozenset({"in_session", "travelling", "shutting_down"}),
+    # a session only ever ends through a wipe
+    "in_session": frozenset({"wiping"}),
+    # a failed wipe stays in wiping; only a verified one leaves it (a power shutdown leaves it, the journal stays)
+    "wiping": frozenset({"ready", "travelling", "shutting_down"}),
+    "travelling": frozenset({"ready", "shutting_down"}),
+    "shutting_down": frozenset({"off"}),
+}
+
+LED: dict[Mode, LedPattern] = {
+    "off": "off",
+    "starting": "blink",
+    "ready": "on",
+    "in_session": "pulse",
+    "wiping": "blink_fast",
+    "travelling": "off",
+    "shutting_down": "blink",
+}
+
+
+def check_transition(current: Mode, target: Mode) -> None:
+    """Raise ``TransitionRefused`` unless ``current → target`` is in the table."""
+    if target not in TRANSITIONS[current]:
+        raise TransitionRefused(
+            f"{current} → {target} is not a transition of the station",
+            where="station",
+            key="refused.transition",
+            params={"current": current, "target": target},
+        )
+
+
+class Station:
+    def __init__(
+        self,
+        profile: Profile,
+        devices: Devices,
+        bus: EventBus,
+        clock: Clock,
+        sessions: Sessions,
+        power_off: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.profile = profile
+        self.devices = devices
+        self.bus = bus
+        self.clock = clock
+        self.sessions = sessions
+        self.power_off = power_off
+        self._state = StationState(vehicle=profile.vehicle.id, since=clock.wall())
+        self.session: Session | None = None
+        self.last_wipe: WipeOutcome | None = None
+        self.wipes: list[WipeOutcome] = []
+        self.power = PowerPolicy(profile.power_policy, profile.station.session_length, clock, self._on_power_decision)
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._unsubscribe = bus.subscribe(self._on_event)
+
+    # ------------------------------------------------------------------------------------------- snapshot
+    @property
+    def state(self) -> StationState:
+        return self._state
+
+    @property
+    def mode(self) -> Mode:
+        return self._state.mode
+
+    def _set(self, new: StationState) -> None:
+        if new == self._state:
+            return
+        previous, self._state = self._state, new
+        self.bus.publish(StationChanged(new, previous))
+
+    def _notice(self, topic: str, key: str, level: Level = "info", **params: Any) -> None:
+        notice = Notice(topic, key, level, tuple(sorted(params.items())), self.clock.wall())
+        self._set(self._state.with_notice(notice))
+
+    def _clear(self, topic: str) -> None:
+        self._set(self._state.without_notice(topic))
+
+    def snapshot(self) -> StationState:
+        """The snapshot with the session's file counts read now (counts only)."""
+        if self.session is not None and self._state.session is not None:
+            counts = self.session.counts()
+            info = dataclasses.replace(
+                self._state.session,
+                print_jobs=self.session.print_count,
+                scans=counts["scans"],
+                downloads=counts["downloads"],
+            )
+            self._set(dataclasses.replace(self._state, session=info))
+        return self._state
+
+    def _go(self, target: Mode, reason: str) -> None:
+        check_transition(self.mode, target)
+        log.info("station %s → %s (%s)", self.mode, target, reason)
+        self._set(dataclasses.replace(self._state, mode=target, since=self.clock.wall(), reason=reason))
+        self._spawn(self.devices.button.set_led(LED[target]))
+
+    # ------------------------------------------------------------------------------------------- events
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, StateEvent):
+            self._set(dataclasses.replace(self._state, **{event.device: vars(event)["state"]}))
+            if isinstance(event, PowerChanged):
+                self.power.update(event.state)
+        elif isinstance(event, ButtonPressed):
+            self._spawn(self.press(long=event.long))
+        elif isinstance(event, DeviceFault):
+            topic = f"device.{event.kind}"
+            if event.cleared:
+                self._clear(topic)
+            else:
+                self._notice(topic, event.fault, "warning")
+
+    def _on_power_decision(self, decision: PowerDecision) -> None:
+        if decision.action == "notice":
+            soc = None if decision.soc is None else round(decision.soc)
+            self._notice("power", decision.key, decision.level, **({"soc": soc} if soc is not None else {}))
+        elif decision.action == "clear":
+            self._clear("power")
+        elif decision.action == "shutdown":
+            self._notice("power", decision.key, "error", soc=round(decision.soc or 0))
+            self._spawn(self.end_of_day(reason="power"))
+        elif decision.action == "travel":
+            self._notice("power.ignition", decision.key)
+            self._spawn(self.travel())
+        elif decision.action == "arrive":
+            self._notice("power.ignition", decision.key)
+            self._spawn(self.arrive())
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._guard(coro))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guard(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Background commands (button, policies) report refusals as notices instead of raising."""
+        try:
+            await coro
+        except TransitionRefused as exc:
+            self._notice("station", exc.key or "refused.transition", "warning", **_refusal_params(exc, self.mode))
+        except Exception:
+            log.exception("station command failed")
+
+    async def idle(self) -> None:
+        """Wait until every background command has finished (tests, scenario steps, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # ------------------------------------------------------------------------------------------- commands
+    async def press(self, long: bool) -> None:
+        """The one button: short = start / next citizen, long = end of day."""
+        if long:
+            await self.end_of_day()
+        elif self.mode == "off":
+            await self.start()
+        else:
+            await self.next_citizen()
+
+    async def start(self) -> None:
+        if self.mode != "off":
+            raise TransitionRefused("the station is already running", where="station", key="refused.start.not_off")
+        if not self.power.can_start():
+            raise TransitionRefused("battery critical", where="power", key="refused.power.critical")
+        async with self._lock:
+            self._go("starting", "start")
+            await self.devices.displays.set_power(True)
+            await self.devices.displays.set_mirror(True)
+            pending = self.sessions.pending()
+            if pending:
+                await self._wipe_all(pending, "recovery")  # settles, or stays in wiping until someone acts
+            else:
+                self._settle_after_wipe()
+
+    def _settle_after_wipe(self) -> None:
+        """Where the station goes once nothing of a citizen is left: ready, or travelling if the engine runs."""
+        if self.power.ignition:
+            self._go("travelling", "ignition")
+            self._spawn(self.devices.displays.set_power(False))
+        else:
+            self._go("ready", "wiped" if self.mode == "wiping" else "started")
+
+    async def next_citizen(self) -> None:
+        mode = self.mode
+        if mode == "wiping":
+            raise TransitionRefused("a wipe is running", where="station", key="refused.next.wiping")
+        if mode == "travelling":
+            raise TransitionRefused("the vehicle is moving", where="station", key="refused.next.travelling")
+        if mode not in ("ready", "in_session"):
+            raise TransitionRefused(f"not possible while {mode}", where="station", key="refused.next.state")
+        async with self._lock:
+            if self.mode == "in_session":
+                await self._end_session("next")
+                if not self._is("ready"):
+                    return  # the wipe failed (stays in wiping) or the engine started
+            self._open_session()
+
+    def _is(self, *modes: Mode) -> bool:
+        """The mode now (after an await, unlike a narrowed ``self.mode``)."""
+        return self.mode in modes
+
+    def _open_session(self) -> None:
+        refusal = self.power.refusal()
+        if refusal is not None:
+            key, params = refusal
+            raise TransitionRefused("not enough battery for a session", where="power", key=key, params=params)
+        check_transition(self.mode, "in_session")
+        self.session = self.sessions.open()
+        info = SessionInfo(self.session.id, self.session.opened_at, str(self.session.workspace))
+        self._set(dataclasses.replace(self._state, session=info, sessions_today=self._state.sessions_today + 1))
+        self._go("in_session", "next")
+        self._clear("station")
+
+    async def _end_session(self, reason: WipeReason, then: Mode | None = None) -> None:
+        if self.session is None:
+            return
+        await self._wipe(self.session.id, reason, then)
+
+    async def _wipe(self, session_id: str, reason: WipeReason, then: Mode | None = None) -> WipeOutcome:
+        """Wipe one session; once verified, go to ``then`` (default: ready, or travelling if the engine runs)."""
+        self._go("wiping", reason)
+        outcome = await self.sessions.wipe(session_id, reason)
+        self.last_wipe = outcome
+        self.wipes.append(outcome)
+        if self.session is not None and self.session.id == session_id:
+            self.session = None
+            self._set(dataclasses.replace(self._state, session=None))
+        if outcome.verified:
+            self._clear("wipe")
+            if then is None:
+                self._settle_after_wipe()
+            else:
+                self._go(then, reason)
+        else:
+            self._notice("wipe", "wipe.failed", "error", handler=", ".join(outcome.failed_handlers()))
+        return outcome
+
+    async def _wipe_all(self, session_ids: list[str], reason: WipeReason) -> WipeOutcome | None:
+        """Wipe sessions left behind (crash, power cut, failed wipe); settle only when all are verified."""
+        if not self._is("wiping"):
+            self._go("wiping", reason)
+        outcome = None
+        for session_id in session_ids:
+            outcome = await self.sessions.wipe(session_id, reason)
+            self.last_wipe = outcome
+            self.wipes.append(outcome)
+            if not outcome.verified:
+                self._notice("wipe", "wipe.failed", "error", handler=", ".join(outcome.failed_handlers()))
+                return outcome
+        self._clear("wipe")
+        self._settle_after_wipe()
+        return outcome
+
+    async def retry_wipe(self) -> WipeOutcome | None:
+        """After a failed wipe: run it again (``kioskctl wipe --retry``)."""
+        async with self._lock:
+            pending = self.sessions.pending()
+            if not pending or not self._is("wiping"):
+                return None
+            return await self._wipe_all(pending, "retry")
+
+    async def end_of_day(self, reason: str = "end_of_day") -> None:
+        if self.mode in ("off", "shutting_down"):
+            raise TransitionRefused(f"not possible while {self.mode}", where="station", key="refused.end_of_day.state")
+        if self.mode == "wiping" and reason != "power":
+            raise TransitionRefused("a wipe is running", where="station", key="refused.next.wiping")
+        async with self._lock:
+            if self.mode == "in_session":
+                await self._end_session("power" if reason == "power" else "end_of_day", then="shutting_down")
+            if self.mode != "shutting_down":
+                self._go("shutting_down", reason)
+            await self.devices.displays.set_power(False)
+            self._go("off", reason)
+        if self.power_off is not None:
+            await self.power_off()
+
+    async def travel(self) -> None:
+        """Ignition on: the session ends (wipe), no new one, displays off."""
+        async with self._lock:
+            if self.mode == "in_session":
+                await self._end_session("travel")  # settles into travelling when the wipe is verified
+            elif self.mode == "ready":
+                self._go("travelling", "ignition")
+                await self.devices.displays.set_power(False)
+
+    async def arrive(self) -> None:
+        async with self._lock:
+            if self.mode == "travelling":
+                await self.devices.displays.set_power(True)
+                await self.devices.displays.set_mirror(True)
+                self._go("ready", "arrived")
+
+    async def close(self) -> None:
+        self._unsubscribe()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _refusal_params(exc: TransitionRefused, mode: Mode) -> dict[str, Any]:
+    """Parameters for any refusal message: the state, plus what the refusal itself carries."""
+    return {"state": mode, "current": mode, "target": "?", **exc.params}
