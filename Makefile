@@ -7,10 +7,11 @@ BIN    := $(VENV)/bin
 ARGS   ?=
 
 # Build and runtime libraries of the design-card bindings (pycups, python-sane, systemd-python, pulsectl).
-APT_BUILD := python3-venv python3-dev gcc pkg-config libcups2-dev libsane-dev libsystemd-dev libpulse0
+APT_BUILD := python3-venv python3-dev gcc pkg-config libcups2-dev libsane-dev libsystemd-dev libpulse0 \
+             libgirepository1.0-dev libcairo2-dev
 # Real services the integration tests start privately (each fixture says which package it needs).
 APT_TEST  := cups cups-ipp-utils cups-client dbus sane-utils libsane1 pulseaudio pulseaudio-utils chromium \
-             nut-server umockdev gir1.2-umockdev-1.0 libgirepository1.0-dev libcairo2-dev unpaper socat
+             nut-server umockdev gir1.2-umockdev-1.0 unpaper socat
 
 # Installs the Debian packages in $(1) that are not installed yet (root only; otherwise says what to run).
 define apt_ensure

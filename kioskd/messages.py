@@ -53,7 +53,7 @@ CATALOGUE: dict[str, Message] = {
         "Batterie critique : démarrage impossible, branchez le secteur",
         "Battery critical: cannot start, plug in shore power",
     ),
-    # power
+    # power (kioskd/power.py, drivers/power, issue 6) — add power messages here
     "power.shore.connected": Message("Secteur branché", "Shore power connected"),
     "power.shore.disconnected": Message("Secteur débranché : sur batterie", "Shore power unplugged: on battery"),
     "power.warn": Message(
@@ -79,6 +79,7 @@ CATALOGUE: dict[str, Message] = {
     # devices
     "device.unplugged": Message("{device} débranché : vérifiez le câble", "{device} unplugged: check the cable"),
     "device.back": Message("{device} de nouveau disponible", "{device} available again"),
+    # printer (drivers/printer, issue 4) — add printer messages here
     "printer.media-empty": Message("Plus de papier : rechargez le bac 1", "Out of paper: refill tray 1"),
     "printer.media-jam": Message(
         "Bourrage papier : ouvrez l'imprimante et retirez la feuille",
@@ -90,6 +91,7 @@ CATALOGUE: dict[str, Message] = {
         "Printer unreachable: check that it is on and plugged in",
     ),
     "printer.paused": Message("Imprimante en pause", "Printer paused"),
+    # scanner and scans (drivers/scanner, kioskd/scanning.py, issue 5) — add scanner messages here
     "scanner.jammed": Message("Bourrage du scanner : retirez la feuille", "Scanner jam: remove the sheet"),
     "scanner.no-docs": Message("Chargeur vide : posez les feuilles", "Feeder empty: load the sheets"),
     "scanner.cover-open": Message("Capot du scanner ouvert : refermez-le", "Scanner cover open: close it"),

@@ -1,0 +1,1 @@
+"""Power backends: VE.Direct, NUT, UPower, sysfs, GPIO, and their combination."""
