@@ -8,7 +8,7 @@ ARGS   ?=
 
 # Build and runtime libraries of the design-card bindings (pycups, python-sane, systemd-python, pulsectl).
 APT_BUILD := python3-venv python3-dev gcc pkg-config libcups2-dev libsane-dev libsystemd-dev libpulse0 \
-             libgirepository1.0-dev libcairo2-dev
+             libgirepository1.0-dev libcairo2-dev libdbus-1-dev libglib2.0-dev
 # Real services the integration tests start privately (each fixture says which package it needs).
 APT_TEST  := cups cups-ipp-utils cups-client dbus sane-utils libsane1 pulseaudio pulseaudio-utils chromium \
              nut-server umockdev gir1.2-umockdev-1.0 unpaper socat
