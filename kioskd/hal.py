@@ -433,6 +433,21 @@ class Camera(Device, Protocol):
         ...
 
 
+class InhibitLock(Protocol):
+    def release(self) -> None: ...
+
+
+@runtime_checkable
+class Host(Device, Protocol):
+    """The machine itself (logind on a van): powering off, and holding off a shutdown while a wipe runs."""
+
+    async def power_off(self) -> None: ...
+
+    async def inhibit(self, why: str) -> InhibitLock:
+        """Delay shutdown/sleep until the lock is released (logind ``Inhibit``, mode ``delay``)."""
+        ...
+
+
 @runtime_checkable
 class Simulation(Protocol):
     """A backend package that simulates hardware offers fault verbs (``kioskctl sim …``) through this."""
