@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kioskd.errors import ProfileError
 from kioskd.hal import DEVICE_KINDS, DeviceKind
@@ -86,12 +86,13 @@ class Profile(_Section):
     devices: dict[DeviceKind, DeviceSection]
     source: str = "<memory>"
 
-    @model_validator(mode="after")
-    def _all_devices(self) -> Profile:
-        missing = [kind for kind in DEVICE_KINDS if kind not in self.devices]
+    @field_validator("devices")
+    @classmethod
+    def _all_devices(cls, devices: dict[DeviceKind, DeviceSection]) -> dict[DeviceKind, DeviceSection]:
+        missing = [kind for kind in DEVICE_KINDS if kind not in devices]
         if missing:
-            raise ValueError(f"every device kind needs a section; missing: {', '.join(missing)}")
-        return self
+            raise ValueError(f"every device kind needs a [devices.<kind>] table; missing: {', '.join(missing)}")
+        return devices
 
 
 def default_profile_path() -> Path:

@@ -54,6 +54,8 @@ class SimPrinter:
                 self.van.set_job(sim, "cancelled")
 
     async def purge_jobs(self, session: str) -> None:
+        if self.van.purge_stuck:
+            raise DeviceError("the print queue refuses to purge", where="printer")
         for job_id in [i for i, j in self.van.jobs.items() if j.job.session == session]:
             self.van.jobs.pop(job_id).spool.unlink(missing_ok=True)
 

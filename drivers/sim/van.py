@@ -116,6 +116,7 @@ class SimVan:
     paper: int = 250
     toner: int = 80
     page_print_seconds: float = 5.0
+    purge_stuck: bool = False  # the queue refuses to purge (a wipe handler that fails)
     jobs: dict[int, SimJob] = field(default_factory=dict)
     job_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     scan_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -536,7 +537,10 @@ def VERBS(van: SimVan) -> dict[str, Verb]:
         return f"scanner {' '.join(args)}"
 
     async def printer(args: list[str]) -> str:
-        what = _choice(args, "printer", ("unplug", "plug", "paper", "jam", "clear", "toner"))
+        what = _choice(args, "printer", ("unplug", "plug", "paper", "jam", "clear", "toner", "stuck", "unstuck"))
+        if what in ("stuck", "unstuck"):
+            van.purge_stuck = what == "stuck"
+            return f"printer purge {'refused' if van.purge_stuck else 'works again'}"
         if what == "paper":
             van.paper = int(_number(args[1:], "printer paper", 0, 1000))
         elif what == "toner":
@@ -587,7 +591,7 @@ def VERBS(van: SimVan) -> dict[str, Verb]:
         "modem": Verb("modem hang|unplug|plug", modem),
         "output": Verb("output agent|citizen plug|unplug: a screen's cable", output),
         "scanner": Verb("scanner unplug|plug|jam [PAGE]|cover open|close|load N|clear", scanner),
-        "printer": Verb("printer unplug|plug|paper N|jam|clear|toner PERCENT", printer),
+        "printer": Verb("printer unplug|plug|paper N|jam|clear|toner PERCENT|stuck|unstuck (purge refused)", printer),
         "press": Verb("press: a short press of the button", press),
         "hold": Verb("hold [SECONDS]: hold the button (default: the hold time)", hold),
         "camera": Verb("camera plug|unplug", camera),

@@ -1,0 +1,89 @@
+"""Shared fixtures: a station on the simulated van, on a manual clock, with everything in a temp dir."""
+
+from __future__ import annotations
+
+import asyncio
+import tomllib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kioskd.backends import Devices, build_devices
+from kioskd.bus import EventBus
+from kioskd.clock import ManualClock
+from kioskd.hal import Event
+from kioskd.profile import SIM_PROFILE, Profile, parse_profile
+from kioskd.session import Sessions
+from kioskd.station import Station
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sim_profile(**overrides: Any) -> Profile:
+    """profiles/sim.toml with some tables overridden: ``sim_profile(station={"hold_time": 2})``."""
+    data = tomllib.loads(SIM_PROFILE.read_text())
+    for table, values in overrides.items():
+        node = data
+        *parents, last = table.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = {**node.get(last, {}), **values}
+    return parse_profile(data, "test-profile.toml")
+
+
+@dataclass
+class Rig:
+    station: Station
+    clock: ManualClock
+    bus: EventBus
+    devices: Devices
+    events: list[Event]
+    runtime: Path
+    state_dir: Path
+
+    async def sim(self, verb: str, *args: str) -> str:
+        assert self.devices.simulation is not None
+        task = asyncio.ensure_future(self.devices.simulation.apply(verb, list(args)))
+        while not task.done():
+            await self.clock.advance(0.5)
+        await self.station.idle()
+        return task.result()
+
+    async def run(self, seconds: float, step: float = 1.0) -> None:
+        """Let simulated time pass, a step at a time, letting background commands finish."""
+        for _ in range(int(seconds / step)):
+            await self.clock.advance(step)
+        await self.station.idle()
+
+    def of(self, kind: type[Event]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+async def make_rig(tmp_path: Path, profile: Profile | None = None) -> Rig:
+    clock = ManualClock()
+    bus = EventBus()
+    bus.bind(asyncio.get_running_loop())
+    events: list[Event] = []
+    bus.subscribe(events.append)
+    runtime, state = tmp_path / "run", tmp_path / "state"
+    runtime.mkdir(exist_ok=True)
+    state.mkdir(exist_ok=True)
+    profile = profile or sim_profile()
+    devices = build_devices(profile, clock, bus.publish_threadsafe, runtime)
+    sessions = Sessions(runtime / "sessions", state, devices, clock)
+    station = Station(profile, devices, bus, clock, sessions)
+    for _, device in devices.all():
+        await device.start()
+    return Rig(station, clock, bus, devices, events, runtime, state)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    r = await make_rig(tmp_path)
+    yield r
+    await r.station.close()
+    for _, device in r.devices.all():
+        await device.close()
