@@ -117,7 +117,7 @@ def create_app(station: Station, token: str | None = None, stopping: asyncio.Eve
     async def sim_verbs() -> dict[str, str]:
         return dict(_simulation(station).verbs())
 
-    @app.post("/sim/{verb}", summary="Act on the simulated van (fault verbs)")
+    @app.post("/sim/{verb}", summary="Act on the simulated van (fault verbs)", response_model=Result)
     async def sim(
         verb: Annotated[str, Path(pattern=r"^[a-z][a-z-]{0,31}$")], command: SimCommand | None = None
     ) -> Result | JSONResponse:

@@ -18,8 +18,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kioskd.errors import KioskError, ScenarioError
-from kioskd.hal import Simulation
-from kioskd.state import Mode
+from kioskd.hal import Event, Simulation
+from kioskd.state import Mode, StationChanged
 from kioskd.station import Station
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ class Scenario(BaseModel):
     start: str = "08:00"
     step: list[Step]
     expect: Expect = Expect()
+    end: str | None = Field(None, description="time of day the day ends (or earlier, once the station is off)")
     settle: float = Field(600.0, ge=0, description="simulated seconds allowed after the last step")
 
     def start_seconds(self) -> int:
@@ -105,6 +106,7 @@ class Summary:
     final_state: str = ""
     shutdown_reason: str = ""
     min_soc: float | None = None
+    soc_at_shutdown: float | None = None
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -120,7 +122,8 @@ class Summary:
             f"  steps played     {self.steps}",
             f"  sessions         {self.sessions} (wipes verified {self.wipes_verified}, failed {self.wipes_failed})",
             f"  refusals         {len(self.refusals)}",
-            f"  lowest charge    {'-' if self.min_soc is None else f'{self.min_soc:.1f} %'}",
+            f"  lowest charge    {'-' if self.min_soc is None else f'{self.min_soc:.1f} %'} while running",
+            f"  charge at stop   {'-' if self.soc_at_shutdown is None else f'{self.soc_at_shutdown:.1f} %'}",
             f"  final state      {self.final_state} ({self.shutdown_reason or '-'})",
         ]
         lines += [f"  ! {failure}" for failure in self.failures + self.errors]
@@ -133,10 +136,15 @@ async def play(scenario: Scenario, station: Station, simulation: Simulation | No
     origin = scenario.start_seconds()
     t0 = clock.monotonic()
 
-    def track_soc() -> None:
+    def track_soc(event: Event | None = None) -> None:
         soc = station.state.power.soc
-        if soc is not None:
-            summary.min_soc = soc if summary.min_soc is None else min(summary.min_soc, soc)
+        if soc is None or (station.mode == "off" and summary.soc_at_shutdown is not None):
+            return
+        summary.min_soc = soc if summary.min_soc is None else min(summary.min_soc, soc)
+        if station.mode == "off" and station.state.sessions_today:
+            summary.soc_at_shutdown = soc
+
+    unsubscribe = station.bus.subscribe(track_soc, StationChanged)
 
     for step in sorted(scenario.step, key=Step.seconds):
         delay = (step.seconds() - origin) - (clock.monotonic() - t0)
@@ -153,12 +161,16 @@ async def play(scenario: Scenario, station: Station, simulation: Simulation | No
         except (KeyError, ValueError) as exc:
             summary.errors.append(f"{step.at} {step.do}: {exc}")
         await station.idle()
+    if scenario.end is not None:
+        end = Step(at=scenario.end, do="-").seconds() - origin
+        while station.mode != "off" and clock.monotonic() - t0 < end:
+            await clock.sleep(min(60.0, end - (clock.monotonic() - t0)))
     waited = 0.0
     while waited < scenario.settle and station.mode in ("starting", "wiping", "shutting_down"):
         await clock.sleep(5)
         waited += 5
         await station.idle()
-    track_soc()
+    unsubscribe()
     summary.sessions = station.state.sessions_today
     summary.wipes_verified = sum(1 for w in station.wipes if w.verified)
     summary.wipes_failed = sum(1 for w in station.wipes if not w.verified)
