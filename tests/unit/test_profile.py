@@ -37,7 +37,7 @@ def _broken(tmp_path: Path, text: str) -> ProfileError:
         (lambda t: t.replace("warn_soc = 30", "warn_soc = 5"), "power_policy", "critical_soc must be below warn_soc"),
         (lambda t: t.replace('id = "sim-01"', 'id = "sim 01/.."'), "vehicle.id", "match pattern"),
         (lambda t: t.replace("[station]", "[station]\nholdtime = 2"), "station.holdtime", "unknown key"),
-        (lambda t: t.replace("[devices.camera]\ndriver = \"sim\"\n", ""), "devices", "missing: camera"),
+        (lambda t: t.replace('[devices.camera]\ndriver = "sim"\n', ""), "devices", "missing: camera"),
         (lambda t: t.replace('workspace = "auto"', 'workspace = "ramdisk"'), "station.workspace", "'tmpfs'"),
         (lambda t: t.replace("[vehicle]", "[vehicule]"), "vehicle", "missing"),
     ],
@@ -98,9 +98,22 @@ def test_daemon_refuses_to_start_on_a_broken_profile(tmp_path: Path) -> None:
     path = tmp_path / "van-42.toml"
     path.write_text(GOOD.replace("critical_soc = 10", "critical_soc = 'ten'"))
     result = subprocess.run(
-        [sys.executable, "-m", "kioskd.daemon", "--profile", str(path), "--runtime-dir", str(tmp_path / "r"),
-         "--state-dir", str(tmp_path / "s"), "--port", "0"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "kioskd.daemon",
+            "--profile",
+            str(path),
+            "--runtime-dir",
+            str(tmp_path / "r"),
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 78
     assert "van-42.toml" in result.stderr and "power_policy.critical_soc" in result.stderr
