@@ -6,12 +6,13 @@ panel, where every request must carry the panel token. Errors are JSON with a ca
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Path, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +23,21 @@ from kioskd.state import StationChanged
 from kioskd.station import Station
 
 KEEPALIVE_SECONDS = 15.0
+MAX_DOCUMENT = 50 * 1024 * 1024  # bytes: a scanned file of a few dozen pages; anything larger is refused
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, refused as soon as it grows past ``limit`` (never buffered whole first)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TransitionRefused(
+                f"document larger than {limit // 1_048_576} MiB", where="print", key="api.bad_request"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class SimCommand(BaseModel):
@@ -112,6 +128,31 @@ def create_app(station: Station, token: str | None = None, stopping: asyncio.Eve
         if outcome is None:
             return {"ok": True, "state": station.mode, "detail": "nothing to wipe"}
         return {"ok": outcome.verified, "state": station.mode, "failed": outcome.failed_handlers()}
+
+    @app.post("/print", summary="Print a PDF for the current citizen (body: the document)")
+    async def print_document(request: Request) -> dict[str, Any]:
+        document = await _body(request, MAX_DOCUMENT)
+        if not document.startswith(b"%PDF-"):
+            raise TransitionRefused("not a PDF document", where="print", key="api.bad_request")
+        job = await station.print_document(document)
+        return {"ok": True, "job": job, "state": station.mode}
+
+    @app.get("/jobs", summary="The current citizen's print jobs")
+    async def jobs() -> list[dict[str, Any]]:
+        if station.session is None:
+            return []
+        return [dataclasses.asdict(job) for job in await station.devices.printer.jobs(station.session.id)]
+
+    @app.post("/activity", summary="The agent is working with the citizen: restart the idle countdown")
+    async def activity() -> Result:
+        station.touch()
+        return Result(state=station.mode)
+
+    @app.get("/receipts", summary="The latest wipe receipts (no personal data)")
+    async def receipts(limit: Annotated[int, Query(ge=1, le=500)] = 20) -> list[dict[str, Any]]:
+        if station.store is None:
+            return []
+        return [dataclasses.asdict(r) for r in await station.store.receipts(limit)]
 
     @app.get("/sim", summary="The simulated van's verbs")
     async def sim_verbs() -> dict[str, str]:

@@ -27,7 +27,7 @@ def _fail(body: dict[str, Any], lang: Lang) -> int:
     return 1
 
 
-def _request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+def _request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
     try:
         with _client(args.socket) as client:
             response = client.request(method, path, **kwargs)
@@ -125,6 +125,17 @@ def render_status(status: dict[str, Any], lang: Lang) -> str:
     return "\n".join(f"{t(f'label.{key}'):<{width}}  {value}" for key, value in rows)
 
 
+def render_receipt(r: dict[str, Any], lang: Lang) -> str:
+    """One wipe receipt: when, why, verdict, and each handler's verdict and time."""
+    closed = datetime.fromtimestamp(r["closed_at"]).strftime("%Y-%m-%d %H:%M:%S")
+    verdict = messages.text("word.yes" if r["verified"] else "word.no", lang)
+    handlers = " ".join(f"{h['name']}{'✓' if h['ok'] else '✗'}{h['seconds'] * 1000:.0f}ms" for h in r["handlers"])
+    line = (
+        f"{closed}  {r['session']}  {r['reason']:<10} ok={verdict}  scans={r['scans']} prints={r['prints']}  {handlers}"
+    )
+    return line + "".join(f"\n    ! {p}" for p in r["problems"])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="kioskctl", description="Drive and inspect the van's station.")
     parser.add_argument("--socket", default=str(paths.socket_path()), help="kioskd's API socket ($KIOSKD_SOCKET)")
@@ -139,6 +150,11 @@ def main(argv: list[str] | None = None) -> None:
     wipe = sub.add_parser("wipe", help="the wipe after a failure")
     wipe.add_argument("--retry", action="store_true", required=True)
     sub.add_parser("events", help="follow the station's changes (JSON lines)")
+    printing = sub.add_parser("print", help="print a PDF for the current citizen")
+    printing.add_argument("file")
+    sub.add_parser("jobs", help="the current citizen's print jobs")
+    receipts = sub.add_parser("receipts", help="the latest wipe receipts")
+    receipts.add_argument("--limit", type=int, default=10)
     sim = sub.add_parser("sim", help="act on the simulated van (kioskctl sim help)")
     sim.add_argument("verb")
     sim.add_argument("args", nargs="*")
@@ -154,6 +170,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "events":
         _follow(args)
         return
+    if args.command in ("jobs", "receipts"):
+        params = {"limit": args.limit} if args.command == "receipts" else {}
+        code, body = _request(args, "GET", f"/{args.command}", params=params)
+        if code != 200:
+            raise SystemExit(_fail(body, lang))
+        if args.json:
+            print(json.dumps(body, indent=2, ensure_ascii=False))
+        elif args.command == "jobs":
+            for job in body:
+                print(f"{job['id']:>5}  {job['title']:<28} {job['state']:<11} {' '.join(job['reasons'])}")
+        else:
+            for r in body:
+                print(render_receipt(r, lang))
+        return
     if args.command == "sim" and args.verb == "help":
         code, body = _request(args, "GET", "/sim")
         if code != 200:
@@ -161,7 +191,15 @@ def main(argv: list[str] | None = None) -> None:
         for verb, help_text in body.items():
             print(f"  {verb:<10} {help_text}")
         return
-    if args.command == "sim":
+    if args.command == "print":
+        try:
+            with open(args.file, "rb") as document:
+                data = document.read()
+        except OSError as exc:
+            print(f"kioskctl: {args.file}: {exc.strerror}", file=sys.stderr)
+            raise SystemExit(1) from None
+        code, body = _request(args, "POST", "/print", content=data, headers={"content-type": "application/pdf"})
+    elif args.command == "sim":
         code, body = _request(args, "POST", f"/sim/{args.verb}", json={"args": args.args})
     elif args.command == "wipe":
         code, body = _request(args, "POST", "/wipe/retry")

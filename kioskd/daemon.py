@@ -33,6 +33,7 @@ from kioskd.scenario import Scenario, load_scenario, play, start_of_day
 from kioskd.session import Sessions
 from kioskd.state import StationChanged
 from kioskd.station import Station
+from kioskd.store import Store
 
 log = logging.getLogger("kioskd")
 
@@ -143,8 +144,9 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
     bus = EventBus()
     bus.bind(loop)
     devices: Devices = build_devices(profile, clock, bus.publish_threadsafe, runtime)
-    sessions = Sessions(runtime / "sessions", state, devices, clock)
-    station = Station(profile, devices, bus, clock, sessions)
+    store = Store(state / "kioskd.sqlite")
+    sessions = Sessions(runtime / "sessions", state, devices, clock, profile.station, store)
+    station = Station(profile, devices, bus, clock, sessions, store=store)
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)

@@ -364,6 +364,10 @@ class Displays(Device, Protocol):
 
     async def set_power(self, on: bool) -> None: ...
 
+    async def clear_clipboard(self) -> None:
+        """Empty every selection of the session's display (the wipe: a citizen's copied password)."""
+        ...
+
 
 @runtime_checkable
 class Scanner(Device, Protocol):

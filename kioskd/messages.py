@@ -54,6 +54,69 @@ CATALOGUE: dict[str, Message] = {
         "Battery critical: cannot start, plug in shore power",
     ),
     # power (kioskd/power.py, drivers/power, issue 6) — add power messages here
+    "power.no-data": Message(
+        "Plus de mesure de la batterie : vérifiez le câble du moniteur de batterie, sinon appelez le technicien",
+        "No battery reading: check the battery monitor's cable, else call the technician",
+    ),
+    "power.alarm.low-voltage": Message(
+        "Tension batterie basse : branchez le secteur ou réduisez la consommation",
+        "Battery voltage low: plug in shore power or reduce the load",
+    ),
+    "power.alarm.high-voltage": Message(
+        "Tension batterie trop haute : débranchez le chargeur et appelez le technicien",
+        "Battery voltage too high: unplug the charger and call the technician",
+    ),
+    "power.alarm.low-soc": Message(
+        "Batterie presque vide : branchez le secteur", "Battery almost empty: plug in shore power"
+    ),
+    "power.alarm.low-starter-voltage": Message(
+        "Batterie moteur faible : faites tourner le moteur avant de repartir",
+        "Starter battery low: run the engine before leaving",
+    ),
+    "power.alarm.high-starter-voltage": Message(
+        "Tension batterie moteur trop haute : appelez le technicien",
+        "Starter battery voltage too high: call the technician",
+    ),
+    "power.alarm.low-temperature": Message(
+        "Batterie trop froide : ne la chargez pas, appelez le technicien",
+        "Battery too cold: do not charge it, call the technician",
+    ),
+    "power.alarm.high-temperature": Message(
+        "Batterie trop chaude : réduisez la consommation et appelez le technicien",
+        "Battery too hot: reduce the load and call the technician",
+    ),
+    "power.alarm.mid-voltage": Message(
+        "Batteries déséquilibrées : appelez le technicien", "Batteries unbalanced: call the technician"
+    ),
+    "power.alarm.overload": Message(
+        "Surcharge électrique : débranchez un appareil", "Power overload: unplug an appliance"
+    ),
+    "power.alarm.dc-ripple": Message(
+        "Alimentation instable (ondulation) : appelez le technicien", "Unstable supply (DC ripple): call the technician"
+    ),
+    "power.alarm.low-ac-out-voltage": Message(
+        "Tension des prises 230 V trop basse : débranchez un appareil",
+        "Mains socket voltage too low: unplug an appliance",
+    ),
+    "power.alarm.high-ac-out-voltage": Message(
+        "Tension des prises 230 V trop haute : débranchez les appareils et appelez le technicien",
+        "Mains socket voltage too high: unplug the appliances and call the technician",
+    ),
+    "power.alarm.short-circuit": Message(
+        "Court-circuit sur les prises 230 V : débranchez les appareils et appelez le technicien",
+        "Short circuit on the mains sockets: unplug the appliances and call the technician",
+    ),
+    "power.alarm.bms-lockout": Message(
+        "Batterie coupée par sa protection : branchez le secteur et appelez le technicien",
+        "Battery cut off by its protection: plug in shore power and call the technician",
+    ),
+    "power.alarm.low-battery": Message(
+        "Batterie de secours faible : branchez le secteur", "Backup battery low: plug in shore power"
+    ),
+    "power.alarm.replace-battery": Message(
+        "Batterie de l'onduleur usée : prévenez le technicien pour la remplacer",
+        "UPS battery worn out: tell the technician to replace it",
+    ),
     "power.shore.connected": Message("Secteur branché", "Shore power connected"),
     "power.shore.disconnected": Message("Secteur débranché : sur batterie", "Shore power unplugged: on battery"),
     "power.warn": Message(
@@ -68,6 +131,13 @@ CATALOGUE: dict[str, Message] = {
     "power.ignition.off": Message("Contact coupé : station prête", "Ignition off: station ready"),
     # session
     "session.opened": Message("Nouveau citoyen : session ouverte", "New citizen: session opened"),
+    "session.idle.warning": Message(
+        "Session inactive : effacement dans {seconds} s (touchez l'écran ou appuyez pour continuer)",
+        "Session idle: wipe in {seconds} s (touch the screen or press to continue)",
+    ),
+    "refused.no_session": Message(
+        "Aucun citoyen en cours : ouvrez une session d'abord", "No citizen session: open one first"
+    ),
     "session.wiped": Message("Données du citoyen effacées et vérifiées", "Citizen data wiped and verified"),
     "wipe.failed": Message(
         "Effacement incomplet ({handler}) : appelez le technicien ou relancez l'effacement",
@@ -95,6 +165,46 @@ CATALOGUE: dict[str, Message] = {
     "scanner.jammed": Message("Bourrage du scanner : retirez la feuille", "Scanner jam: remove the sheet"),
     "scanner.no-docs": Message("Chargeur vide : posez les feuilles", "Feeder empty: load the sheets"),
     "scanner.cover-open": Message("Capot du scanner ouvert : refermez-le", "Scanner cover open: close it"),
+    "scanner.busy": Message(
+        "Scanner occupé par un autre programme : attendez un instant puis relancez le scan",
+        "Scanner busy with another program: wait a moment, then scan again",
+    ),
+    "scanner.io-error": Message(
+        "Le scanner ne répond pas : éteignez-le, rallumez-le, puis relancez le scan",
+        "The scanner is not responding: switch it off and on, then scan again",
+    ),
+    "scanner.unplugged": Message(
+        "Scanner débranché : vérifiez son câble USB et qu'il est allumé",
+        "Scanner unplugged: check its USB cable and that it is switched on",
+    ),
+    "scan.done": Message("Scan prêt : {pages} page(s), {size_kb} Ko", "Scan ready: {pages} page(s), {size_kb} kB"),
+    "scan.reduced": Message(
+        "Scan prêt : {pages} page(s), {size_kb} Ko, réduit à {dpi} dpi pour tenir dans {budget_kb} Ko : "
+        "vérifiez qu'il reste lisible",
+        "Scan ready: {pages} page(s), {size_kb} kB, reduced to {dpi} dpi to fit in {budget_kb} kB: "
+        "check that it is still legible",
+    ),
+    "scan.kept": Message(
+        "{pages} page(s) scannée(s) et gardée(s), arrêt à la page {page} : réglez l'incident puis scannez la suite",
+        "{pages} page(s) scanned and kept, stopped at page {page}: fix the problem, then scan the rest",
+    ),
+    "scan.kept.jammed": Message(
+        "{pages} page(s) scannée(s), bourrage à la page {page} : retirez la feuille et scannez la suite "
+        "à partir de la page {page}",
+        "{pages} page(s) scanned, jam at page {page}: remove the sheet and scan the rest from page {page}",
+    ),
+    "scan.too-big": Message(
+        "Document trop lourd : {smallest_kb} Ko au minimum pour {budget_kb} Ko permis ; "
+        "scannez moins de pages à la fois",
+        "Document too large: {smallest_kb} kB at the least for {budget_kb} kB allowed; scan fewer pages at a time",
+    ),
+    "scan.empty": Message(
+        "Aucune page scannée : posez le document et relancez", "No page scanned: place the document and try again"
+    ),
+    "scan.write-failed": Message(
+        "Scan non enregistré ({pages} page(s)) : l'espace de la session est plein, appelez le technicien",
+        "Scan not saved ({pages} page(s)): the session space is full, call the technician",
+    ),
     "displays.citizen.unplugged": Message(
         "Écran citoyen débranché : vérifiez le câble", "Citizen screen unplugged: check the cable"
     ),

@@ -1,9 +1,14 @@
-"""The citizen session: its private workspace, and the wipe that removes everything of it.
+"""The citizen session and the wipe that removes everything of it.
 
-A wipe is a set of independent handlers run concurrently, each reporting a verdict and its duration, followed by
-a verification. A journal entry (fsync'd) is written before the first handler runs and removed only after the
-verification, so a crash or power cut in the middle is finished at the next start. Nothing here logs a path
-inside a workspace or a file name from it."""
+A wipe runs independent handlers, each reporting a verdict and its duration (retried once on failure), in three
+stages: the session app first (nothing may write while we clean), then the browser profile, downloads, scans,
+print jobs, clipboard, audio and camera concurrently, then the workspace itself. Verification follows: the
+workspace is gone, no process of the session survives, the printer lists no job of it. A journal entry (fsync'd)
+is written before the first handler and removed only after verification, so a crash or power cut in the middle
+is finished at the next start. A receipt (no personal data) goes to the store.
+
+Fault injection for the crash tests: ``KIOSKD_FAULT_WIPE=<stage>`` makes the daemon kill itself (SIGKILL) right
+after that stage: journal, app, handlers, workspace, verified. Nothing here logs a path inside a workspace."""
 
 from __future__ import annotations
 
@@ -12,57 +17,36 @@ import json
 import logging
 import os
 import secrets
-import shutil
+import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from kioskd import workspace as ws_ops
 from kioskd.backends import Devices
-from kioskd.hal import Clock
+from kioskd.hal import JOB_FINISHED, Clock
+from kioskd.profile import StationConfig
+from kioskd.session_app import SessionApp, session_processes
+from kioskd.store import Receipt, Store
+from kioskd.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
 WipeReason = Literal["next", "idle", "power", "end_of_day", "travel", "recovery", "retry"]
-WORKSPACE_DIRS = ("home", "downloads", "scans", "browser")
+Handler = Callable[[], Awaitable[None]]
 
 
 @dataclass
 class Session:
     id: str
-    workspace: Path
+    workspace: Workspace
     opened_at: float  # wall
     print_count: int = 0
 
-    @property
-    def home(self) -> Path:
-        return self.workspace / "home"
-
-    @property
-    def downloads(self) -> Path:
-        return self.workspace / "downloads"
-
-    @property
-    def scans(self) -> Path:
-        return self.workspace / "scans"
-
-    @property
-    def browser(self) -> Path:
-        return self.workspace / "browser"
-
     def counts(self) -> dict[str, int]:
         """Files in scans and downloads (counts only: names never leave this object)."""
-        return {
-            "scans": _count_files(self.scans),
-            "downloads": _count_files(self.downloads),
-        }
-
-
-def _count_files(path: Path) -> int:
-    try:
-        return sum(1 for entry in os.scandir(path) if entry.is_file(follow_symlinks=False))
-    except OSError:
-        return 0
+        return self.workspace.counts()
 
 
 @dataclass(frozen=True)
@@ -90,36 +74,54 @@ class WipeOutcome:
         return [v.name for v in self.verdicts if not v.ok] + (["verification"] if self.problems else [])
 
 
-Handler = Callable[[], Awaitable[None]]
-
-
 class Sessions:
-    """Opens sessions in ``root`` (one private directory each) and wipes them, journalled in ``state_dir``."""
+    """Opens sessions under ``root`` (one workspace each) and wipes them, journalled in ``state_dir``."""
 
-    def __init__(self, root: Path, state_dir: Path, devices: Devices, clock: Clock, retries: int = 1) -> None:
+    def __init__(
+        self,
+        root: Path,
+        state_dir: Path,
+        devices: Devices,
+        clock: Clock,
+        config: StationConfig | None = None,
+        store: Store | None = None,
+        retries: int = 1,
+    ) -> None:
         self.root = root
         self.journal_dir = state_dir / "wipe-journal"
         self.devices = devices
         self.clock = clock
+        self.config = config or StationConfig()
+        self.store = store
         self.retries = retries
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.journal_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.root, 0o700)
+        self.open_sessions: dict[str, Session] = {}
+        self.app = SessionApp(self.config.app, self.config.app_grace, clock)
+        for path in (self.root, self.journal_dir):
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(path, 0o700)
 
     # ------------------------------------------------------------------------------------------- open
-    def open(self) -> Session:
+    async def open(self) -> Session:
         session_id = secrets.token_hex(4)
-        workspace = self.root / session_id
-        workspace.mkdir(mode=0o700)
-        for name in WORKSPACE_DIRS:
-            (workspace / name).mkdir(mode=0o700)
-        self._journal_write(session_id, {"session": session_id, "phase": "open", "workspace": session_id})
-        log.info("session %s opened", session_id)
-        return Session(session_id, workspace, self.clock.wall())
+        opened = self.clock.wall()
+        # journal first: a power cut between here and the first file written still leaves a wipe to do
+        self._journal_write(session_id, {"session": session_id, "phase": "open", "opened_at": opened})
+        workspace = await ws_ops.create(self.root / session_id, self.config.workspace, self.config.workspace_size)
+        session = Session(session_id, workspace, opened)
+        self.open_sessions[session_id] = session
+        try:
+            await self.app.start(session_id, workspace)
+        except OSError as exc:
+            log.error("session %s: the session app did not start: %s", session_id, exc.strerror)
+        log.info("session %s opened (%s workspace)", session_id, workspace.kind)
+        return session
 
     # ------------------------------------------------------------------------------------------- journal
-    def _journal_write(self, session_id: str, entry: dict[str, str]) -> None:
-        path = self.journal_dir / f"{session_id}.json"
+    def _journal_path(self, session_id: str) -> Path:
+        return self.journal_dir / f"{session_id}.json"
+
+    def _journal_write(self, session_id: str, entry: dict[str, object]) -> None:
+        path = self._journal_path(session_id)
         tmp = path.with_suffix(".tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(entry, f)
@@ -128,48 +130,105 @@ class Sessions:
         os.replace(tmp, path)
         _fsync_dir(self.journal_dir)
 
+    def _journal_read(self, session_id: str) -> dict[str, object]:
+        try:
+            data = json.loads(self._journal_path(session_id).read_text(encoding="utf-8"))
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
     def _journal_clear(self, session_id: str) -> None:
-        (self.journal_dir / f"{session_id}.json").unlink(missing_ok=True)
+        self._journal_path(session_id).unlink(missing_ok=True)
         _fsync_dir(self.journal_dir)
 
     def pending(self) -> list[str]:
-        """Sessions that were opened or being wiped and never verified clean, plus stray workspaces."""
+        """Sessions opened or being wiped and never verified clean, plus stray workspaces (power cut)."""
         found = {p.stem for p in self.journal_dir.glob("*.json")}
-        found |= {p.name for p in self.root.iterdir() if p.is_dir()} if self.root.exists() else set()
+        found |= {p.stem for p in self.journal_dir.glob("*.tmp")}
+        if self.root.exists():
+            found |= {p.name for p in self.root.iterdir()}
         return sorted(found)
 
     # ------------------------------------------------------------------------------------------- wipe
-    def handlers(self, session_id: str) -> dict[str, Handler]:
-        workspace = self.root / session_id
+    def _stages(self, session_id: str, reason: WipeReason) -> list[dict[str, Handler]]:
+        root = self.root / session_id
         devices = self.devices
+        grace = 0.0 if reason in ("recovery", "retry") else self.config.print_grace
 
-        async def printer() -> None:
+        async def app() -> None:
+            await self.app.stop(session_id)
+
+        async def print_jobs() -> None:
+            waited = 0.0
+            while waited < grace:  # the citizen is still waiting for the paper
+                jobs = await devices.printer.jobs(session_id)
+                if all(job.state in JOB_FINISHED for job in jobs):
+                    break
+                await self.clock.sleep(1.0)
+                waited += 1.0
             await devices.printer.cancel_jobs(session_id)
             await devices.printer.purge_jobs(session_id)
 
-        async def workspace_files() -> None:
-            await asyncio.to_thread(_remove_tree, workspace)
+        def clear(sub: str) -> Handler:
+            async def run() -> None:
+                await ws_ops.clear(root / sub)
 
-        return {
-            "print_jobs": printer,
-            "audio": devices.audio.reset,
-            "camera": devices.camera.reset,
-            "workspace": workspace_files,
-        }
+            return run
+
+        async def workspace() -> None:
+            await ws_ops.remove(root)
+
+        return [
+            {"app": app},
+            {
+                "browser": clear("browser"),
+                "downloads": clear("downloads"),
+                "scans": clear("scans"),
+                "print_jobs": print_jobs,
+                "clipboard": devices.displays.clear_clipboard,
+                "audio": devices.audio.reset,
+                "camera": devices.camera.reset,
+            },
+            {"workspace": workspace},
+        ]
 
     async def wipe(self, session_id: str, reason: WipeReason) -> WipeOutcome:
-        """Run every handler (concurrently, each retried once), then verify; the journal closes only if clean."""
-        self._journal_write(session_id, {"session": session_id, "phase": "wiping", "reason": reason})
+        """Every handler, stage by stage, then verification; the journal closes only when the wipe is clean."""
+        journal = self._journal_read(session_id)
+        session = self.open_sessions.get(session_id)
+        counts = session.counts() if session else {"scans": 0, "downloads": 0}
+        self._journal_write(session_id, {**journal, "session": session_id, "phase": "wiping", "reason": reason})
+        _fault("journal")
         outcome = WipeOutcome(session_id, reason, self.clock.wall())
-        handlers = self.handlers(session_id)
-        outcome.verdicts = list(await asyncio.gather(*(self._run(n, h) for n, h in handlers.items())))
+        for number, stage in enumerate(self._stages(session_id, reason)):
+            verdicts = await asyncio.gather(*(self._run(name, handler) for name, handler in stage.items()))
+            outcome.verdicts.extend(verdicts)
+            _fault(("app", "handlers", "workspace")[number])
         outcome.problems = await self.verify(session_id)
         outcome.finished = self.clock.wall()
+        _fault("verified")
         if outcome.verified:
             self._journal_clear(session_id)
+            self.open_sessions.pop(session_id, None)
             log.info("session %s wiped (%s) and verified", session_id, reason)
         else:
             log.error("session %s wipe incomplete: %s", session_id, ", ".join(outcome.failed_handlers()))
+        if self.store is not None:
+            opened = journal.get("opened_at")
+            await self.store.add_receipt(
+                Receipt(
+                    session=session_id,
+                    opened_at=float(opened) if isinstance(opened, int | float) else None,
+                    closed_at=outcome.finished,
+                    reason=reason,
+                    verified=outcome.verified,
+                    handlers=[asdict(v) for v in outcome.verdicts],
+                    problems=outcome.problems,
+                    scans=counts["scans"],
+                    downloads=counts["downloads"],
+                    prints=session.print_count if session else 0,
+                )
+            )
         return outcome
 
     async def _run(self, name: str, handler: Handler) -> HandlerVerdict:
@@ -178,16 +237,16 @@ class Sessions:
         for _attempt in range(1 + self.retries):
             try:
                 await handler()
-                return HandlerVerdict(name, True, self.clock.monotonic() - start)
+                return HandlerVerdict(name, True, round(self.clock.monotonic() - start, 4))
             except Exception as exc:  # a handler's failure is a verdict, never a crash
                 reason = f"{type(exc).__name__}: {_safe(exc)}"
-        return HandlerVerdict(name, False, self.clock.monotonic() - start, reason)
+        return HandlerVerdict(name, False, round(self.clock.monotonic() - start, 4), reason)
 
     async def verify(self, session_id: str) -> list[str]:
-        problems: list[str] = []
-        workspace = self.root / session_id
-        if workspace.exists():
-            problems.append("workspace still exists")
+        problems = ws_ops.leftovers(self.root / session_id)
+        survivors = await asyncio.to_thread(session_processes, session_id)
+        if survivors:
+            problems.append(f"{len(survivors)} process(es) of the session still running")
         try:
             problems += list(await self.devices.printer.verify_purged(session_id))
         except Exception as exc:
@@ -195,18 +254,16 @@ class Sessions:
         return problems
 
 
+def _fault(stage: str) -> None:
+    if os.environ.get("KIOSKD_FAULT_WIPE") == stage:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _safe(exc: Exception) -> str:
     """An exception's message without paths (they could name a citizen's file)."""
     if isinstance(exc, OSError):
         return exc.strerror or "OS error"
     return str(exc).split("/", 1)[0][:200]
-
-
-def _remove_tree(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def _fsync_dir(path: Path) -> None:

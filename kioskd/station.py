@@ -14,11 +14,23 @@ from typing import Any
 from kioskd.backends import Devices
 from kioskd.bus import EventBus
 from kioskd.errors import TransitionRefused
-from kioskd.hal import ButtonPressed, Clock, DeviceFault, Event, LedPattern, PowerChanged, StateEvent
+from kioskd.hal import (
+    ButtonPressed,
+    Clock,
+    DeviceFault,
+    Event,
+    JobStateChanged,
+    LedPattern,
+    PowerChanged,
+    ScanFinished,
+    StateEvent,
+    TimerHandle,
+)
 from kioskd.power import PowerDecision, PowerPolicy
 from kioskd.profile import Profile
 from kioskd.session import Session, Sessions, WipeOutcome, WipeReason
 from kioskd.state import Level, Mode, Notice, SessionInfo, StationChanged, StationState
+from kioskd.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +78,7 @@ class Station:
         clock: Clock,
         sessions: Sessions,
         power_off: Callable[[], Awaitable[None]] | None = None,
+        store: Store | None = None,
     ) -> None:
         self.profile = profile
         self.devices = devices
@@ -73,12 +86,14 @@ class Station:
         self.clock = clock
         self.sessions = sessions
         self.power_off = power_off
+        self.store = store
         self._state = StationState(vehicle=profile.vehicle.id, since=clock.wall())
         self.session: Session | None = None
         self.last_wipe: WipeOutcome | None = None
         self.wipes: list[WipeOutcome] = []
         self.power = PowerPolicy(profile.power_policy, profile.station.session_length, clock, self._on_power_decision)
         self._lock = asyncio.Lock()
+        self._idle_timer: TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe = bus.subscribe(self._on_event)
 
@@ -131,6 +146,10 @@ class Station:
                 self.power.update(event.state)
         elif isinstance(event, ButtonPressed):
             self._spawn(self.press(long=event.long))
+        elif isinstance(event, ScanFinished) or (
+            isinstance(event, JobStateChanged) and self.session is not None and event.job.session == self.session.id
+        ):
+            self.touch()
         elif isinstance(event, DeviceFault):
             topic = f"device.{event.kind}"
             if event.cleared:
@@ -219,25 +238,83 @@ class Station:
                 await self._end_session("next")
                 if not self._is("ready"):
                     return  # the wipe failed (stays in wiping) or the engine started
-            self._open_session()
+            await self._open_session()
 
     def _is(self, *modes: Mode) -> bool:
         """The mode now (after an await, unlike a narrowed ``self.mode``)."""
         return self.mode in modes
 
-    def _open_session(self) -> None:
+    async def _open_session(self) -> None:
         refusal = self.power.refusal()
         if refusal is not None:
             key, params = refusal
             raise TransitionRefused("not enough battery for a session", where="power", key=key, params=params)
         check_transition(self.mode, "in_session")
-        self.session = self.sessions.open()
-        info = SessionInfo(self.session.id, self.session.opened_at, str(self.session.workspace))
+        self.session = await self.sessions.open()
+        info = SessionInfo(self.session.id, self.session.opened_at, str(self.session.workspace.root))
         self._set(dataclasses.replace(self._state, session=info, sessions_today=self._state.sessions_today + 1))
         self._go("in_session", "next")
         self._clear("station")
+        self.touch()
+
+    # ------------------------------------------------------------------------------------------- idle
+    def touch(self) -> None:
+        """Someone is working with the citizen: the idle countdown starts again."""
+        if self.session is None:
+            return
+        self._cancel_idle()
+        if self._state.session is not None and self._state.session.idle_deadline is not None:
+            self._set(
+                dataclasses.replace(self._state, session=dataclasses.replace(self._state.session, idle_deadline=None))
+            )
+            self._clear("idle")
+        cfg = self.profile.station
+        self._idle_timer = self.clock.call_later(cfg.idle_timeout - cfg.idle_warning, self._idle_warning)
+
+    def _cancel_idle(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _idle_warning(self) -> None:
+        if self.session is None or self._state.session is None:
+            return
+        warning = self.profile.station.idle_warning
+        deadline = self.clock.wall() + warning
+        self._set(
+            dataclasses.replace(self._state, session=dataclasses.replace(self._state.session, idle_deadline=deadline))
+        )
+        self._notice("idle", "session.idle.warning", "warning", seconds=int(warning))
+        self._idle_timer = self.clock.call_later(warning, self._idle_expired)
+
+    def _idle_expired(self) -> None:
+        self._idle_timer = None
+        self._clear("idle")
+        self._spawn(self._idle_wipe())
+
+    async def _idle_wipe(self) -> None:
+        async with self._lock:
+            if self.mode == "in_session":
+                await self._end_session("idle")
+
+    # ------------------------------------------------------------------------------------------- printing
+    async def print_document(self, document: bytes) -> int:
+        """Print a document of the current session under an anonymous title; returns the job id."""
+        session = self.session
+        if session is None or self.mode != "in_session":
+            raise TransitionRefused("printing needs a citizen session", where="station", key="refused.no_session")
+        self.touch()
+        session.print_count += 1
+        number = session.print_count
+        path = session.workspace.prints / f"print-{number}.pdf"
+        await asyncio.to_thread(path.write_bytes, document)
+        job = await self.devices.printer.submit(path, title=f"kiosk-{session.id}-{number}", session=session.id)
+        self.snapshot()
+        return job
 
     async def _end_session(self, reason: WipeReason, then: Mode | None = None) -> None:
+        self._cancel_idle()
+        self._clear("idle")
         if self.session is None:
             return
         await self._wipe(self.session.id, reason, then)
@@ -317,6 +394,7 @@ class Station:
                 self._go("ready", "arrived")
 
     async def close(self) -> None:
+        self._cancel_idle()
         self._unsubscribe()
         for task in list(self._tasks):
             task.cancel()

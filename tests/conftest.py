@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import tomllib
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from kioskd.hal import Event
 from kioskd.profile import SIM_PROFILE, Profile, parse_profile
 from kioskd.session import Sessions
 from kioskd.station import Station
+from kioskd.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,10 +73,11 @@ async def make_rig(tmp_path: Path, profile: Profile | None = None) -> Rig:
     runtime, state = tmp_path / "run", tmp_path / "state"
     runtime.mkdir(exist_ok=True)
     state.mkdir(exist_ok=True)
-    profile = profile or sim_profile()
+    profile = profile or sim_profile(station={"workspace": "directory"})
     devices = build_devices(profile, clock, bus.publish_threadsafe, runtime)
-    sessions = Sessions(runtime / "sessions", state, devices, clock)
-    station = Station(profile, devices, bus, clock, sessions)
+    store = Store(state / "kioskd.sqlite")
+    sessions = Sessions(runtime / "sessions", state, devices, clock, profile.station, store)
+    station = Station(profile, devices, bus, clock, sessions, store=store)
     for _, device in devices.all():
         await device.start()
     return Rig(station, clock, bus, devices, events, runtime, state)
@@ -87,3 +90,17 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     await r.station.close()
     for _, device in r.devices.all():
         await device.close()
+
+
+def mounts_under(path: Path) -> list[str]:
+    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+        points = [line.split()[4] for line in mountinfo]
+    return [p for p in points if p.startswith(str(path) + "/")]
+
+
+@pytest.fixture(autouse=True)
+def _no_mount_left_behind(tmp_path: Path) -> Iterator[None]:
+    """A test that leaves a session tmpfs mounted (a killed daemon) gets it unmounted, deepest first."""
+    yield
+    for point in sorted(mounts_under(tmp_path), key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], check=False)

@@ -29,3 +29,7 @@ class SimDisplays:
 
     async def set_power(self, on: bool) -> None:
         self.van.set_displays(powered=on)
+
+    async def clear_clipboard(self) -> None:
+        self.van.clipboard = ""
+        self.van.record("clipboard", "cleared")

@@ -97,6 +97,7 @@ class SimVan:
     power_ok: bool = True  # the battery monitor answers
     modem: ModemState = field(default_factory=lambda: ModemState(True, "home", "lte", 70, "Orange F", True, True))
     modem_hung: bool = False
+    clipboard: str = ""
     displays: DisplaysState = field(
         default_factory=lambda: DisplaysState(
             (Output("HDMI-1", "agent", True, 1920, 1080), Output("HDMI-2", "citizen", True, 1920, 1080)),

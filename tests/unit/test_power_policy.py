@@ -86,7 +86,9 @@ async def test_time_to_go_is_estimated_from_the_discharge_when_the_backend_has_n
 
 
 async def test_a_battery_day_warns_refuses_then_ends_the_session_and_shuts_down(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    rig: Rig = await make_rig(tmp_path, sim_profile(**{"devices.power": {"soc": 40, "tick": 10}}))
+    rig: Rig = await make_rig(
+        tmp_path, sim_profile(station={"workspace": "directory"}, **{"devices.power": {"soc": 40, "tick": 10}})
+    )
     try:
         await rig.station.start()
         await rig.station.next_citizen()
@@ -118,7 +120,7 @@ async def test_a_battery_day_warns_refuses_then_ends_the_session_and_shuts_down(
 async def test_critical_battery_during_a_session_wipes_it_before_shutting_down(rig: Rig) -> None:
     await rig.station.start()
     await rig.station.next_citizen()
-    workspace = rig.station.session.workspace  # type: ignore[union-attr]
+    workspace = rig.station.session.workspace.root  # type: ignore[union-attr]
     await rig.sim("shore", "off")
     await rig.run(6)
     await rig.sim("soc", "9")

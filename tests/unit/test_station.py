@@ -105,12 +105,12 @@ async def test_command_in_each_state(rig: Rig, mode: str, command: str) -> None:
 async def test_next_citizen_wipes_the_previous_session_before_opening_a_new_one(rig: Rig) -> None:
     await _into(rig, "in_session")
     first = rig.station.session
-    assert first is not None and first.workspace.is_dir()
-    (first.scans / "scan.pdf").write_bytes(b"%PDF-1.4 citizen")
+    assert first is not None and first.workspace.root.is_dir()
+    (first.workspace.scans / "scan.pdf").write_bytes(b"%PDF-1.4 citizen")
     await rig.station.next_citizen()
     second = rig.station.session
     assert second is not None and second.id != first.id
-    assert not first.workspace.exists()
+    assert not first.workspace.root.exists()
     modes = [e.state.mode for e in rig.of(StationChanged) if e.state.mode != e.previous.mode]
     assert modes[-3:] == ["wiping", "ready", "in_session"]
     assert rig.station.state.sessions_today == 2
@@ -170,7 +170,7 @@ async def test_led_follows_the_station(rig: Rig) -> None:
 
 async def test_ignition_during_a_session_wipes_it_and_travels(rig: Rig) -> None:
     await _into(rig, "in_session")
-    workspace = rig.station.session.workspace  # type: ignore[union-attr]
+    workspace = rig.station.session.workspace.root  # type: ignore[union-attr]
     await rig.sim("ignition", "on")
     assert rig.station.mode == "travelling"
     assert not workspace.exists()

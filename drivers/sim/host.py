@@ -1,0 +1,69 @@
+"""The simulated van's host: powering off and inhibitor locks are recorded with their simulated time, nothing more.
+
+Like gpiozero's mock pins it only keeps a history for tests and scenarios to assert on; it stops no process and
+imports only ``kioskd.hal`` and the simulation."""
+
+from __future__ import annotations
+
+from drivers.sim.van import SimVan
+from kioskd.hal import DriverContext, DriverOptions
+
+
+class SimHostOptions(DriverOptions):
+    pass
+
+
+class SimInhibitLock:
+    """A lock that tells its host when it is released (once)."""
+
+    def __init__(self, host: SimHost, why: str) -> None:
+        self.host = host
+        self.why = why
+        self.released = False
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.host._record("release", self.why)
+
+
+class SimHost:
+    """A ``Host`` for the simulated van.
+
+    ``history`` holds ``(simulated time, what, detail)`` for ``power_off``, ``acquire`` and ``release``; when the
+    simulated van exists its own history gets the same entries, so a scenario reads one timeline."""
+
+    def __init__(self, ctx: DriverContext) -> None:
+        ctx.parse_options(SimHostOptions)
+        self.ctx = ctx
+        self.history: list[tuple[float, str, str]] = []
+        self.powered_off = False
+        self.locks: list[SimInhibitLock] = []
+
+    @property
+    def held(self) -> list[SimInhibitLock]:
+        """The locks not released yet."""
+        return [lock for lock in self.locks if not lock.released]
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def power_off(self) -> None:
+        self.powered_off = True
+        self._record("power_off", "")
+
+    async def inhibit(self, why: str) -> SimInhibitLock:
+        lock = SimInhibitLock(self, why)
+        self.locks.append(lock)
+        self._record("acquire", why)
+        return lock
+
+    def _record(self, what: str, detail: str) -> None:
+        now = self.ctx.clock.monotonic()
+        self.history.append((now, what, detail))
+        van = self.ctx.shared.get("sim.van")
+        if isinstance(van, SimVan):
+            van.record(f"host.{what}", detail)

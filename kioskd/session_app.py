@@ -1,0 +1,131 @@
+"""The session app (for a van: Chromium with its profile in the workspace): started when a session opens,
+stopped at the wipe (SIGTERM, then SIGKILL after a grace period).
+
+Every process of a session carries ``KIOSK_SESSION=<id>`` in its environment, so the wipe finds them all, even
+after kioskd itself crashed and the app was left running. Its output goes nowhere: it could carry URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+
+from kioskd.hal import Clock
+from kioskd.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+MARK = "KIOSK_SESSION"
+
+
+def session_processes(session_id: str) -> list[int]:
+    """PIDs of every process carrying this session's mark (read from /proc)."""
+    needle = f"{MARK}={session_id}".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as environ:
+                if needle in environ.read().split(b"\0"):
+                    found.append(int(entry.name))
+        except OSError:
+            continue  # gone, or not ours to read
+    return [pid for pid in found if pid != os.getpid() and not _zombie(pid)]
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except OSError:
+        return True
+
+
+def expand(command: list[str], session_id: str, ws: Workspace) -> list[str]:
+    """The profile's command with its placeholders filled: {session} {workspace} {home} {downloads} {browser}."""
+    values = {
+        "session": session_id,
+        "workspace": str(ws.root),
+        "home": str(ws.home),
+        "downloads": str(ws.downloads),
+        "browser": str(ws.browser),
+        "scans": str(ws.scans),
+    }
+    return [part.format(**values) for part in command]
+
+
+def environment(session_id: str, ws: Workspace) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "DISPLAY", "WAYLAND_DISPLAY", "TZ")}
+    env.update(
+        {
+            MARK: session_id,
+            "HOME": str(ws.home),
+            "TMPDIR": str(ws.tmp),
+            "XDG_CONFIG_HOME": str(ws.home / ".config"),
+            "XDG_CACHE_HOME": str(ws.home / ".cache"),
+            "XDG_DATA_HOME": str(ws.home / ".local" / "share"),
+            "XDG_DOWNLOAD_DIR": str(ws.downloads),
+        }
+    )
+    env.setdefault("LANG", "fr_FR.UTF-8")
+    return env
+
+
+class SessionApp:
+    def __init__(self, command: list[str], grace: float, clock: Clock) -> None:
+        self.command = command
+        self.grace = grace
+        self.clock = clock
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self, session_id: str, ws: Workspace) -> None:
+        if not self.command:
+            return
+        self.process = await asyncio.create_subprocess_exec(
+            *expand(self.command, session_id, ws),
+            env=environment(session_id, ws),
+            cwd=ws.home,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the wipe signals all its children at once
+        )
+        log.info("session %s: app started (pid %d)", session_id, self.process.pid)
+
+    async def stop(self, session_id: str) -> None:
+        """SIGTERM to every process of the session, SIGKILL to those still there after the grace period."""
+        pids = await asyncio.to_thread(session_processes, session_id)
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+        _signal(pids, signal.SIGTERM)
+        waited = 0.0
+        while pids and waited < self.grace:
+            await self.clock.sleep(0.1)
+            waited += 0.1
+            await self._reap()
+            pids = await asyncio.to_thread(session_processes, session_id)
+        if pids:
+            log.warning("session %s: %d app process(es) ignored SIGTERM, killing", session_id, len(pids))
+            _signal(pids, signal.SIGKILL)
+            for _ in range(50):
+                await asyncio.sleep(0.02)  # real time: the kernel, not the simulation, delivers SIGKILL
+                await self._reap()
+                if not await asyncio.to_thread(session_processes, session_id):
+                    break
+        await self._reap()
+        self.process = None
+
+    async def _reap(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.process.wait(), 0.01)
+
+
+def _signal(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
