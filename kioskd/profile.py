@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kioskd.errors import ProfileError
-from kioskd.hal import DEVICE_KINDS, DeviceKind
+from kioskd.hal import DEVICE_KINDS, DeviceKind, ScanMode
 
 INSTALLED_PROFILE = Path("/etc/kioskd/profile.toml")
 SIM_PROFILE = Path(__file__).resolve().parent.parent / "profiles" / "sim.toml"
@@ -68,6 +68,43 @@ class ApiConfig(_Section):
     socket_group: str | None = "kiosk-agent"
 
 
+class UploadDestination(_Section):
+    """A site scans are uploaded to, and the largest file it accepts (administrations differ: 1 MB, 4 MB …)."""
+
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")
+    max_bytes: int = Field(ge=50_000, le=100_000_000, description="largest PDF the site accepts, in bytes")
+
+
+class ScanningConfig(_Section):
+    """``[scanning]``: what a scan job asks of the scanner and the size budgets of the upload destinations.
+
+    Defined here rather than in ``kioskd.scanning`` so that reading a profile never imports OpenCV."""
+
+    resolution: int = Field(300, ge=150, le=600, description="dpi asked of the scanner")
+    mode: ScanMode = "color"
+    destinations: tuple[UploadDestination, ...] = (UploadDestination(name="standard", max_bytes=2_000_000),)
+    default_destination: str | None = Field(None, description="picked unless the agent chooses (None: the first)")
+
+    @model_validator(mode="after")
+    def _destinations_known(self) -> ScanningConfig:
+        names = [destination.name for destination in self.destinations]
+        if not names:
+            raise ValueError("at least one upload destination is needed")
+        if len(set(names)) != len(names):
+            raise ValueError(f"destination names must be unique, got {', '.join(names)}")
+        if self.default_destination is not None and self.default_destination not in names:
+            raise ValueError(f"default_destination {self.default_destination!r} is not one of {', '.join(names)}")
+        return self
+
+    def destination(self, name: str | None = None) -> UploadDestination:
+        """The destination called ``name`` (the default one when None); ``KeyError`` when there is none."""
+        wanted = name or self.default_destination or self.destinations[0].name
+        for destination in self.destinations:
+            if destination.name == wanted:
+                return destination
+        raise KeyError(wanted)
+
+
 class DeviceSection(BaseModel):
     """``[devices.<kind>]``: a backend name and its own options (checked by the backend)."""
 
@@ -83,6 +120,7 @@ class Profile(_Section):
     station: StationConfig = StationConfig()
     power_policy: PowerPolicyConfig = PowerPolicyConfig()
     api: ApiConfig = ApiConfig()
+    scanning: ScanningConfig = ScanningConfig()
     devices: dict[DeviceKind, DeviceSection]
     source: str = "<memory>"
 

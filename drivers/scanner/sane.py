@@ -1,0 +1,412 @@
+"""A SANE scanner behind the kioskd ``Scanner`` contract (python-sane; driverless eSCL scanners through sane-airscan).
+
+One worker thread owns the SANE handle for its whole life and runs the jobs one after the other; a udev monitor on
+its own thread follows the scanner being plugged and unplugged. It imports no policy, logs no pixel, and keeps no
+page once a job has returned it."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyudev
+import sane
+from pydantic import Field
+
+from kioskd.hal import (
+    DeviceError,
+    DeviceFault,
+    DriverContext,
+    DriverOptions,
+    RawPage,
+    ScanFinished,
+    ScanMode,
+    ScannerChanged,
+    ScannerState,
+    ScanRequest,
+    ScanResult,
+    ScanSource,
+)
+
+log = logging.getLogger(__name__)
+
+# libsane's sane_strstatus() texts, which python-sane raises as the error's message (they are never translated).
+SANE_FAULTS: dict[str, str] = {
+    "Document feeder jammed": "jammed",
+    "Document feeder out of documents": "no-docs",
+    "Scanner cover is open": "cover-open",
+    "Device busy": "busy",
+    "Error during device I/O": "io-error",
+}
+# sane_open() of a device name that is no longer there.
+SANE_NO_SUCH_DEVICE = "Invalid argument"
+
+# How backends name their sources and modes (genesys, epson2, airscan, fujitsu, test …), for the usual guess.
+SOURCE_WORDS: dict[ScanSource, tuple[str, ...]] = {
+    "flatbed": ("flatbed", "platen", "document table", "normal"),
+    "adf": ("adf", "feeder", "automatic document"),
+}
+MODE_WORDS: dict[ScanMode, tuple[str, ...]] = {"color": ("color", "colour"), "gray": ("gray", "grey")}
+
+# Opening the library twice in one process is not possible with python-sane (no init after exit), so the first
+# scanner opens it and nobody closes it: the process's end releases it.
+_library_lock = threading.Lock()
+_library_open = False
+
+
+class SaneScannerOptions(DriverOptions):
+    device: str | None = Field(None, min_length=1, description="SANE device name (`scanimage -L`); none: the first")
+    resolution: int = Field(300, ge=50, le=1200, description="dpi set when the handle opens, before any job")
+    mode: ScanMode = "color"
+    sources: dict[ScanSource, str] = Field(
+        default_factory=dict, description="this backend's names of the flatbed and the feeder, when guessed wrong"
+    )
+    modes: dict[ScanMode, str] = Field(default_factory=dict, description="this backend's names of colour and grey")
+    sane_options: dict[str, bool | int | float | str] = Field(
+        default_factory=dict, description="backend options (SANE names) set after every open"
+    )
+    udev_subsystem: str = Field("usb", min_length=1)
+    udev_match: dict[str, str] = Field(
+        default_factory=lambda: {"DEVTYPE": "usb_device", "libsane_matched": "yes"},
+        description="udev properties that identify the scanner (SANE's udev rules set libsane_matched); "
+        "empty: no hotplug, the scanner is present when SANE opens it (a network scanner)",
+    )
+
+
+def fault_of(error: BaseException) -> str:
+    """The catalogue suffix of a SANE error; anything without one of its own is an I/O error."""
+    return SANE_FAULTS.get(str(error), "io-error")
+
+
+def _open_library() -> None:
+    global _library_open
+    with _library_lock:
+        if not _library_open:
+            sane.init()
+            _library_open = True
+
+
+def _named(choices: object, wanted: str, words: tuple[str, ...]) -> str | None:
+    """The backend's name for a source or mode: the configured one, else the first choice containing a usual word."""
+    names = [str(choice) for choice in choices] if isinstance(choices, list) else []
+    if wanted:
+        return wanted if not names or wanted in names else None
+    for word in words:
+        for name in names:
+            if word in name.lower():
+                return name
+    return None
+
+
+def _nearest_resolution(constraint: object, wanted: int) -> int:
+    """The supported resolution closest to ``wanted`` (a range with a step, or a list of values)."""
+    if isinstance(constraint, list) and constraint:
+        return int(min((float(value) for value in constraint), key=lambda value: abs(value - wanted)))
+    if isinstance(constraint, tuple) and len(constraint) == 3:
+        low, high, step = (float(value) for value in constraint)
+        value = min(max(float(wanted), low), high)
+        if step > 0:
+            value = low + round((value - low) / step) * step
+        return round(value)
+    return wanted
+
+
+def _page(data: bytes | bytearray, width: int, height: int, samples: int, sample_size: int, dpi: int) -> RawPage:
+    """A SANE frame as 8-bit pixels: H×W grey or H×W×3 RGB."""
+    pixels: npt.NDArray[np.uint8]
+    if sample_size == 2:
+        # 16-bit samples in the machine's byte order (python-sane's numpy layout): keep the high byte.
+        pixels = (np.frombuffer(data, np.uint16) >> 8).astype(np.uint8)
+    else:
+        pixels = np.frombuffer(data, np.uint8)
+    pixels = pixels.reshape(height, width, samples)
+    if samples == 1:
+        return RawPage(np.ascontiguousarray(pixels[:, :, 0]), dpi, "gray")
+    return RawPage(np.ascontiguousarray(pixels[:, :, :3]), dpi, "color")
+
+
+class SaneScanner:
+    """The ``scanner.sane`` backend. Every method named ``_w_…`` runs on the worker thread, and only there."""
+
+    def __init__(self, ctx: DriverContext) -> None:
+        self.ctx = ctx
+        self.opts = ctx.parse_options(SaneScannerOptions)
+        # Called on the worker thread with the page number (from 1) and the open python-sane handle before each
+        # page is read: a way to reach backend options mid-job without the handle leaving its thread (the tests
+        # use it to make SANE's test backend jam at a chosen page).
+        self.before_page: Callable[[int, Any], None] | None = None
+        self._lock = threading.Lock()
+        self._state = ScannerState()
+        self._plugged: set[str] = set()  # udev sys paths of the matching devices present now
+        self._worker: ThreadPoolExecutor | None = None
+        self._observer: Any = None
+        self._handle: Any = None  # python-sane SaneDev: touched on the worker thread only
+        self._jobs = itertools.count(1)
+
+    # ------------------------------------------------------------------------------------------- contract
+    @property
+    def state(self) -> ScannerState:
+        return self._state
+
+    async def start(self) -> None:
+        if self._worker is not None:
+            return
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kioskd-sane")
+        await asyncio.get_running_loop().run_in_executor(self._worker, self._w_start)
+
+    async def close(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        loop = asyncio.get_running_loop()
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            # stop() joins the monitor's thread: not on the event loop.
+            await loop.run_in_executor(None, observer.stop)
+        await loop.run_in_executor(worker, self._w_close_handle)
+        worker.shutdown(wait=False)
+
+    async def scan(self, request: ScanRequest) -> ScanResult:
+        if self._worker is None:
+            raise DeviceError("the scanner is not started", where="scanner.sane", action="start the station")
+        return await asyncio.get_running_loop().run_in_executor(self._worker, self._w_job, request)
+
+    # ------------------------------------------------------------------------------------------- state
+    def _publish(self, **changes: Any) -> None:
+        with self._lock:
+            state = replace(self._state, **changes)
+            if state == self._state:
+                return
+            self._state = state
+            # Emitting under the lock keeps the events in the order of the changes, from whichever thread.
+            self.ctx.emit(ScannerChanged(state))
+
+    def _watching(self) -> bool:
+        return bool(self.opts.udev_match)
+
+    def _plugged_in(self) -> bool:
+        """Whether the scanner is there as far as udev knows (always, without udev matching)."""
+        with self._lock:
+            return not self._watching() or bool(self._plugged)
+
+    # ------------------------------------------------------------------------------------------- hotplug
+    def _matches(self, device: Any) -> bool:
+        properties = device.properties
+        return all(properties.get(key) == value for key, value in self.opts.udev_match.items())
+
+    def _w_watch(self) -> None:
+        """Start the udev monitor, then list what is already plugged (in that order, so no plug is missed)."""
+        context = pyudev.Context()
+        monitor = pyudev.Monitor.from_netlink(context)
+        monitor.filter_by(self.opts.udev_subsystem)
+        self._observer = pyudev.MonitorObserver(monitor, callback=self._on_udev, name="kioskd-scanner-udev")
+        self._observer.start()
+        found = {d.sys_path for d in context.list_devices(subsystem=self.opts.udev_subsystem) if self._matches(d)}
+        with self._lock:
+            self._plugged |= found
+
+    def _on_udev(self, device: Any) -> None:
+        """On the monitor's thread: record the plug or unplug, publish it, and let the worker open or close."""
+        action, path = device.action, device.sys_path
+        with self._lock:
+            before = bool(self._plugged)
+            if action == "add" and self._matches(device):
+                self._plugged.add(path)
+            elif action == "remove":
+                self._plugged.discard(path)
+            after = bool(self._plugged)
+        worker = self._worker
+        if before == after or worker is None:
+            return
+        log.info("scanner %s", "plugged in" if after else "unplugged")
+        if after:
+            worker.submit(self._w_plugged)
+        else:
+            # Published at once, even while a job holds the worker: the job's read error then reads as "unplugged".
+            self._publish(present=False, status="absent")
+            worker.submit(self._w_close_handle)
+
+    def _w_plugged(self) -> None:
+        fault = self._w_open() if self._handle is None else None
+        self._w_settle(fault)
+
+    # ------------------------------------------------------------------------------------------- handle
+    def _w_start(self) -> None:
+        _open_library()
+        if self._watching():
+            self._w_watch()
+        if not self._plugged_in():
+            self._publish(present=False, status="absent", fault=None)
+            return
+        self._w_settle(self._w_open())
+
+    def _w_settle(self, fault: str | None) -> None:
+        """Publish the state after an open attempt (``fault``: why it failed) and clear a fault that is over."""
+        before = self._state.fault
+        if self._handle is not None:
+            self._publish(present=True, status="idle", fault=None)
+            if before is not None:
+                self.ctx.emit(DeviceFault("scanner", f"scanner.{before}", cleared=True))
+        elif fault == "unplugged" or not self._plugged_in():
+            self._publish(present=False, status="absent")
+        elif fault is not None and fault != before:
+            self._publish(present=True, status="fault", fault=fault)
+            self.ctx.emit(DeviceFault("scanner", f"scanner.{fault}"))
+
+    def _w_open(self) -> str | None:
+        """Open the configured (or first) device and preset it; the fault suffix when that fails."""
+        name = self.opts.device
+        label = name or ""
+        try:
+            with _library_lock:
+                devices = sane.get_devices()
+            for device, vendor, model, _kind in devices:
+                if name is None or device == name:
+                    name, label = device, f"{vendor} {model}"
+                    break
+            if name is None:
+                return "unplugged"
+            handle = sane.open(name)
+        except sane._sane.error as exc:
+            if str(exc) == SANE_NO_SUCH_DEVICE:
+                return "unplugged"
+            log.warning("scanner %s cannot be opened: %s", name, exc)
+            return fault_of(exc)
+        self._handle = handle
+        for option, value in self.opts.sane_options.items():
+            if not self._w_set(option, value):
+                log.warning("scanner %s: option %r is not settable on this backend", name, option)
+        self._w_set("mode", self._w_mode_name(self.opts.mode) or "")
+        self._w_set("resolution", _nearest_resolution(self._w_constraint("resolution"), self.opts.resolution))
+        offered: tuple[ScanSource, ...] = ("flatbed", "adf")
+        sources = tuple(source for source in offered if self._w_source_name(source) is not None)
+        with self._lock:
+            # Published with the outcome of the open (idle), not as a state of its own.
+            self._state = replace(self._state, name=label, sources=sources or ("flatbed",))
+        log.info("scanner %s open (%s)", name, ", ".join(sources) or "flatbed")
+        return None
+
+    def _w_close_handle(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        for step in (handle.cancel, handle.close):
+            try:
+                step()
+            except sane._sane.error as exc:
+                log.info("scanner: %s while closing the handle", exc)
+
+    def _w_constraint(self, option: str) -> object:
+        entry = self._handle.opt.get(option.replace("-", "_")) if self._handle is not None else None
+        return None if entry is None else entry.constraint
+
+    def _w_set(self, option: str, value: object) -> bool:
+        """Set a backend option when this backend has it active and settable; whether it was set."""
+        key = option.replace("-", "_")
+        entry = self._handle.opt.get(key)
+        if entry is None or value == "" or not entry.is_active() or not entry.is_settable():
+            return False
+        setattr(self._handle, key, value)
+        return True
+
+    def _w_source_name(self, source: ScanSource) -> str | None:
+        choices = self._w_constraint("source")
+        if choices is None:
+            # No source option: a flatbed-only scanner.
+            return "" if source == "flatbed" else None
+        return _named(choices, self.opts.sources.get(source, ""), SOURCE_WORDS[source])
+
+    def _w_mode_name(self, mode: ScanMode) -> str | None:
+        return _named(self._w_constraint("mode"), self.opts.modes.get(mode, ""), MODE_WORDS[mode])
+
+    def _w_configure(self, request: ScanRequest) -> int:
+        """Set source, mode, resolution and 8-bit depth for ``request``; the resolution actually asked."""
+        source = self._w_source_name(request.source)
+        if source is None:
+            raise DeviceError(
+                f"this scanner has no {request.source} source",
+                where=f"scanner {self._state.name}",
+                action="scan from a source listed in the scanner's state",
+            )
+        # Setting the source only when it changes: some backends reset their feeder or calibration on any write.
+        if source and self._handle.source != source:
+            self._w_set("source", source)
+        self._w_set("mode", self._w_mode_name(request.mode) or "")
+        dpi = _nearest_resolution(self._w_constraint("resolution"), request.resolution)
+        self._w_set("resolution", dpi)
+        constraint = self._w_constraint("depth")
+        if isinstance(constraint, list) and 8 in constraint:
+            self._w_set("depth", 8)
+        return dpi
+
+    # ------------------------------------------------------------------------------------------- jobs
+    def _w_job(self, request: ScanRequest) -> ScanResult:
+        job = next(self._jobs)
+        if not self._plugged_in():
+            return self._w_end(job, [], "unplugged")
+        if self._handle is None:
+            refused = self._w_open()
+            if refused is not None:
+                return self._w_end(job, [], refused)
+        previous = self._state.fault
+        self._publish(present=True, status="scanning", fault=None)
+        if previous is not None:
+            self.ctx.emit(DeviceFault("scanner", f"scanner.{previous}", cleared=True))
+        stack = request.source == "adf" and request.multi
+        pages: list[RawPage] = []
+        fault: str | None = None
+        try:
+            dpi = self._w_configure(request)
+            while True:
+                if self.before_page is not None:
+                    self.before_page(len(pages) + 1, self._handle)
+                self._handle.start()
+                data, width, height, samples, sample_size = self._handle.dev.snap(True, True, None)
+                pages.append(_page(data, width, height, samples, sample_size, dpi))
+                if not stack:
+                    break
+        except sane._sane.error as exc:
+            fault = fault_of(exc)
+            # The feeder running out after at least one sheet is the normal end of a stack, not a fault.
+            if fault == "no-docs" and stack and pages:
+                fault = None
+        except DeviceError:
+            self._w_cancel()
+            self._publish(status="idle")
+            raise
+        if fault is not None and not self._plugged_in():
+            fault = "unplugged"
+        self._w_cancel()
+        if fault is not None:
+            # Never reuse a handle that failed: close it and open a fresh one for the next job.
+            self._w_close_handle()
+            if self._plugged_in() and self._w_open() == "unplugged":
+                fault = "unplugged"
+        return self._w_end(job, pages, fault)
+
+    def _w_cancel(self) -> None:
+        # SANE ends every job (and an ADF batch) with sane_cancel, after a failure too.
+        if self._handle is not None:
+            try:
+                self._handle.cancel()
+            except sane._sane.error as exc:
+                log.info("scanner: %s on cancel", exc)
+
+    def _w_end(self, job: int, pages: list[RawPage], fault: str | None) -> ScanResult:
+        present = self._plugged_in() and fault != "unplugged"
+        if fault is None:
+            self._publish(present=True, status="idle", fault=None)
+            self.ctx.emit(ScanFinished(job, len(pages)))
+        else:
+            log.warning("scan job %d stopped: %s after %d page(s)", job, fault, len(pages))
+            self._publish(present=present, status="fault" if present else "absent", fault=fault)
+            self.ctx.emit(DeviceFault("scanner", f"scanner.{fault}"))
+        return ScanResult(tuple(pages), fault)
