@@ -92,15 +92,15 @@ class EventLog:
         with self._changed:
             return [event for event in self.events if isinstance(event, kind)]
 
+    def wait(self, check: Callable[[], bool], within: float = 5.0) -> None:
+        """Block this thread until an emit makes ``check()`` true."""
+        with self._changed:
+            if not self._changed.wait_for(check, within):
+                raise AssertionError(f"not reached within {within} s; events: {self.events}")
+
     async def wait_for(self, check: Callable[[], bool], within: float = 5.0) -> None:
         """Until ``check()`` is true, waiting on the emits in a thread so the loop stays free."""
-
-        def block() -> bool:
-            with self._changed:
-                return self._changed.wait_for(check, within)
-
-        if not await asyncio.get_running_loop().run_in_executor(None, block):
-            raise AssertionError(f"not reached within {within} s; events: {self.events}")
+        await asyncio.get_running_loop().run_in_executor(None, self.wait, check, within)
 
 
 def scanner_context(runtime: Path, log: EventLog, **options: Any) -> DriverContext:
