@@ -91,7 +91,7 @@ def create_app(station: Station, token: str | None = None, stopping: asyncio.Eve
 
     @app.exception_handler(WipeError)
     async def wipe_error(_: Request, exc: WipeError) -> JSONResponse:
-        return JSONResponse(error_body(exc, station.mode), status_code=500)
+        return JSONResponse(error_body(exc, station.mode), status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -127,7 +127,12 @@ def create_app(station: Station, token: str | None = None, stopping: asyncio.Eve
         outcome = await station.retry_wipe()
         if outcome is None:
             return {"ok": True, "state": station.mode, "detail": "nothing to wipe"}
-        return {"ok": outcome.verified, "state": station.mode, "failed": outcome.failed_handlers()}
+        if not outcome.verified:
+            failed = ", ".join(outcome.failed_handlers())
+            raise WipeError(
+                f"the wipe failed again ({failed})", where="wipe", key="wipe.failed", params={"handler": failed}
+            )
+        return {"ok": True, "state": station.mode, "detail": "wiped and verified"}
 
     @app.post("/print", summary="Print a PDF for the current citizen (body: the document)")
     async def print_document(request: Request) -> dict[str, Any]:

@@ -96,6 +96,9 @@ class Sessions:
         self.retries = retries
         self.open_sessions: dict[str, Session] = {}
         self.app = SessionApp(self.config.app, self.config.app_grace, clock)
+        if self.config.app and len(str(root)) > 60:
+            # the app's TMPDIR is <root>/<id>/tmp: a unix socket there (Chromium's singleton) must fit in 107 bytes
+            log.warning("the runtime directory's path is long (%d bytes): the session app may fail", len(str(root)))
         for path in (self.root, self.journal_dir):
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(path, 0o700)

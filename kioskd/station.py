@@ -13,7 +13,7 @@ from typing import Any
 
 from kioskd.backends import Devices
 from kioskd.bus import EventBus
-from kioskd.errors import TransitionRefused
+from kioskd.errors import TransitionRefused, WipeError
 from kioskd.hal import (
     ButtonPressed,
     Clock,
@@ -236,8 +236,17 @@ class Station:
         async with self._lock:
             if self.mode == "in_session":
                 await self._end_session("next")
+                if self._is("wiping"):
+                    failed = ", ".join(self.last_wipe.failed_handlers()) if self.last_wipe else "?"
+                    raise WipeError(
+                        f"the wipe did not complete ({failed})",
+                        where="wipe",
+                        action="kioskctl wipe --retry",
+                        key="wipe.failed",
+                        params={"handler": failed},
+                    )
                 if not self._is("ready"):
-                    return  # the wipe failed (stays in wiping) or the engine started
+                    return  # the engine started meanwhile: travelling
             await self._open_session()
 
     def _is(self, *modes: Mode) -> bool:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import tomllib
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+import tomllib
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -22,6 +22,7 @@ from kioskd.station import Station
 from kioskd.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def sim_profile(**overrides: Any) -> Profile:
@@ -52,6 +53,16 @@ class Rig:
         while not task.done():
             await self.clock.advance(0.5)
         await self.station.idle()
+        return task.result()
+
+    async def drive(self, coro: Awaitable[T], step: float = 0.5, limit: float = 3600) -> T:
+        """Await ``coro`` while simulated time passes (for commands that wait on the clock, like a print grace)."""
+        task = asyncio.ensure_future(coro)
+        waited = 0.0
+        while not task.done():
+            await self.clock.advance(step)
+            waited += step
+            assert waited < limit, "the command never finished"
         return task.result()
 
     async def run(self, seconds: float, step: float = 1.0) -> None:

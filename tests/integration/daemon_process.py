@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -94,8 +95,11 @@ class Daemon:
         self.notify.close()
 
 
-def start_daemon(tmp: Path, *args: str, env: dict[str, str] | None = None, name: str = "kioskd") -> Daemon:
-    runtime, state = tmp / "run", tmp / "state"
+def start_daemon(
+    tmp: Path, *args: str, env: dict[str, str] | None = None, name: str = "kioskd", runtime: Path | None = None
+) -> Daemon:
+    """kioskd with its state in ``tmp``; ``runtime`` may be shorter than ``tmp/run`` (see ``short_runtime``)."""
+    runtime, state = runtime or tmp / "run", tmp / "state"
     notify_path = tmp / f"{name}-notify.sock"
     notify_path.unlink(missing_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -116,3 +120,11 @@ def start_daemon(tmp: Path, *args: str, env: dict[str, str] | None = None, name:
     with open(log, "w") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True, env=environment, cwd=ROOT)
     return Daemon(proc, listener, runtime, state, log)
+
+
+def short_runtime(tmp: Path) -> Path:
+    """A runtime dir with a short path, linked from ``tmp/run``: a session app's unix sockets live in its TMPDIR
+    under it, and a socket path longer than 107 bytes fails (Chromium's singleton socket does)."""
+    path = Path(tempfile.mkdtemp(prefix="kw-", dir="/tmp"))
+    (tmp / "run").symlink_to(path)
+    return path
