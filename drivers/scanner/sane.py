@@ -90,7 +90,12 @@ def _open_library() -> None:
     global _library_open
     with _library_lock:
         if not _library_open:
-            sane.init()
+            try:
+                sane.init()
+            except sane._sane.error as exc:
+                raise DeviceError(
+                    f"libsane does not start: {exc}", where="scanner.sane", action="check that libsane1 is installed"
+                ) from None
             _library_open = True
 
 
@@ -160,7 +165,12 @@ class SaneScanner:
         if self._worker is not None:
             return
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kioskd-sane")
-        await asyncio.get_running_loop().run_in_executor(self._worker, self._w_start)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._worker, self._w_start)
+        except BaseException:
+            worker, self._worker = self._worker, None
+            worker.shutdown(wait=False)
+            raise
 
     async def close(self) -> None:
         worker, self._worker = self._worker, None
@@ -262,18 +272,22 @@ class SaneScanner:
             self.ctx.emit(DeviceFault("scanner", f"scanner.{fault}"))
 
     def _w_open(self) -> str | None:
-        """Open the configured (or first) device and preset it; the fault suffix when that fails."""
-        name = self.opts.device
-        label = name or ""
+        """Open the configured (or first) device and preset it; the fault suffix when that fails.
+
+        ``device`` also matches as a prefix: a USB scanner's SANE name carries its bus address, which changes when
+        it is plugged again (``genesys:libusb:001:007``), so a profile can name just the backend (``genesys``)."""
+        wanted = self.opts.device
+        name, label = wanted, wanted or ""
         try:
             with _library_lock:
                 devices = sane.get_devices()
             for device, vendor, model, _kind in devices:
-                if name is None or device == name:
+                if wanted is None or device == wanted or device.startswith(wanted):
                     name, label = device, f"{vendor} {model}"
                     break
             if name is None:
                 return "unplugged"
+            # A configured name that is not listed may still open: network backends do not always list theirs.
             handle = sane.open(name)
         except sane._sane.error as exc:
             if str(exc) == SANE_NO_SUCH_DEVICE:
@@ -281,11 +295,18 @@ class SaneScanner:
             log.warning("scanner %s cannot be opened: %s", name, exc)
             return fault_of(exc)
         self._handle = handle
-        for option, value in self.opts.sane_options.items():
-            if not self._w_set(option, value):
-                log.warning("scanner %s: option %r is not settable on this backend", name, option)
-        self._w_set("mode", self._w_mode_name(self.opts.mode) or "")
-        self._w_set("resolution", _nearest_resolution(self._w_constraint("resolution"), self.opts.resolution))
+        presets: dict[str, object] = {
+            **self.opts.sane_options,
+            "mode": self._w_mode_name(self.opts.mode) or "",
+            "resolution": _nearest_resolution(self._w_constraint("resolution"), self.opts.resolution),
+        }
+        for option, value in presets.items():
+            try:
+                if not self._w_set(option, value):
+                    log.warning("scanner %s: option %r is not settable on this backend", name, option)
+            except sane._sane.error as exc:
+                # A profile's bad value must not keep the scanner closed: the technician reads it in the journal.
+                log.warning("scanner %s: option %r = %r refused: %s", name, option, value, exc)
         offered: tuple[ScanSource, ...] = ("flatbed", "adf")
         sources = tuple(source for source in offered if self._w_source_name(source) is not None)
         with self._lock:
@@ -337,7 +358,7 @@ class SaneScanner:
                 action="scan from a source listed in the scanner's state",
             )
         # Setting the source only when it changes: some backends reset their feeder or calibration on any write.
-        if source and self._handle.source != source:
+        if source and getattr(self._handle, "source", None) != source:
             self._w_set("source", source)
         self._w_set("mode", self._w_mode_name(request.mode) or "")
         dpi = _nearest_resolution(self._w_constraint("resolution"), request.resolution)
@@ -382,6 +403,11 @@ class SaneScanner:
             self._w_cancel()
             self._publish(status="idle")
             raise
+        except Exception:
+            # Whatever else broke (a frame python-sane could not shape), the job must end and the handle be
+            # renewed, or the scanner would stay "scanning" for good.
+            log.exception("scan job %d failed", job)
+            fault = "io-error"
         if fault is not None and not self._plugged_in():
             fault = "unplugged"
         self._w_cancel()

@@ -191,6 +191,17 @@ async def test_missing_device_reads_as_unplugged(sane_config: Path, tmp_path: Pa
         await device.close()
 
 
+async def test_device_may_be_named_by_its_backend_alone(sane_config: Path, tmp_path: Path, events: EventLog) -> None:
+    # A USB scanner's full SANE name changes with its bus address at each plug: "test" finds "test:0".
+    device = SaneScanner(scanner_context(tmp_path, events, device="test", udev_match={}))
+    await device.start()
+    try:
+        assert device.state.present and device.state.status == "idle"
+        assert len((await device.scan(ScanRequest(**FAST))).pages) == 1
+    finally:
+        await device.close()
+
+
 async def test_a_source_the_scanner_lacks_is_refused(scanner: SaneScanner, tmp_path: Path, events: EventLog) -> None:
     # A feeder name this backend does not have: as if the profile named a flatbed-only scanner's feeder.
     device = SaneScanner(scanner_context(tmp_path, events, device="test:1", udev_match={}, sources={"adf": "Tray"}))
