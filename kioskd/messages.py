@@ -150,6 +150,32 @@ CATALOGUE: dict[str, Message] = {
     "device.unplugged": Message("{device} débranché : vérifiez le câble", "{device} unplugged: check the cable"),
     "device.back": Message("{device} de nouveau disponible", "{device} available again"),
     # printer (drivers/printer, issue 4) — add printer messages here
+    "printer.media-low": Message(
+        "Papier bientôt épuisé : préparez une ramette pour le bac 1", "Paper low: have paper ready for tray 1"
+    ),
+    "printer.toner-empty": Message("Toner vide : remplacez la cartouche", "Toner empty: replace the cartridge"),
+    "printer.marker-supply-low": Message(
+        "Encre ou toner bientôt vide : prévoyez une cartouche", "Ink or toner low: get a spare cartridge"
+    ),
+    "printer.marker-supply-empty": Message(
+        "Encre ou toner vide : remplacez la cartouche", "Ink or toner empty: replace the cartridge"
+    ),
+    "printer.door-open": Message("Porte de l'imprimante ouverte : refermez-la", "Printer door open: close it"),
+    "printer.cover-open": Message("Capot de l'imprimante ouvert : refermez-le", "Printer cover open: close it"),
+    "printer.input-tray-missing": Message(
+        "Bac à papier absent : remettez-le en place", "Paper tray missing: put it back in place"
+    ),
+    "printer.output-area-full": Message(
+        "Bac de sortie plein : retirez les feuilles imprimées", "Output tray full: take out the printed sheets"
+    ),
+    "printer.refused": Message(
+        "L'impression a été refusée : réessayez, puis appelez le technicien",
+        "The print job was refused: try again, then call the technician",
+    ),
+    "printer.document-unreadable": Message(
+        "Document illisible : enregistrez-le à nouveau puis relancez l'impression",
+        "Unreadable document: save it again, then print again",
+    ),
     "printer.media-empty": Message("Plus de papier : rechargez le bac 1", "Out of paper: refill tray 1"),
     "printer.media-jam": Message(
         "Bourrage papier : ouvrez l'imprimante et retirez la feuille",

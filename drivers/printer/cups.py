@@ -1,0 +1,769 @@
+"""The printer backend for CUPS (pycups): one queue, its printer's state and faults, each session's jobs, and the
+purge that leaves nothing of a session in CUPS.
+
+pycups blocks, so every pycups call runs on this backend's one worker thread; the event loop only awaits results.
+A document reaches CUPS as bytes under its anonymous title: its file name is never sent, stored or logged."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import cups
+from pydantic import Field
+
+from drivers.printer.ipp import DeviceProbe, DeviceStatus, Unreachable
+from kioskd.hal import (
+    JOB_FINISHED,
+    DeviceError,
+    DeviceFault,
+    DriverContext,
+    DriverOptions,
+    JobState,
+    JobStateChanged,
+    PrinterChanged,
+    PrinterState,
+    PrinterStatus,
+    PrintJob,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Reasons an agent must hear about: each has a catalogue message "printer.<reason>" (kioskd/messages.py). Others
+# (media-needed next to media-empty, connecting-to-device …) show in the state's reasons only.
+FAULT_REASONS = frozenset(
+    {
+        "media-empty",
+        "media-jam",
+        "media-low",
+        "toner-low",
+        "toner-empty",
+        "marker-supply-low",
+        "marker-supply-empty",
+        "door-open",
+        "cover-open",
+        "input-tray-missing",
+        "output-area-full",
+        "offline",
+        "paused",
+    }
+)
+JOB_STATES: dict[int, JobState] = {
+    3: "pending",
+    4: "held",
+    5: "processing",
+    6: "stopped",
+    7: "cancelled",
+    8: "aborted",
+    9: "completed",
+}
+QUEUE_ATTRIBUTES = ["printer-state", "printer-state-reasons", "printer-make-and-model", "device-uri"]
+JOB_ATTRIBUTES = ["job-id", "job-name", "job-state", "job-state-reasons"]  # job-id, or CUPS answers nothing
+TITLE = re.compile(r"kiosk-(?P<session>[A-Za-z0-9_.-]+)-(?P<n>[0-9]+)")
+CHUNK = 64 * 1024
+HTTP_CONTINUE = 100  # what libcups answers for each chunk of a document it accepted (pycups has no name for it)
+LEASE = 600  # seconds a notification subscription lives unless renewed; a crashed kioskd's one expires by itself
+PROBE_TIMEOUT = 2.0  # seconds a printer has to answer; a hung printer counts as unreachable after that
+
+# libcups's answers when the server is down, went away mid-request, or restarted under an open connection.
+DISCONNECTED = frozenset({cups.IPP_SERVICE_UNAVAILABLE, cups.IPP_INTERNAL_ERROR})
+GONE = frozenset({cups.IPP_NOT_FOUND, cups.IPP_NOT_POSSIBLE})  # a job already finished, purged, or never known
+REFUSED_LISTING = frozenset({cups.IPP_NOT_AUTHORIZED, cups.IPP_FORBIDDEN, cups.IPP_AUTHENTICATION_CANCELED})
+
+
+class CupsPrinterOptions(DriverOptions):
+    queue: str = Field(pattern=r"^[^\s/#\\]{1,127}$", description="the CUPS queue (lpstat -p)")
+    server: str | None = Field(
+        None,
+        min_length=1,
+        description="the CUPS server: the local socket path (/run/cups/cups.sock), a host name or an address; "
+        "default libcups's own (the local socket). On the local socket CUPS knows kioskd's uid and shows it the "
+        "titles of its jobs; over TCP it may not, and the purge cannot be verified.",
+    )
+    port: int | None = Field(None, ge=1, le=65535, description="the CUPS server's TCP port (631)")
+    poll: float = Field(5.0, gt=0, le=300, description="seconds between IPP polls while no job is under way")
+    poll_active: float = Field(
+        0.25, gt=0, le=60, description="seconds between IPP polls while a job is pending or printing"
+    )
+    spool: Path | None = Field(
+        Path("/var/spool/cups"),
+        description="CUPS's RequestRoot, where the purge checks that no document or control file of the session "
+        "is left; null when the server is another machine",
+    )
+    probe: bool = Field(
+        True,
+        description="also ask the printer itself (ipp:// and ipps:// device URIs), so that a printer switched off, "
+        "hung or out of paper shows while no job is under way",
+    )
+    convert: bool = Field(
+        False,
+        description="let CUPS's filters convert documents (printers with a vendor driver); off, documents reach "
+        "the printer byte for byte (IPP Everywhere printers render PDF themselves, and no filter writes a "
+        "temporary copy of a citizen's document)",
+    )
+    job_options: dict[str, str] = Field(
+        default_factory=dict, description="IPP job attributes for every job, e.g. media = 'iso_a4_210x297mm'"
+    )
+    purge_timeout: float = Field(10.0, gt=0, le=120, description="seconds the purge waits for CUPS to drop jobs")
+
+
+@dataclass
+class _Tracked:
+    job: PrintJob
+    unseen: int = 0  # polls in a row in which CUPS listed this unfinished job nowhere
+
+
+@dataclass(frozen=True)
+class _QueueView:
+    """What CUPS said of the queue in one poll (worker thread → event loop)."""
+
+    reachable: bool
+    found: bool = False
+    state: int = 0
+    reasons: tuple[str, ...] = ()
+    model: str = ""
+    device_uri: str = ""
+
+
+class _Unreachable(Exception):
+    """The CUPS server does not answer (down, restarting, or the connection broke)."""
+
+
+def _status_of(exc: BaseException) -> int | None:
+    if isinstance(exc, cups.IPPError) and exc.args and isinstance(exc.args[0], int):
+        return int(exc.args[0])
+    return None
+
+
+def _disconnected(exc: BaseException) -> bool:
+    """Whether a pycups exception means the server is unreachable (as opposed to a refusal)."""
+    return isinstance(exc, RuntimeError | cups.HTTPError) or _status_of(exc) in DISCONNECTED
+
+
+def _reasons(values: object) -> tuple[str, ...]:
+    """IPP state reasons without their severity suffix, in order, once each; "none" and CUPS's own bookkeeping
+    reasons (cups-waiting-for-job-completed …) dropped."""
+    items = [values] if isinstance(values, str) else list(values) if isinstance(values, Iterable) else []
+    found: list[str] = []
+    for item in items:
+        reason = str(item)
+        for suffix in ("-error", "-warning", "-report"):
+            reason = reason.removesuffix(suffix)
+        if reason != "none" and not reason.startswith("cups-") and reason not in found:
+            found.append(reason)
+    return tuple(found)
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; unlike ``os.path.exists`` a directory we may not search raises instead of saying
+    no, so an unreadable spool never passes for a clean one."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _session_of(title: object) -> str | None:
+    match = TITLE.fullmatch(title) if isinstance(title, str) else None
+    return match["session"] if match else None
+
+
+class CupsPrinter:
+    """A CUPS queue as the station's printer (``kioskd.hal.Printer``).
+
+    Job states come from a CUPS notification subscription (pulled with Get-Notifications): with the van's
+    ``PreserveJobHistory No`` a finished job disappears from CUPS at once, and its event is the only trace of how
+    it ended. The queue, its jobs and the printer are polled at ``poll`` seconds, ``poll_active`` while a job is
+    under way. The printer itself is asked directly (``probe``), since CUPS only hears from it during a job."""
+
+    def __init__(self, ctx: DriverContext) -> None:
+        self.ctx = ctx
+        self.opts = ctx.parse_options(CupsPrinterOptions)
+        self._state = PrinterState(present=False, name=self.opts.queue, status="unavailable", reasons=())
+        self._executor: ThreadPoolExecutor | None = None
+        self._probe: DeviceProbe | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        # Worker thread only, from here on.
+        self._conn: Any = None
+        self._subscription: int | None = None
+        self._next_event = 1
+        self._renew_at = 0.0
+        self._reconcile = True  # events may have been missed: trust the job listing once
+        self._jobs: dict[int, _Tracked] = {}
+        self._purged: dict[str, set[int]] = {}
+        self._cancelling: set[int] = set()
+        self._foreign: set[int] = set()
+        self._gone: set[int] = set()  # purged: a late event must not bring them back
+        self._stale_subscription: int | None = None
+        self._listing_refused = False
+        self._busy = False  # a job is under way (read by the event loop to pick the poll period)
+        self._unreachable_logged = False
+        self._job_trouble: str | None = None
+
+    # ------------------------------------------------------------------------------------------- contract
+    @property
+    def state(self) -> PrinterState:
+        return self._state
+
+    async def start(self) -> None:
+        """Begin watching the queue; a CUPS server that is down only makes the printer unavailable."""
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="cups-printer", initializer=self._configure_thread
+        )
+        if self.opts.probe:
+            self._probe = DeviceProbe(min(PROBE_TIMEOUT, max(self.opts.poll, 0.5)))
+        await self._poll_safely()
+        self._watch = asyncio.get_running_loop().create_task(self._watch_loop(), name="cups-printer-watch")
+
+    async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
+        if self._executor is not None:
+            with contextlib.suppress(Exception):
+                await self._call(self._unsubscribe)
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        if self._probe is not None:
+            await self._probe.aclose()
+            self._probe = None
+
+    async def submit(self, document: Path, *, title: str, session: str) -> int:
+        """Send ``document`` as one job titled ``title`` (``kiosk-<session>-<n>``); returns the CUPS job id.
+
+        Raises ``DeviceError`` when CUPS is unreachable or refuses the job, or the document cannot be read."""
+        if _session_of(title) != session:
+            raise ValueError("a job's title must be kiosk-<session>-<n> for its own session")
+        job_id = await self._call(self._submit, document, title, session)
+        self._wake.set()  # end the idle wait now: from here the watch polls at the active period
+        return job_id
+
+    async def jobs(self, session: str) -> tuple[PrintJob, ...]:
+        """The session's jobs as last seen (the watch keeps them current); asks CUPS nothing."""
+        return await self._call(self._session_jobs, session)
+
+    async def cancel_jobs(self, session: str) -> None:
+        """Cancel every job of the session that has not finished."""
+        await self._call(self._cancel, session)
+
+    async def purge_jobs(self, session: str) -> None:
+        """Cancel what has not finished, then purge every job of the session (its files and its history), and wait
+        (up to ``purge_timeout``) until CUPS lists none of them and the spool holds none of their files."""
+        deadline = self.ctx.clock.monotonic() + self.opts.purge_timeout
+        while True:
+            left = await self._call(self._purge, session)
+            if not left:
+                return
+            if self.ctx.clock.monotonic() >= deadline:
+                log.warning("session %s: %d print job(s) still in CUPS after the purge", session, left)
+                return  # verify_purged says what is left; the wipe reports it
+            await self.ctx.clock.sleep(0.1)
+
+    async def verify_purged(self, session: str) -> tuple[str, ...]:
+        """What CUPS still holds of the session: jobs listed, document and control files in the spool (counts)."""
+        return await self._call(self._verify, session)
+
+    # ------------------------------------------------------------------------------------------- plumbing
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise DeviceError("the printer backend is not started", where="printer", key="printer.offline")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _configure_thread(self) -> None:
+        # libcups keeps its server per thread: set it on the worker, where every pycups call runs. A Connection
+        # built with host=/port= instead is taken for a direct printer connection and refuses queue names.
+        if self.opts.server is not None:
+            cups.setServer(self.opts.server)
+        if self.opts.port is not None:
+            cups.setPort(self.opts.port)
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            try:
+                self._conn = cups.Connection()
+            except RuntimeError:
+                raise _Unreachable from None
+        return self._conn
+
+    def _drop(self) -> None:
+        """Forget the connection after a failure. A restarted cupsd may have lost the subscription or restarted its
+        event numbers: a new one is taken on reconnection, and the job listing is trusted once."""
+        self._conn = None
+        self._reconcile = True
+        if self._subscription is not None:
+            self._stale_subscription, self._subscription = self._subscription, None
+
+    def _emit_job(self, tracked: _Tracked, job: PrintJob) -> None:
+        if job != tracked.job:
+            tracked.job = job
+            self.ctx.emit(JobStateChanged(job))
+
+    # ------------------------------------------------------------------------------------------- watching
+    async def _watch_loop(self) -> None:
+        while True:
+            period = self.opts.poll_active if self._busy else self.opts.poll
+            timer = self.ctx.clock.call_later(period, self._wake.set)
+            try:
+                await self._wake.wait()
+            finally:
+                timer.cancel()
+            self._wake.clear()
+            await self._poll_safely()
+
+    async def _poll_safely(self) -> None:
+        try:
+            await self._poll()
+        except Exception:  # a surprise from CUPS must not end the watch: the next poll starts afresh
+            log.exception("printer %s: poll failed", self.opts.queue)
+            with contextlib.suppress(Exception):
+                await self._call(self._drop)
+
+    async def _poll(self) -> None:
+        view = await self._call(self._poll_cups)
+        device: DeviceStatus | None = None
+        device_down = False
+        if self._probe is not None and view.device_uri:
+            try:
+                device = await self._probe.status(view.device_uri)
+            except Unreachable:
+                device_down = True
+        self._publish(self._printer_state(view, device, device_down))
+
+    def _printer_state(self, view: _QueueView, device: DeviceStatus | None, device_down: bool) -> PrinterState:
+        name = view.model or self._state.name or self.opts.queue
+        if not view.reachable or not view.found:
+            return PrinterState(present=False, name=name, status="unavailable", reasons=("offline",))
+        reasons = view.reasons + (_reasons(device.reasons) if device is not None else ())
+        if device_down:
+            reasons += ("offline",)
+        reasons = tuple(dict.fromkeys(reasons))
+        states = {view.state, device.state if device is not None else 0}
+        status: PrinterStatus
+        if device_down:
+            status = "unavailable"
+        elif 5 in states:
+            status = "stopped"
+        elif 4 in states:
+            status = "printing"
+        else:
+            status = "idle"
+        return PrinterState(present=not device_down, name=name, status=status, reasons=reasons)
+
+    def _publish(self, state: PrinterState) -> None:
+        before = self._state
+        if state == before:
+            return
+        self._state = state
+        if state.status != before.status:
+            log.info("printer %s: %s (%s)", self.opts.queue, state.status, ", ".join(state.reasons) or "no reason")
+        self.ctx.emit(PrinterChanged(state))
+        for reason in state.reasons:
+            if reason in FAULT_REASONS and reason not in before.reasons:
+                self.ctx.emit(DeviceFault("printer", f"printer.{reason}"))
+        for reason in before.reasons:
+            if reason in FAULT_REASONS and reason not in state.reasons:
+                self.ctx.emit(DeviceFault("printer", f"printer.{reason}", cleared=True))
+
+    # ------------------------------------------------------------------------------------------- worker: poll
+    def _poll_cups(self) -> _QueueView:
+        try:
+            conn = self._connection()
+            attrs = conn.getPrinterAttributes(self.opts.queue, requested_attributes=QUEUE_ATTRIBUTES)
+            self._follow_jobs_or_say_why(conn)
+        except _Unreachable:
+            return self._unreachable()
+        except (RuntimeError, cups.HTTPError, cups.IPPError) as exc:
+            if _disconnected(exc):
+                self._drop()
+                return self._unreachable()
+            if _status_of(exc) == cups.IPP_NOT_FOUND:
+                if not self._unreachable_logged:
+                    log.warning("printer: CUPS has no queue %r (lpstat -p)", self.opts.queue)
+                    self._unreachable_logged = True
+                return _QueueView(reachable=True, found=False)
+            raise
+        if self._unreachable_logged:
+            log.info("printer %s: CUPS answers again", self.opts.queue)
+            self._unreachable_logged = False
+        return _QueueView(
+            reachable=True,
+            found=True,
+            state=int(attrs.get("printer-state", 3)),
+            reasons=_reasons(attrs.get("printer-state-reasons", ())),
+            model=str(attrs.get("printer-make-and-model", "")),
+            device_uri=str(attrs.get("device-uri", "")),
+        )
+
+    def _follow_jobs_or_say_why(self, conn: Any) -> None:
+        """Follow the jobs; a refusal there (not a lost server) leaves the queue's state valid and is logged once."""
+        try:
+            self._follow_jobs(conn)
+        except cups.IPPError as exc:
+            if _disconnected(exc):
+                raise
+            trouble = cups.ippErrorString(_status_of(exc) or 0)
+            if trouble != self._job_trouble:
+                log.warning("printer %s: CUPS does not report jobs (%s)", self.opts.queue, trouble)
+                self._job_trouble = trouble
+            self._reconcile = True
+        else:
+            self._job_trouble = None
+
+    def _unreachable(self) -> _QueueView:
+        if not self._unreachable_logged:
+            log.warning("printer %s: the CUPS server does not answer", self.opts.queue)
+            self._unreachable_logged = True
+        return _QueueView(reachable=False)
+
+    def _subscribe(self, conn: Any) -> int:
+        """The notification subscription for the queue's jobs, created or renewed as needed."""
+        now = self.ctx.clock.monotonic()
+        if self._subscription is None:
+            if self._stale_subscription is not None:
+                with contextlib.suppress(cups.IPPError):
+                    conn.cancelSubscription(self._stale_subscription)
+                self._stale_subscription = None
+            self._subscription = int(
+                conn.createSubscription(
+                    f"ipp://localhost/printers/{self.opts.queue}",
+                    events=["job-state-changed"],  # created, stopped and completed included
+                    lease_duration=LEASE,
+                )
+            )
+            self._next_event = 1
+            self._renew_at = now + LEASE / 2
+            self._reconcile = True
+        elif now >= self._renew_at:
+            conn.renewSubscription(self._subscription, lease_duration=LEASE)
+            self._renew_at = now + LEASE / 2
+        return self._subscription
+
+    def _events(self, conn: Any) -> list[Mapping[str, Any]]:
+        """The job events since the last poll, oldest first."""
+        subscription = self._subscribe(conn)
+        try:
+            answer = conn.getNotifications([subscription], [self._next_event])
+        except cups.IPPError as exc:
+            if _status_of(exc) not in GONE:
+                raise
+            self._subscription = None  # expired, or cupsd lost it: a new one, and a look at the listing
+            answer = conn.getNotifications([self._subscribe(conn)], [self._next_event])
+        events = [e for e in answer.get("events", ()) if int(e.get("notify-sequence-number", 0)) >= self._next_event]
+        if events:
+            if int(events[0]["notify-sequence-number"]) > self._next_event:
+                self._reconcile = True  # CUPS dropped events (MaxEvents) before we read them
+            self._next_event = int(events[-1]["notify-sequence-number"]) + 1
+        return events
+
+    def _follow_jobs(self, conn: Any) -> None:
+        for event in self._events(conn):
+            self._apply_event(event)
+        try:
+            listing: Mapping[int, Mapping[str, Any]] = conn.getJobs(
+                which_jobs="not-completed", requested_attributes=JOB_ATTRIBUTES
+            )
+        except cups.IPPError as exc:
+            if _status_of(exc) not in REFUSED_LISTING:
+                raise
+            if not self._listing_refused:
+                log.warning("printer: CUPS does not let kioskd list jobs on this connection (use the local socket)")
+                self._listing_refused = True
+            listing = {}
+        else:
+            self._listing_refused = False
+        for job_id, attrs in listing.items():
+            tracked = self._jobs.get(job_id)
+            if tracked is None:
+                if job_id not in self._foreign:
+                    self._discover(job_id, self._title(conn, job_id, attrs), attrs)
+                continue
+            tracked.unseen = 0
+            if self._reconcile:
+                self._update(job_id, tracked, attrs)
+        if not self._listing_refused:
+            self._reconcile = False
+            for job_id, tracked in list(self._jobs.items()):
+                if tracked.job.state in JOB_FINISHED or job_id in listing:
+                    continue
+                tracked.unseen += 1
+                # Twice: a job that finished between the event pull and the listing has its event next time.
+                if tracked.unseen >= 2:
+                    self._resolve(conn, job_id, tracked)
+        self._busy = any(t.job.state not in JOB_FINISHED for t in self._jobs.values())
+
+    def _apply_event(self, event: Mapping[str, Any]) -> None:
+        job_id = event.get("notify-job-id")
+        if not isinstance(job_id, int):
+            return
+        tracked = self._jobs.get(job_id)
+        if tracked is None:
+            self._discover(job_id, event.get("job-name"), event)
+        elif event.get("notify-subscribed-event") != "job-created":
+            # Our own jobs are created held until their document arrives: already reported pending.
+            self._update(job_id, tracked, event)
+
+    def _title(self, conn: Any, job_id: int, attrs: Mapping[str, Any]) -> object:
+        """A listed job's title; ``None`` when CUPS withholds it (a caller it could not authenticate).
+
+        Get-Jobs sometimes leaves the title out of a finished job whose attributes cupsd has unloaded (a server
+        that keeps history), even for its owner; asking for that job alone loads them."""
+        if "job-name" in attrs:
+            return attrs["job-name"]
+        tracked = self._jobs.get(job_id)
+        if tracked is not None:
+            return tracked.job.title
+        try:
+            return conn.getJobAttributes(job_id, requested_attributes=["job-id", "job-name"]).get("job-name")
+        except cups.IPPError as exc:
+            if _status_of(exc) in GONE | REFUSED_LISTING:
+                return None
+            raise
+
+    def _discover(self, job_id: int, title: object, attrs: Mapping[str, Any]) -> None:
+        """A job of some session that this backend did not submit (a restart, the session app)."""
+        if job_id in self._gone:
+            return
+        session = _session_of(title)
+        if session is None:
+            self._foreign.add(job_id)  # not the station's: not looked at again
+            return
+        tracked = _Tracked(PrintJob(job_id, session, str(title), "pending"))
+        self._jobs[job_id] = tracked
+        self._update(job_id, tracked, attrs, force=True)
+
+    def _update(self, job_id: int, tracked: _Tracked, attrs: Mapping[str, Any], force: bool = False) -> None:
+        if tracked.job.state in JOB_FINISHED:
+            return  # how a job ended is final: a late or repeated event must not reopen it
+        value = attrs.get("job-state")
+        state = JOB_STATES.get(value) if isinstance(value, int) else None
+        if state is None:
+            return
+        reasons = _reasons(attrs.get("job-state-reasons", ()))
+        if state == "cancelled" and job_id not in self._cancelling:
+            # CUPS's ipp backend reports a job the printer aborted (a jam) as cancelled "at printer". Only this
+            # backend cancels the station's jobs, so a cancellation it did not ask for is an abort to the agent:
+            # the paper did not come out.
+            state = "aborted"
+            reasons = (*(r for r in reasons if r != "job-canceled-by-user"), "aborted-by-system")
+        job = replace(tracked.job, state=state, reasons=reasons)
+        if force:
+            tracked.job = job
+            self.ctx.emit(JobStateChanged(job))
+        else:
+            self._emit_job(tracked, job)
+
+    def _resolve(self, conn: Any, job_id: int, tracked: _Tracked) -> None:
+        """An unfinished job CUPS no longer lists and no event explained (events lost while CUPS restarted)."""
+        try:
+            attrs = conn.getJobAttributes(job_id, requested_attributes=JOB_ATTRIBUTES)
+        except cups.IPPError as exc:
+            if _status_of(exc) not in GONE:
+                raise
+            # Gone without a trace (the van keeps no history). Whether it printed is unknown: saying aborted makes
+            # the agent check the tray rather than tell the citizen it printed.
+            self._emit_job(tracked, replace(tracked.job, state="aborted", reasons=("job-state-unknown",)))
+            return
+        self._update(job_id, tracked, attrs)
+
+    # ------------------------------------------------------------------------------------------- worker: commands
+    def _submit(self, document: Path, title: str, session: str) -> int:
+        try:
+            source = open(document, "rb")  # noqa: SIM115 (closed below, after the job is created)
+        except OSError as exc:
+            raise DeviceError(
+                f"the document cannot be read ({exc.strerror})", where="printer", key="printer.document-unreadable"
+            ) from None
+        with source:
+            try:
+                conn = self._connection()
+                self._subscribe(conn)  # before the job, so that its end cannot happen unseen
+                job_id = int(conn.createJob(self.opts.queue, title, dict(self.opts.job_options)))
+            except (_Unreachable, RuntimeError, cups.HTTPError, cups.IPPError) as exc:
+                raise self._command_error(exc, "submit") from None
+            try:
+                self._send(conn, job_id, title, source)
+            except BaseException as exc:
+                # A created job without its document would wait forever (held): take it back.
+                with contextlib.suppress(RuntimeError, cups.HTTPError, cups.IPPError):
+                    conn.cancelJob(job_id, purge_job=True)
+                if isinstance(exc, OSError):
+                    raise DeviceError(
+                        f"the document cannot be read ({exc.strerror})",
+                        where="printer",
+                        key="printer.document-unreadable",
+                    ) from None
+                if isinstance(exc, RuntimeError | cups.HTTPError | cups.IPPError):
+                    raise self._command_error(exc, "submit") from None
+                raise
+        tracked = _Tracked(PrintJob(job_id, session, title, "pending"))
+        self._jobs[job_id] = tracked
+        self._busy = True
+        self.ctx.emit(JobStateChanged(tracked.job))
+        log.info("session %s: print job %d submitted", session, job_id)
+        return job_id
+
+    def _send(self, conn: Any, job_id: int, title: str, source: Any) -> None:
+        # The document is named after the job's title: libcups's printFile would send the file's own name.
+        fmt = cups.CUPS_FORMAT_AUTO if self.opts.convert else cups.CUPS_FORMAT_RAW
+        conn.startDocument(self.opts.queue, job_id, title, fmt, 1)
+        while chunk := source.read(CHUNK):
+            if conn.writeRequestData(chunk, len(chunk)) != HTTP_CONTINUE:
+                raise cups.HTTPError(cups.HTTP_ERROR)
+        status = conn.finishDocument(self.opts.queue)
+        if status >= 0x0100:  # IPP success statuses are below 0x0100
+            raise cups.IPPError(status, cups.ippErrorString(status))
+
+    def _command_error(self, exc: BaseException, what: str) -> DeviceError:
+        if isinstance(exc, _Unreachable) or _disconnected(exc):
+            self._drop()
+            return DeviceError(
+                "the CUPS server does not answer",
+                where="printer",
+                action="check that cups runs (systemctl status cups)",
+                key="printer.offline",
+            )
+        status = _status_of(exc)
+        detail = cups.ippErrorString(status) if status is not None else type(exc).__name__
+        return DeviceError(f"CUPS refused to {what} ({detail})", where="printer", key="printer.refused")
+
+    def _session_jobs(self, session: str) -> tuple[PrintJob, ...]:
+        return tuple(t.job for _, t in sorted(self._jobs.items()) if t.job.session == session)
+
+    def _session_ids(self, conn: Any, session: str, which: str) -> set[int]:
+        """The session's job ids: the ones this backend knows, and the ones CUPS lists under its titles."""
+        ids = {job_id for job_id, t in self._jobs.items() if t.job.session == session}
+        listing = conn.getJobs(which_jobs=which, requested_attributes=JOB_ATTRIBUTES)
+        for job_id, attrs in listing.items():
+            title = self._title(conn, job_id, attrs)
+            if _session_of(title) == session:
+                ids.add(job_id)
+                if job_id not in self._jobs:
+                    self._discover(job_id, title, attrs)
+        return ids
+
+    def _cancel(self, session: str) -> None:
+        cancelled = 0
+        try:
+            conn = self._connection()
+            ids = self._session_ids(conn, session, "not-completed")
+            for job_id in sorted(ids):
+                tracked = self._jobs.get(job_id)
+                if tracked is not None and tracked.job.state in JOB_FINISHED:
+                    continue
+                cancelled += 1
+                self._cancelling.add(job_id)
+                try:
+                    conn.cancelJob(job_id)
+                except cups.IPPError as exc:
+                    if _status_of(exc) not in GONE:
+                        raise
+                if tracked is not None:
+                    # CUPS cancels at once (it stops the job's processes itself); its event may not come if the
+                    # van keeps no history, so the state is set here.
+                    self._emit_job(tracked, replace(tracked.job, state="cancelled", reasons=("job-canceled-by-user",)))
+        except (_Unreachable, RuntimeError, cups.HTTPError, cups.IPPError) as exc:
+            raise self._command_error(exc, "cancel") from None
+        if cancelled:
+            log.info("session %s: %d print job(s) cancelled", session, cancelled)
+
+    def _purge(self, session: str) -> int:
+        """One purge pass; returns how many of the session's jobs CUPS still lists or still has files of."""
+        self._cancel(session)
+        try:
+            conn = self._connection()
+            others = {i for i, t in self._jobs.items() if t.job.session != session}
+            ids = self._session_ids(conn, session, "all") | (self._purged.get(session, set()) - others)
+            for job_id in sorted(ids):
+                try:
+                    conn.cancelJob(job_id, purge_job=True)
+                except cups.IPPError as exc:
+                    if _status_of(exc) not in GONE:
+                        raise
+            self._purged.setdefault(session, set()).update(ids)
+            self._gone |= ids
+            for job_id in ids:
+                self._jobs.pop(job_id, None)
+                self._cancelling.discard(job_id)
+            listed = set(conn.getJobs(which_jobs="all", requested_attributes=["job-id"])) & ids
+        except (_Unreachable, RuntimeError, cups.HTTPError, cups.IPPError) as exc:
+            raise self._command_error(exc, "purge") from None
+        try:
+            documents, controls = self._spool_files(ids)
+        except OSError:
+            documents = controls = 0  # verify_purged reports a spool it cannot check
+        self._busy = any(t.job.state not in JOB_FINISHED for t in self._jobs.values())
+        log.info("session %s: %d print job(s) purged", session, len(ids))
+        return len(listed) + documents + controls
+
+    def _verify(self, session: str) -> tuple[str, ...]:
+        problems: list[str] = []
+        others = {i for i, t in self._jobs.items() if t.job.session != session}
+        mine = {i for i, t in self._jobs.items() if t.job.session == session}
+        known = (self._purged.get(session, set()) - others) | mine
+        try:
+            conn = self._connection()
+            listing = conn.getJobs(which_jobs="all", requested_attributes=JOB_ATTRIBUTES)
+            titles = {i: self._title(conn, i, a) for i, a in listing.items() if i not in others}
+        except (_Unreachable, RuntimeError, cups.HTTPError, cups.IPPError) as exc:
+            if isinstance(exc, _Unreachable) or _disconnected(exc):
+                self._drop()
+                return ("the CUPS server does not answer: its jobs cannot be checked",)
+            if _status_of(exc) in REFUSED_LISTING:
+                return ("CUPS does not let kioskd list its jobs: they cannot be checked",)
+            raise
+        listed = {i for i, title in titles.items() if i in known or _session_of(title) == session}
+        if listed:
+            problems.append(f"{len(listed)} print job(s) of the session still listed by CUPS")
+        hidden = {i for i, title in titles.items() if title is None and i not in listed}
+        if hidden:
+            problems.append(f"{len(hidden)} print job(s) whose title CUPS withholds: cannot tell whose they are")
+        try:
+            documents, controls = self._spool_files(known | listed)
+        except OSError as exc:
+            problems.append(f"the CUPS spool cannot be checked ({exc.strerror})")
+        else:
+            if documents:
+                problems.append(f"{documents} document file(s) of the session in the CUPS spool")
+            if controls:
+                problems.append(f"{controls} control file(s) of the session in the CUPS spool")
+        return tuple(problems)
+
+    def _spool_files(self, ids: Iterable[int]) -> tuple[int, int]:
+        """How many document (d<id>-NNN) and control (c<id>) files of these jobs are in the spool.
+
+        Only names are tried, never listed: on a van /var/spool/cups is searchable, not readable, by group lp."""
+        spool = self.opts.spool
+        if spool is None:
+            return 0, 0
+        os.stat(spool)  # a missing spool cannot prove anything: the caller reports it
+        documents = controls = 0
+        for job_id in ids:
+            controls += _exists(spool / f"c{job_id:05d}")
+            number = 1
+            while _exists(spool / f"d{job_id:05d}-{number:03d}"):
+                documents += 1
+                number += 1
+        return documents, controls
+
+    def _unsubscribe(self) -> None:
+        if self._subscription is not None and self._conn is not None:
+            with contextlib.suppress(RuntimeError, cups.HTTPError, cups.IPPError):
+                self._conn.cancelSubscription(self._subscription)
+        self._subscription = None
+        self._conn = None

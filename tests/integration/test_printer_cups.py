@@ -1,0 +1,333 @@
+"""The CUPS printer backend against a real private cupsd and ippeveprinter: printing, the printer's faults, a CUPS
+server that goes away, and the purge at the wipe that must leave nothing of a citizen in CUPS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drivers.printer.cups import FAULT_REASONS, CupsPrinter
+from kioskd.clock import RealClock
+from kioskd.hal import DeviceError, DeviceFault, DriverContext, Event, JobState, JobStateChanged, PrinterChanged
+from kioskd.messages import CATALOGUE
+from tests.integration.cups_service import CupsService, one_page_pdf, running_cups
+
+pytestmark = pytest.mark.integration
+
+WAIT = 30.0  # an upper bound for anything to happen, never a speed requirement
+
+
+class Recorder:
+    """The events a backend emits (from its worker thread or the loop), gathered on the test's loop."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._loop = asyncio.get_running_loop()
+        self._arrived = asyncio.Event()
+
+    def emit(self, event: Event) -> None:
+        self._loop.call_soon_threadsafe(self._add, event)
+
+    def _add(self, event: Event) -> None:
+        self.events.append(event)
+        self._arrived.set()
+
+    def mark(self) -> int:
+        return len(self.events)
+
+    async def wait_for(self, match: Callable[[Event], bool], *, since: int = 0, within: float = WAIT) -> Event:
+        """The first event from ``since`` on that ``match``es; fails with what came instead."""
+        try:
+            async with asyncio.timeout(within):
+                while True:
+                    for event in self.events[since:]:
+                        if match(event):
+                            return event
+                    self._arrived.clear()
+                    await self._arrived.wait()
+        except TimeoutError:
+            seen = "\n  ".join(repr(e) for e in self.events[since:])
+            raise AssertionError(f"no matching event within {within} s; seen:\n  {seen}") from None
+
+
+def job_is(job_id: int, state: JobState) -> Callable[[Event], bool]:
+    return lambda e: isinstance(e, JobStateChanged) and e.job.id == job_id and e.job.state == state
+
+
+def fault(key: str, *, cleared: bool = False) -> Callable[[Event], bool]:
+    return lambda e: isinstance(e, DeviceFault) and e.kind == "printer" and e.fault == key and e.cleared == cleared
+
+
+def printer_is(status: str, *, reason: str | None = None, present: bool | None = None) -> Callable[[Event], bool]:
+    def match(e: Event) -> bool:
+        return (
+            isinstance(e, PrinterChanged)
+            and e.state.status == status
+            and (reason is None or reason in e.state.reasons)
+            and (present is None or e.state.present == present)
+        )
+
+    return match
+
+
+def job_states(recorder: Recorder, job_id: int) -> list[str]:
+    return [e.job.state for e in recorder.events if isinstance(e, JobStateChanged) and e.job.id == job_id]
+
+
+def cups_files_containing(service: CupsService, needle: bytes) -> list[Path]:
+    """Every file of the private CUPS tree (config, spool, cache, state, logs) that holds ``needle``."""
+    return [p for p in service.tree.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+@pytest.fixture
+def cups_service(tmp_path: Path) -> Iterator[CupsService]:
+    with running_cups(tmp_path) as service:
+        yield service
+
+
+@contextlib.asynccontextmanager
+async def started(service: CupsService, recorder: Recorder, **options: Any) -> AsyncIterator[CupsPrinter]:
+    """The backend as the daemon builds it, on the private cupsd's local socket (the van's /run/cups/cups.sock)."""
+    ctx = DriverContext(
+        kind="printer",
+        driver="cups",
+        options={
+            "queue": service.queue,
+            "server": str(service.local_socket),
+            "spool": str(service.spool),
+            "poll": 0.5,
+            "poll_active": 0.1,
+            **options,
+        },
+        clock=RealClock(),
+        emit=recorder.emit,
+        runtime_dir=service.base / "run",
+    )
+    printer = CupsPrinter(ctx)
+    await printer.start()
+    try:
+        yield printer
+    finally:
+        await printer.close()
+
+
+def document(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_bytes(one_page_pdf(text))
+    return path
+
+
+# --------------------------------------------------------------------------------------------------- printing
+async def test_a_pdf_comes_out_of_the_printer_byte_identical_and_its_file_name_stays_out_of_cups(
+    cups_service: CupsService, tmp_path: Path
+) -> None:
+    recorder = Recorder()
+    pdf = document(tmp_path, "Jean-Dupont-avis-imposition.pdf", "Avis 2025")
+    async with started(cups_service, recorder) as printer:
+        with pytest.raises(ValueError):
+            await printer.submit(pdf, title=pdf.name, session="s1")
+        job_id = await printer.submit(pdf, title="kiosk-s1-1", session="s1")
+        await recorder.wait_for(job_is(job_id, "completed"))
+        jobs = await printer.jobs("s1")
+        assert await printer.jobs("s2") == ()
+
+    assert [(j.id, j.session, j.title, j.state) for j in jobs] == [(job_id, "s1", "kiosk-s1-1", "completed")]
+    states = job_states(recorder, job_id)
+    assert states[0] == "pending" and states[-1] == "completed" and "aborted" not in states
+    printed = cups_service.printed()
+    assert len(printed) == 1
+    assert printed[0].read_bytes() == pdf.read_bytes()
+    assert "Dupont" not in printed[0].name
+    assert cups_files_containing(cups_service, b"Dupont") == []
+
+
+async def test_over_the_loopback_port_a_job_is_followed_but_an_unverifiable_purge_is_reported(
+    cups_service: CupsService, tmp_path: Path
+) -> None:
+    # Over TCP the van's cupsd does not know who asks, so it will not list jobs: the job is followed through its
+    # notifications, and the purge verification must say it could not look rather than pass.
+    recorder = Recorder()
+    pdf = document(tmp_path, "doc.pdf", "over tcp")
+    async with started(cups_service, recorder, server="127.0.0.1", port=cups_service.cups_port) as printer:
+        job_id = await printer.submit(pdf, title="kiosk-s1-1", session="s1")
+        await recorder.wait_for(job_is(job_id, "completed"))
+        problems = await printer.verify_purged("s1")
+
+    assert [p.read_bytes() for p in cups_service.printed()] == [pdf.read_bytes()]
+    assert problems and "cannot be checked" in problems[0]
+
+
+# --------------------------------------------------------------------------------------------------- faults
+@pytest.mark.parametrize("probe", [True, False], ids=["asking-the-printer", "through-cups-only"])
+async def test_out_of_paper_tells_the_agent_and_the_job_prints_by_itself_once_refilled(
+    cups_service: CupsService, tmp_path: Path, probe: bool
+) -> None:
+    recorder = Recorder()
+    pdf = document(tmp_path, "doc.pdf", "needs paper")
+    async with started(cups_service, recorder, probe=probe) as printer:
+        await asyncio.to_thread(cups_service.set_paper, 0)
+        job_id = await printer.submit(pdf, title="kiosk-s1-1", session="s1")
+        await recorder.wait_for(fault("printer.media-empty"))
+        await recorder.wait_for(printer_is("printing", reason="media-empty"))
+        assert cups_service.printed() == []
+        assert "completed" not in job_states(recorder, job_id)
+
+        refilled = recorder.mark()
+        await asyncio.to_thread(cups_service.set_paper, 250)
+        await recorder.wait_for(job_is(job_id, "completed"), since=refilled)
+        await recorder.wait_for(fault("printer.media-empty", cleared=True), since=refilled)
+
+    assert [p.read_bytes() for p in cups_service.printed()] == [pdf.read_bytes()]  # printed once, nothing lost
+    assert "aborted" not in job_states(recorder, job_id)
+
+
+async def test_a_jam_aborts_the_job_tells_the_agent_and_the_next_job_prints(
+    cups_service: CupsService, tmp_path: Path
+) -> None:
+    recorder = Recorder()
+    jammed, after = document(tmp_path, "a.pdf", "jammed"), document(tmp_path, "b.pdf", "after the jam")
+    async with started(cups_service, recorder) as printer:
+        cups_service.jam_next_job()
+        first = await printer.submit(jammed, title="kiosk-s1-1", session="s1")
+        aborted = await recorder.wait_for(job_is(first, "aborted"))
+        await recorder.wait_for(fault("printer.media-jam"))
+        assert cups_service.printed() == []
+
+        cleared = recorder.mark()
+        second = await printer.submit(after, title="kiosk-s1-2", session="s1")
+        await recorder.wait_for(job_is(second, "completed"), since=cleared)
+        await recorder.wait_for(fault("printer.media-jam", cleared=True), since=cleared)
+        await recorder.wait_for(lambda e: isinstance(e, PrinterChanged) and "media-jam" not in e.state.reasons)
+        assert "cancelled" not in job_states(recorder, first)
+        assert printer.state.status == "idle" and printer.state.reasons == ()
+
+    assert isinstance(aborted, JobStateChanged) and aborted.job.reasons  # says why, for the technician
+    assert [p.read_bytes() for p in cups_service.printed()] == [after.read_bytes()]
+
+
+async def test_a_printer_switched_off_shows_unavailable_and_comes_back_by_itself(
+    cups_service: CupsService, tmp_path: Path
+) -> None:
+    recorder = Recorder()
+    async with started(cups_service, recorder) as printer:
+        await recorder.wait_for(printer_is("idle", present=True))
+        off = recorder.mark()
+        cups_service.kill_printer()
+        await recorder.wait_for(printer_is("unavailable", reason="offline", present=False), since=off)
+        await recorder.wait_for(fault("printer.offline"), since=off)
+
+        on = recorder.mark()
+        await asyncio.to_thread(cups_service.start_printer)
+        await recorder.wait_for(printer_is("idle", present=True), since=on)
+        await recorder.wait_for(fault("printer.offline", cleared=True), since=on)
+        assert printer.state.reasons == ()
+
+
+async def test_a_cups_server_that_stops_and_starts_again_leaves_the_backend_working(
+    cups_service: CupsService, tmp_path: Path
+) -> None:
+    recorder = Recorder()
+    pdf = document(tmp_path, "doc.pdf", "after the restart")
+    async with started(cups_service, recorder) as printer:
+        await recorder.wait_for(printer_is("idle", present=True))
+        down = recorder.mark()
+        cups_service.stop_cupsd()
+        await recorder.wait_for(printer_is("unavailable", reason="offline"), since=down)
+        with pytest.raises(DeviceError) as refused:
+            await printer.submit(pdf, title="kiosk-s1-1", session="s1")
+        assert refused.value.key == "printer.offline"
+
+        up = recorder.mark()
+        await asyncio.to_thread(cups_service.start_cupsd)
+        await recorder.wait_for(printer_is("idle", present=True), since=up)
+        await recorder.wait_for(fault("printer.offline", cleared=True), since=up)
+        job_id = await printer.submit(pdf, title="kiosk-s1-2", session="s1")
+        await recorder.wait_for(job_is(job_id, "completed"), since=up)
+
+    assert [p.read_bytes() for p in cups_service.printed()] == [pdf.read_bytes()]
+
+
+# --------------------------------------------------------------------------------------------------- the wipe
+@pytest.mark.parametrize("stock_retention", [False, True], ids=["van-cupsd", "stock-cupsd-keeps-files-and-history"])
+async def test_the_purge_leaves_no_job_no_file_and_no_byte_of_the_session_in_cups(
+    tmp_path: Path, stock_retention: bool
+) -> None:
+    canary, other = "CANARY-7f3e9b21", "OTHER-CITIZEN-5d1c"
+    session, next_one = "a1b2c3d4", "e5f6a7b8"
+    with running_cups(tmp_path / "cups", stock_retention=stock_retention) as service:
+        recorder = Recorder()
+        async with started(service, recorder) as printer:
+            printed = await printer.submit(
+                document(tmp_path, "1.pdf", canary), title=f"kiosk-{session}-1", session=session
+            )
+            await recorder.wait_for(job_is(printed, "completed"))
+            await asyncio.to_thread(service.pause_queue)  # what follows waits in the spool, as behind a jam
+            waiting = await printer.submit(
+                document(tmp_path, "2.pdf", canary), title=f"kiosk-{session}-2", session=session
+            )
+            kept = await printer.submit(
+                document(tmp_path, "3.pdf", other), title=f"kiosk-{next_one}-1", session=next_one
+            )
+            await recorder.wait_for(fault("printer.paused"))
+            before = await printer.verify_purged(session)
+
+            await printer.cancel_jobs(session)
+            await printer.purge_jobs(session)
+
+            after = await printer.verify_purged(session)
+            others_left = await printer.verify_purged(next_one)
+            await asyncio.sleep(1.0)  # a few polls: the purged jobs' last events must not bring them back
+            left = await printer.jobs(session)
+            listing = service.connection().getJobs(which_jobs="all", requested_attributes=["job-id", "job-name"])
+
+        assert any("still listed" in p for p in before) and any("document file" in p for p in before)
+        assert after == ()
+        assert left == ()
+        assert printed not in listing and waiting not in listing
+        assert not [a for a in listing.values() if str(a.get("job-name", "")).startswith(f"kiosk-{session}-")]
+        assert listing[kept]["job-name"] == f"kiosk-{next_one}-1"  # the next citizen's job is not touched
+        assert others_left  # and the verification of that session sees it
+        assert job_states(recorder, waiting)[-1] == "cancelled"
+        assert cups_files_containing(service, canary.encode()) == []
+        assert cups_files_containing(service, other.encode())  # the search does find a document that is there
+
+
+@pytest.mark.parametrize("stock_retention", [False, True], ids=["van-cupsd", "stock-cupsd-keeps-files-and-history"])
+async def test_jobs_left_by_an_earlier_run_are_found_by_their_title_and_purged(
+    tmp_path: Path, stock_retention: bool
+) -> None:
+    # kioskd restarted mid-session (a crash): the pending wipe must still find the session's jobs in CUPS, the
+    # finished ones a stock cupsd keeps (it lists them without their titles unless asked well) and the one waiting.
+    session = "c0ffee00"
+    with running_cups(tmp_path / "cups", stock_retention=stock_retention) as service:
+        recorder = Recorder()
+        async with started(service, recorder) as printer:
+            done = await printer.submit(
+                document(tmp_path, "1.pdf", "done"), title=f"kiosk-{session}-1", session=session
+            )
+            await recorder.wait_for(job_is(done, "completed"))
+            await asyncio.to_thread(service.pause_queue)
+            waiting = await printer.submit(
+                document(tmp_path, "2.pdf", "waiting"), title=f"kiosk-{session}-2", session=session
+            )
+        async with started(service, Recorder()) as restarted:
+            found = [j.id for j in await restarted.jobs(session)]
+            before = await restarted.verify_purged(session)
+            await restarted.cancel_jobs(session)
+            await restarted.purge_jobs(session)
+            after = await restarted.verify_purged(session)
+        listing = service.connection().getJobs(which_jobs="all")
+
+    assert found == [waiting]  # the restarted backend knows the unfinished job at once
+    assert before and after == ()
+    assert done not in listing and waiting not in listing
+
+
+def test_every_fault_the_backend_reports_has_a_message_for_the_agent() -> None:
+    missing = sorted(r for r in FAULT_REASONS if f"printer.{r}" not in CATALOGUE)
+    assert missing == []
