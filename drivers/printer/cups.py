@@ -471,12 +471,12 @@ class CupsPrinter:
             self._next_event = int(events[-1]["notify-sequence-number"]) + 1
         return events
 
-    def _follow_jobs(self, conn: Any) -> None:
-        for event in self._events(conn):
-            self._apply_event(event)
+    def _listing(self, conn: Any, which: str) -> Mapping[int, Mapping[str, Any]] | None:
+        """CUPS's job list (``which``: not-completed or all); ``None`` when CUPS will not list jobs to kioskd (a
+        TCP connection it cannot authenticate, with the van's policy)."""
         try:
             listing: Mapping[int, Mapping[str, Any]] = conn.getJobs(
-                which_jobs="not-completed", requested_attributes=JOB_ATTRIBUTES
+                which_jobs=which, requested_attributes=JOB_ATTRIBUTES
             )
         except cups.IPPError as exc:
             if _status_of(exc) not in REFUSED_LISTING:
@@ -484,9 +484,14 @@ class CupsPrinter:
             if not self._listing_refused:
                 log.warning("printer: CUPS does not let kioskd list jobs on this connection (use the local socket)")
                 self._listing_refused = True
-            listing = {}
-        else:
-            self._listing_refused = False
+            return None
+        self._listing_refused = False
+        return listing
+
+    def _follow_jobs(self, conn: Any) -> None:
+        for event in self._events(conn):
+            self._apply_event(event)
+        listing = self._listing(conn, "not-completed") or {}
         for job_id, attrs in listing.items():
             tracked = self._jobs.get(job_id)
             if tracked is None:
@@ -648,8 +653,7 @@ class CupsPrinter:
     def _session_ids(self, conn: Any, session: str, which: str) -> set[int]:
         """The session's job ids: the ones this backend knows, and the ones CUPS lists under its titles."""
         ids = {job_id for job_id, t in self._jobs.items() if t.job.session == session}
-        listing = conn.getJobs(which_jobs=which, requested_attributes=JOB_ATTRIBUTES)
-        for job_id, attrs in listing.items():
+        for job_id, attrs in (self._listing(conn, which) or {}).items():
             title = self._title(conn, job_id, attrs)
             if _session_of(title) == session:
                 ids.add(job_id)
@@ -700,7 +704,7 @@ class CupsPrinter:
             for job_id in ids:
                 self._jobs.pop(job_id, None)
                 self._cancelling.discard(job_id)
-            listed = set(conn.getJobs(which_jobs="all", requested_attributes=["job-id"])) & ids
+            listed = set(self._listing(conn, "all") or ()) & ids  # unlisted: verify_purged says so
         except (_Unreachable, RuntimeError, cups.HTTPError, cups.IPPError) as exc:
             raise self._command_error(exc, "purge") from None
         try:
@@ -718,14 +722,14 @@ class CupsPrinter:
         known = (self._purged.get(session, set()) - others) | mine
         try:
             conn = self._connection()
-            listing = conn.getJobs(which_jobs="all", requested_attributes=JOB_ATTRIBUTES)
+            listing = self._listing(conn, "all")
+            if listing is None:
+                return ("CUPS does not let kioskd list its jobs: they cannot be checked",)
             titles = {i: self._title(conn, i, a) for i, a in listing.items() if i not in others}
         except (_Unreachable, RuntimeError, cups.HTTPError, cups.IPPError) as exc:
             if isinstance(exc, _Unreachable) or _disconnected(exc):
                 self._drop()
                 return ("the CUPS server does not answer: its jobs cannot be checked",)
-            if _status_of(exc) in REFUSED_LISTING:
-                return ("CUPS does not let kioskd list its jobs: they cannot be checked",)
             raise
         listed = {i for i, title in titles.items() if i in known or _session_of(title) == session}
         if listed:

@@ -156,9 +156,15 @@ async def test_over_the_loopback_port_a_job_is_followed_but_an_unverifiable_purg
     async with started(cups_service, recorder, server="127.0.0.1", port=cups_service.cups_port) as printer:
         job_id = await printer.submit(pdf, title="kiosk-s1-1", session="s1")
         await recorder.wait_for(job_is(job_id, "completed"))
+        await asyncio.to_thread(cups_service.pause_queue)
+        waiting = await printer.submit(pdf, title="kiosk-s1-2", session="s1")
+        await printer.cancel_jobs("s1")  # its own jobs it can still cancel by their ids
+        await printer.purge_jobs("s1")
         problems = await printer.verify_purged("s1")
+        listing = cups_service.connection().getJobs(which_jobs="all")
 
     assert [p.read_bytes() for p in cups_service.printed()] == [pdf.read_bytes()]
+    assert job_states(recorder, waiting)[-1] == "cancelled" and waiting not in listing
     assert problems and "cannot be checked" in problems[0]
 
 
