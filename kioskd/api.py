@@ -159,6 +159,12 @@ def create_app(station: Station, token: str | None = None, stopping: asyncio.Eve
             return []
         return [dataclasses.asdict(r) for r in await station.store.receipts(limit)]
 
+    @app.get("/power/history", summary="Power samples of the last hours (for the panel's chart)")
+    async def power_history(hours: Annotated[float, Query(gt=0, le=168)] = 12) -> list[dict[str, Any]]:
+        if station.store is None:
+            return []
+        return await station.store.power_samples(station.clock.wall() - hours * 3600)
+
     @app.get("/sim", summary="The simulated van's verbs")
     async def sim_verbs() -> dict[str, str]:
         return dict(_simulation(station).verbs())

@@ -21,9 +21,10 @@ from kioskd.hal import (
     Button,
     Camera,
     Clock,
-    DeviceKind,
     DriverContext,
+    DriverKind,
     Event,
+    Host,
     Modem,
     PowerSource,
     Printer,
@@ -36,16 +37,16 @@ from kioskd.profile import Profile
 GROUP = "kioskd.drivers"
 
 
-def available(kind: DeviceKind) -> list[str]:
+def available(kind: DriverKind) -> list[str]:
     return sorted(ep.name.split(".", 1)[1] for ep in entry_points(group=GROUP) if ep.name.startswith(f"{kind}."))
 
 
-def load_backend(kind: DeviceKind, driver: str, source: str) -> type[Any]:
+def load_backend(kind: DriverKind, driver: str, source: str) -> type[Any]:
     matches = entry_points(group=GROUP, name=f"{kind}.{driver}")
     if not matches:
         raise DriverNotFound(
             f"no backend {driver!r} for {kind}; installed: {', '.join(available(kind)) or 'none'}",
-            where=f"{source}: devices.{kind}.driver",
+            where=f"{source}: {_table(kind)}.driver",
             action="install the package that provides it or pick an installed backend",
         )
     ep = next(iter(matches))
@@ -54,10 +55,14 @@ def load_backend(kind: DeviceKind, driver: str, source: str) -> type[Any]:
     except ImportError as exc:
         raise DriverNotFound(
             f"backend {driver!r} for {kind} cannot be imported: {exc}",
-            where=f"{source}: devices.{kind}.driver",
+            where=f"{source}: {_table(kind)}.driver",
             action="install the backend's libraries (see README)",
         ) from None
     return loaded
+
+
+def _table(kind: DriverKind) -> str:
+    return "host" if kind == "host" else f"devices.{kind}"
 
 
 @dataclass
@@ -72,18 +77,21 @@ class Devices:
     button: Button
     audio: Audio
     camera: Camera
+    host: Host
     simulation: Simulation | None = None
 
-    def all(self) -> list[tuple[DeviceKind, Any]]:
-        return [(kind, getattr(self, kind)) for kind in DEVICE_KINDS]
+    def all(self) -> list[tuple[DriverKind, Any]]:
+        kinds: tuple[DriverKind, ...] = (*DEVICE_KINDS, "host")
+        return [(kind, getattr(self, kind)) for kind in kinds]
 
 
 def build_devices(profile: Profile, clock: Clock, emit: Callable[[Event], None], runtime_dir: Path) -> Devices:
     """One backend per kind, as the profile (or ``KIOSKD_DRIVER_<KIND>``) says; raises ``ProfileError``."""
     shared: dict[str, Any] = {}
     built: dict[str, Any] = {}
-    for kind in DEVICE_KINDS:
-        section = profile.devices[kind]
+    kinds: tuple[DriverKind, ...] = (*DEVICE_KINDS, "host")
+    for kind in kinds:
+        section = profile.host if kind == "host" else profile.devices[kind]
         override = os.environ.get(f"KIOSKD_DRIVER_{kind.upper()}")
         driver = override or section.driver
         options = {} if override and override != section.driver else section.options()
@@ -99,10 +107,11 @@ def build_devices(profile: Profile, clock: Clock, emit: Callable[[Event], None],
             source=profile.source,
         )
         backend = cls(ctx)
-        if not isinstance(backend, CONTRACTS[kind]):
+        contract = Host if kind == "host" else CONTRACTS[kind]
+        if not isinstance(backend, contract):
             raise ProfileError(
                 f"backend {driver!r} does not implement the {kind} contract",
-                where=f"{profile.source}: devices.{kind}.driver",
+                where=f"{profile.source}: {_table(kind)}.driver",
             )
         built[kind] = backend
     simulation = next((obj for obj in shared.values() if isinstance(obj, Simulation)), None)

@@ -21,6 +21,7 @@ from kioskd.errors import DeviceError as DeviceError
 from kioskd.errors import ProfileError as ProfileError
 
 DeviceKind = Literal["power", "modem", "displays", "scanner", "printer", "button", "audio", "camera"]
+DriverKind = DeviceKind | Literal["host"]  # the host (power off, inhibit) has a backend but no state to show
 DEVICE_KINDS: tuple[DeviceKind, ...] = (
     "power",
     "modem",
@@ -492,7 +493,7 @@ class DriverContext:
     """What a backend is built with: its options, the clock, a thread-safe way to report events, and a place to
     share one model between the backends of one package (the simulated van)."""
 
-    kind: DeviceKind
+    kind: DriverKind
     driver: str
     options: Mapping[str, Any]
     clock: Clock

@@ -54,6 +54,7 @@ class PowerPolicyConfig(_Section):
     shore_debounce: float = Field(5.0, ge=0, le=120, description="seconds a shore change must last")
     wipe_reserve: float = Field(300, ge=0, description="seconds of battery kept to finish a wipe")
     discharge_window: float = Field(600, gt=0, description="seconds of samples for the time-to-go estimate")
+    sample_period: float = Field(60, gt=0, description="seconds between power samples kept for the panel")
 
     @model_validator(mode="after")
     def _ordered(self) -> PowerPolicyConfig:
@@ -122,6 +123,7 @@ class Profile(_Section):
     api: ApiConfig = ApiConfig()
     scanning: ScanningConfig = ScanningConfig()
     devices: dict[DeviceKind, DeviceSection]
+    host: DeviceSection = DeviceSection(driver="logind")  # power off and inhibitor locks; "sim" in the simulator
     source: str = "<memory>"
 
     @field_validator("devices")

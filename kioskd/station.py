@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from kioskd.backends import Devices
@@ -22,6 +22,7 @@ from kioskd.hal import (
     JobStateChanged,
     LedPattern,
     PowerChanged,
+    PowerState,
     ScanFinished,
     StateEvent,
     TimerHandle,
@@ -77,7 +78,6 @@ class Station:
         bus: EventBus,
         clock: Clock,
         sessions: Sessions,
-        power_off: Callable[[], Awaitable[None]] | None = None,
         store: Store | None = None,
     ) -> None:
         self.profile = profile
@@ -85,8 +85,8 @@ class Station:
         self.bus = bus
         self.clock = clock
         self.sessions = sessions
-        self.power_off = power_off
         self.store = store
+        self._last_sample = float("-inf")
         self._state = StationState(vehicle=profile.vehicle.id, since=clock.wall())
         self.session: Session | None = None
         self.last_wipe: WipeOutcome | None = None
@@ -144,6 +144,7 @@ class Station:
             self._set(dataclasses.replace(self._state, **{event.device: vars(event)["state"]}))
             if isinstance(event, PowerChanged):
                 self.power.update(event.state)
+                self._sample(event.state)
         elif isinstance(event, ButtonPressed):
             self._spawn(self.press(long=event.long))
         elif isinstance(event, ScanFinished) or (
@@ -151,7 +152,7 @@ class Station:
         ):
             self.touch()
         elif isinstance(event, DeviceFault):
-            topic = f"device.{event.kind}"
+            topic = f"device.{event.kind}.{event.fault}"  # one notice per fault: clearing one keeps the others
             if event.cleared:
                 self._clear(topic)
             else:
@@ -172,6 +173,18 @@ class Station:
         elif decision.action == "arrive":
             self._notice("power.ignition", decision.key)
             self._spawn(self.arrive())
+
+    def _sample(self, state: PowerState) -> None:
+        """Power samples for the panel's history, at most one per ``sample_period`` (the store is on disk)."""
+        now = self.clock.wall()
+        if (
+            self.store is None
+            or not state.available
+            or now - self._last_sample < self.profile.power_policy.sample_period
+        ):
+            return
+        self._last_sample = now
+        self._spawn(self.store.add_power_sample(now, state))
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(self._guard(coro))
@@ -328,10 +341,23 @@ class Station:
             return
         await self._wipe(self.session.id, reason, then)
 
+    async def _inhibited_wipe(self, session_id: str, reason: WipeReason) -> WipeOutcome:
+        """The wipe, with the machine's shutdown held off until it is over (a logind delay lock)."""
+        lock = None
+        try:
+            lock = await self.devices.host.inhibit("a citizen's session is being wiped")
+        except Exception as exc:  # no logind: wipe anyway, the journal covers a power cut
+            log.warning("no shutdown inhibitor during the wipe: %s", type(exc).__name__)
+        try:
+            return await self.sessions.wipe(session_id, reason)
+        finally:
+            if lock is not None:
+                lock.release()
+
     async def _wipe(self, session_id: str, reason: WipeReason, then: Mode | None = None) -> WipeOutcome:
         """Wipe one session; once verified, go to ``then`` (default: ready, or travelling if the engine runs)."""
         self._go("wiping", reason)
-        outcome = await self.sessions.wipe(session_id, reason)
+        outcome = await self._inhibited_wipe(session_id, reason)
         self.last_wipe = outcome
         self.wipes.append(outcome)
         if self.session is not None and self.session.id == session_id:
@@ -353,7 +379,7 @@ class Station:
             self._go("wiping", reason)
         outcome = None
         for session_id in session_ids:
-            outcome = await self.sessions.wipe(session_id, reason)
+            outcome = await self._inhibited_wipe(session_id, reason)
             self.last_wipe = outcome
             self.wipes.append(outcome)
             if not outcome.verified:
@@ -383,8 +409,8 @@ class Station:
                 self._go("shutting_down", reason)
             await self.devices.displays.set_power(False)
             self._go("off", reason)
-        if self.power_off is not None:
-            await self.power_off()
+        # only now, with every session wiped and verified (or journalled for the next start), the PC goes off
+        await self.devices.host.power_off()
 
     async def travel(self) -> None:
         """Ignition on: the session ends (wipe), no new one, displays off."""

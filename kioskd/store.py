@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kioskd.hal import PowerState
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS receipts (
     session    TEXT NOT NULL,
@@ -26,7 +28,17 @@ CREATE TABLE IF NOT EXISTS receipts (
     prints     INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS receipts_closed ON receipts (closed_at);
+CREATE TABLE IF NOT EXISTS power_samples (
+    at       REAL NOT NULL,
+    shore    INTEGER,
+    soc      REAL,
+    voltage  REAL,
+    power    REAL,
+    time_to_go REAL
+);
+CREATE INDEX IF NOT EXISTS power_samples_at ON power_samples (at);
 """
+KEEP_SAMPLES = 7 * 24 * 3600  # seconds: a week of power history is enough for the panel and the technician
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,27 @@ class Store:
 
     async def add_receipt(self, receipt: Receipt) -> None:
         await asyncio.to_thread(self._add, receipt)
+
+    def _add_sample(self, at: float, state: PowerState) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO power_samples VALUES (?, ?, ?, ?, ?, ?)",
+                (at, None if state.shore is None else int(state.shore), state.soc, state.voltage, state.power,
+                 state.time_to_go),
+            )  # fmt: skip
+            db.execute("DELETE FROM power_samples WHERE at < ?", (at - KEEP_SAMPLES,))
+
+    async def add_power_sample(self, at: float, state: PowerState) -> None:
+        await asyncio.to_thread(self._add_sample, at, state)
+
+    def _samples(self, since: float) -> list[dict[str, Any]]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM power_samples WHERE at >= ? ORDER BY at", (since,)).fetchall()
+        keys = ("at", "shore", "soc", "voltage", "power", "time_to_go")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    async def power_samples(self, since: float) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self._samples, since)
 
     def _latest(self, limit: int) -> list[Receipt]:
         with self._connect() as db:
