@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kioskd import messages
 from kioskd.errors import DeviceError, KioskError, TransitionRefused, WipeError
+from kioskd.hal import ScanMode, ScanSource
 from kioskd.state import StationChanged
 from kioskd.station import Station
 
@@ -43,6 +44,14 @@ async def _body(request: Request, limit: int) -> bytes:
 class SimCommand(BaseModel):
     model_config = ConfigDict(extra="forbid")
     args: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=8)
+
+
+class ScanCommand(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: ScanSource = "flatbed"
+    mode: ScanMode | None = None  # the profile's default
+    multi: bool = False  # the whole feeder
+    destination: str | None = Field(None, max_length=64)  # an upload destination of the profile
 
 
 class Result(BaseModel):
@@ -141,6 +150,14 @@ def create_app(station: Station, token: str | None = None, stopping: asyncio.Eve
             raise TransitionRefused("not a PDF document", where="print", key="api.bad_request")
         job = await station.print_document(document)
         return {"ok": True, "job": job, "state": station.mode}
+
+    @app.post("/scan", summary="Scan for the current citizen into one PDF fitted to an upload destination")
+    async def scan(command: ScanCommand) -> dict[str, Any]:
+        return await station.scan(command.source, command.mode, command.multi, command.destination)
+
+    @app.get("/scans", summary="The current citizen's scans")
+    async def scans() -> list[dict[str, Any]]:
+        return station.scans()
 
     @app.get("/jobs", summary="The current citizen's print jobs")
     async def jobs() -> list[dict[str, Any]]:

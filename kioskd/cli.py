@@ -153,6 +153,12 @@ def main(argv: list[str] | None = None) -> None:
     printing = sub.add_parser("print", help="print a PDF for the current citizen")
     printing.add_argument("file")
     sub.add_parser("jobs", help="the current citizen's print jobs")
+    scan = sub.add_parser("scan", help="scan for the current citizen into one PDF")
+    scan.add_argument("--adf", action="store_true", help="from the feeder (default: flatbed)")
+    scan.add_argument("--all", action="store_true", help="the whole feeder stack into one PDF")
+    scan.add_argument("--gray", action="store_true", help="grey instead of the profile's mode")
+    scan.add_argument("--to", dest="destination", help="upload destination (size budget) of the profile")
+    sub.add_parser("scans", help="the current citizen's scans")
     receipts = sub.add_parser("receipts", help="the latest wipe receipts")
     receipts.add_argument("--limit", type=int, default=10)
     sim = sub.add_parser("sim", help="act on the simulated van (kioskctl sim help)")
@@ -170,6 +176,23 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "events":
         _follow(args)
         return
+    if args.command == "scan":
+        payload = {"source": "adf" if args.adf or args.all else "flatbed", "multi": args.all}
+        payload |= {"mode": "gray"} if args.gray else {}
+        payload |= {"destination": args.destination} if args.destination else {}
+        code, body = _request(args, "POST", "/scan", json=payload)
+        if args.json:
+            print(json.dumps(body, ensure_ascii=False))
+        elif code == 200:
+            print(body["message"][lang])
+        if code != 200:
+            raise SystemExit(_fail(body, lang))
+        raise SystemExit(0 if body.get("ok") and not body.get("fault") else 1)  # a fault needs the agent
+    if args.command == "scans":
+        code, body = _request(args, "GET", "/scans")
+        for scan_file in body if code == 200 else []:
+            print(f"{scan_file['file']}  {scan_file['bytes'] / 1000:.0f} kB")
+        raise SystemExit(0 if code == 200 else _fail(body, lang))
     if args.command in ("jobs", "receipts"):
         params = {"limit": args.limit} if args.command == "receipts" else {}
         code, body = _request(args, "GET", f"/{args.command}", params=params)

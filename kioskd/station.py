@@ -11,6 +11,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from kioskd import messages
 from kioskd.backends import Devices
 from kioskd.bus import EventBus
 from kioskd.errors import TransitionRefused, WipeError
@@ -24,6 +25,9 @@ from kioskd.hal import (
     PowerChanged,
     PowerState,
     ScanFinished,
+    ScanMode,
+    ScanRequest,
+    ScanSource,
     StateEvent,
     TimerHandle,
 )
@@ -318,6 +322,53 @@ class Station:
         async with self._lock:
             if self.mode == "in_session":
                 await self._end_session("idle")
+
+    # ------------------------------------------------------------------------------------------- scanning
+    async def scan(
+        self, source: ScanSource, mode: ScanMode | None, multi: bool, destination: str | None
+    ) -> dict[str, Any]:
+        """One scan job into the current session's scans folder, fitted to the destination's size budget."""
+        # imported here: OpenCV costs a third of a second at start-up and is only needed once a citizen is in
+        from kioskd.scanning import scan_to_pdf
+
+        session = self.session
+        if session is None or self.mode != "in_session":
+            raise TransitionRefused("scanning needs a citizen session", where="station", key="refused.no_session")
+        cfg = self.profile.scanning
+        try:
+            target = cfg.destination(destination)
+        except KeyError:
+            raise TransitionRefused(
+                f"no upload destination {destination!r}",
+                where="scanning",
+                key="api.bad_request",
+                params={"detail": f"destination: {', '.join(d.name for d in cfg.destinations)}"},
+            ) from None
+        self.touch()
+        request = ScanRequest(source=source, resolution=cfg.resolution, mode=mode or cfg.mode, multi=multi)
+        outcome = await scan_to_pdf(
+            self.devices.scanner, request, dest=session.workspace.scans, budget=target.max_bytes, clock=self.clock
+        )
+        self.touch()
+        level: Level = "info" if outcome.path is not None and outcome.fault is None else "warning"
+        self._notice("scan", outcome.message, level, **dict(outcome.params))
+        self.snapshot()
+        return {
+            "ok": outcome.path is not None,
+            "file": outcome.path.name if outcome.path else None,
+            "pages": outcome.pages,
+            "bytes": outcome.bytes,
+            "fault": outcome.fault,
+            "destination": target.name,
+            "message": messages.both(outcome.message, **dict(outcome.params)),
+        }
+
+    def scans(self) -> list[dict[str, Any]]:
+        """The current session's scans (names kioskd gave them, sizes) — for the session's own view only."""
+        if self.session is None:
+            return []
+        folder = self.session.workspace.scans
+        return [{"file": p.name, "bytes": p.stat().st_size} for p in sorted(folder.glob("*.pdf"))]
 
     # ------------------------------------------------------------------------------------------- printing
     async def print_document(self, document: bytes) -> int:
