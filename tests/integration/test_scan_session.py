@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.integration.daemon_process import start_daemon
-
 from kioskd.profile import SIM_PROFILE
+from tests.integration.daemon_process import start_daemon
 
 
 def test_scans_belong_to_the_session_and_a_jam_keeps_the_pages_before_it(tmp_path: Path) -> None:
