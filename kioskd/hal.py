@@ -10,15 +10,17 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 # Drivers import the errors they raise from here, so that drivers/sim/ needs nothing but kioskd.hal.
 from kioskd.errors import DeviceError as DeviceError
 from kioskd.errors import ProfileError as ProfileError
+
+if TYPE_CHECKING:  # numpy costs a tenth of a second at start-up; only scans carry pixels
+    import numpy as np
+    import numpy.typing as npt
 
 DeviceKind = Literal["power", "modem", "displays", "scanner", "printer", "button", "audio", "camera"]
 DriverKind = DeviceKind | Literal["host"]  # the host (power off, inhibit) has a backend but no state to show

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from kioskd.hal import (
     JOB_FINISHED,
     AudioChanged,
@@ -413,6 +411,8 @@ class SimVan:
 
 def synthetic_page(request: ScanRequest, number: int) -> RawPage:
     """An A4 page at the requested resolution: white paper with dark 'text lines' (cheap to make)."""
+    import numpy as np  # only when a page is scanned: numpy is slow to import and the daemon starts without it
+
     dpi = request.resolution
     width, height = round(A4_MM[0] / 25.4 * dpi), round(A4_MM[1] / 25.4 * dpi)
     page = np.full((height, width), 245, dtype=np.uint8)
