@@ -114,7 +114,7 @@ def create_app(station: Station, token: str | None = None, stopping: asyncio.Eve
 
     @app.get("/status", summary="The whole station at a glance")
     async def status() -> dict[str, Any]:
-        return station.snapshot().to_json(now=station.clock.wall())
+        return (await station.snapshot()).to_json(now=station.clock.wall())
 
     @app.post("/start", summary="Start the station (like a short press when off)")
     async def start() -> Result:
@@ -157,7 +157,7 @@ def create_app(station: Station, token: str | None = None, stopping: asyncio.Eve
 
     @app.get("/scans", summary="The current citizen's scans")
     async def scans() -> list[dict[str, Any]]:
-        return station.scans()
+        return await station.scans()
 
     @app.get("/jobs", summary="The current citizen's print jobs")
     async def jobs() -> list[dict[str, Any]]:
@@ -208,7 +208,7 @@ def create_app(station: Station, token: str | None = None, stopping: asyncio.Eve
 
         async def stream() -> AsyncIterator[str]:
             try:
-                yield _sse(station.snapshot().to_json(now=station.clock.wall()))
+                yield _sse((await station.snapshot()).to_json(now=station.clock.wall()))
                 while not stop.is_set():
                     getter = asyncio.ensure_future(queue.get())
                     stopper = asyncio.ensure_future(stop.wait())

@@ -123,13 +123,16 @@ class Station:
     def _clear(self, topic: str) -> None:
         self._set(self._state.without_notice(topic))
 
-    def snapshot(self) -> StationState:
-        """The snapshot with the session's file counts read now (counts only)."""
-        if self.session is not None and self._state.session is not None:
-            counts = self.session.counts()
+    async def snapshot(self) -> StationState:
+        """The snapshot with the session's file counts read now (counts only; the walk runs off the loop)."""
+        session = self.session
+        if session is not None:
+            counts = await asyncio.to_thread(session.counts)
+            if self.session is not session or self._state.session is None:
+                return self._state  # the session ended while we counted
             info = dataclasses.replace(
                 self._state.session,
-                print_jobs=self.session.print_count,
+                print_jobs=session.print_count,
                 scans=counts["scans"],
                 downloads=counts["downloads"],
             )
@@ -352,7 +355,7 @@ class Station:
         self.touch()
         level: Level = "info" if outcome.path is not None and outcome.fault is None else "warning"
         self._notice("scan", outcome.message, level, **dict(outcome.params))
-        self.snapshot()
+        await self.snapshot()
         return {
             "ok": outcome.path is not None,
             "file": outcome.path.name if outcome.path else None,
@@ -363,12 +366,16 @@ class Station:
             "message": messages.both(outcome.message, **dict(outcome.params)),
         }
 
-    def scans(self) -> list[dict[str, Any]]:
+    async def scans(self) -> list[dict[str, Any]]:
         """The current session's scans (names kioskd gave them, sizes) — for the session's own view only."""
         if self.session is None:
             return []
         folder = self.session.workspace.scans
-        return [{"file": p.name, "bytes": p.stat().st_size} for p in sorted(folder.glob("*.pdf"))]
+
+        def listing() -> list[dict[str, Any]]:
+            return [{"file": p.name, "bytes": p.stat().st_size} for p in sorted(folder.glob("*.pdf"))]
+
+        return await asyncio.to_thread(listing)
 
     # ------------------------------------------------------------------------------------------- printing
     async def print_document(self, document: bytes) -> int:
@@ -382,7 +389,7 @@ class Station:
         path = session.workspace.prints / f"print-{number}.pdf"
         await asyncio.to_thread(path.write_bytes, document)
         job = await self.devices.printer.submit(path, title=f"kiosk-{session.id}-{number}", session=session.id)
-        self.snapshot()
+        await self.snapshot()
         return job
 
     async def _end_session(self, reason: WipeReason, then: Mode | None = None) -> None:

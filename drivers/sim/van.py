@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import shutil
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -335,8 +334,9 @@ class SimVan:
     def submit(self, document: Path, title: str, session: str) -> int:
         job_id = next(self.job_ids)
         spool = self.spool / f"d{job_id:05d}-001"
-        shutil.copyfile(document, spool)
-        pages = max(1, document.read_bytes().count(b"/Type /Page") - document.read_bytes().count(b"/Type /Pages"))
+        data = document.read_bytes()
+        spool.write_bytes(data)
+        pages = max(1, data.count(b"/Type /Page") - data.count(b"/Type /Pages"))
         job = PrintJob(job_id, session, title, "pending")
         self.jobs[job_id] = SimJob(job, spool, pages, pages * self.page_print_seconds)
         self.emit(JobStateChanged(job))
