@@ -1,7 +1,7 @@
-"""The simulated van's host: powering off and inhibitor locks are recorded with their simulated time, nothing more.
+"""The simulated van's host: powering off and inhibitor locks are recorded with their simulated time.
 
-Like gpiozero's mock pins it only keeps a history for tests and scenarios to assert on; it stops no process and
-imports only ``kioskd.hal`` and the simulation."""
+Like gpiozero's mock pins it keeps a history for tests and scenarios to assert on; powering off also tells the van
+its PC no longer draws from the battery. It stops no process and imports only ``kioskd.hal`` and the simulation."""
 
 from __future__ import annotations
 
@@ -54,6 +54,9 @@ class SimHost:
     async def power_off(self) -> None:
         self.powered_off = True
         self._record("power_off", "")
+        van = self.ctx.shared.get("sim.van")
+        if isinstance(van, SimVan):
+            van.power_off()  # the PC and the screens stop drawing from the battery
 
     async def inhibit(self, why: str) -> SimInhibitLock:
         lock = SimInhibitLock(self, why)

@@ -229,6 +229,12 @@ class SimVan:
         self.integrate()
         self.battery.load_w = self.battery.base_load_w + (self.battery.session_load_w if in_session else 0.0)
 
+    def power_off(self) -> None:
+        """The station's PC is off: only the van's own standby load is left (none, in this model)."""
+        self.integrate()
+        self.battery.load_w = 0.0
+        self.publish("power")
+
     def set_shore(self, on: bool) -> None:
         self.integrate()
         self.battery.shore = on
