@@ -384,8 +384,13 @@ class CupsPrinter:
     def _poll_cups(self) -> _QueueView:
         try:
             conn = self._connection()
+            # Events before the queue's reasons: a jam reported at the end of a job is then in the reasons when
+            # that job's end is read (see _apply_event).
+            events = self._job_refusal_logged(self._events, conn)
             attrs = conn.getPrinterAttributes(self.opts.queue, requested_attributes=QUEUE_ATTRIBUTES)
-            self._follow_jobs_or_say_why(conn)
+            reasons = _reasons(attrs.get("printer-state-reasons", ()))
+            if events is not None:
+                self._job_refusal_logged(self._follow_jobs, conn, events, "media-jam" in reasons)
         except _Unreachable:
             return self._unreachable()
         except (RuntimeError, cups.HTTPError, cups.IPPError) as exc:
@@ -405,25 +410,27 @@ class CupsPrinter:
             reachable=True,
             found=True,
             state=int(attrs.get("printer-state", 3)),
-            reasons=_reasons(attrs.get("printer-state-reasons", ())),
+            reasons=reasons,
             model=str(attrs.get("printer-make-and-model", "")),
             device_uri=str(attrs.get("device-uri", "")),
         )
 
-    def _follow_jobs_or_say_why(self, conn: Any) -> None:
-        """Follow the jobs; a refusal there (not a lost server) leaves the queue's state valid and is logged once."""
+    def _job_refusal_logged(self, step: Callable[..., T], *args: Any) -> T | None:
+        """A step of following the jobs; CUPS refusing it (not a lost server, not a missing queue) leaves the
+        queue's state valid: logged once, and ``None``."""
         try:
-            self._follow_jobs(conn)
+            result = step(*args)
         except cups.IPPError as exc:
-            if _disconnected(exc):
+            if _disconnected(exc) or _status_of(exc) == cups.IPP_NOT_FOUND:
                 raise
             trouble = cups.ippErrorString(_status_of(exc) or 0)
             if trouble != self._job_trouble:
                 log.warning("printer %s: CUPS does not report jobs (%s)", self.opts.queue, trouble)
                 self._job_trouble = trouble
             self._reconcile = True
-        else:
-            self._job_trouble = None
+            return None
+        self._job_trouble = None
+        return result
 
     def _unreachable(self) -> _QueueView:
         if not self._unreachable_logged:
@@ -488,9 +495,9 @@ class CupsPrinter:
         self._listing_refused = False
         return listing
 
-    def _follow_jobs(self, conn: Any) -> None:
-        for event in self._events(conn):
-            self._apply_event(event)
+    def _follow_jobs(self, conn: Any, events: list[Mapping[str, Any]], jammed: bool) -> None:
+        for event in events:
+            self._apply_event(event, jammed)
         listing = self._listing(conn, "not-completed") or {}
         for job_id, attrs in listing.items():
             tracked = self._jobs.get(job_id)
@@ -512,10 +519,15 @@ class CupsPrinter:
                     self._resolve(conn, job_id, tracked)
         self._busy = any(t.job.state not in JOB_FINISHED for t in self._jobs.values())
 
-    def _apply_event(self, event: Mapping[str, Any]) -> None:
+    def _apply_event(self, event: Mapping[str, Any], jammed: bool) -> None:
         job_id = event.get("notify-job-id")
         if not isinstance(job_id, int):
             return
+        if jammed and event.get("job-state") == cups.IPP_JOB_COMPLETED:
+            # CUPS's ipp backend may report as completed a job the printer aborted on a jam: its watching thread
+            # and its main loop race to read the printer's job, and only the former says "canceled at printer".
+            # A job does not end well on a printer that is jammed as it ends.
+            event = {**event, "job-state": cups.IPP_JOB_ABORTED, "job-state-reasons": ["media-jam"]}
         tracked = self._jobs.get(job_id)
         if tracked is None:
             self._discover(job_id, event.get("job-name"), event)

@@ -229,8 +229,18 @@ class CupsService:
             proc.wait()
 
     def _start_bus(self) -> None:
-        argv = [self._bin["dbus-daemon"], "--session", "--nofork", "--nopidfile", f"--address=unix:path={self.bus}"]
-        _wait("dbus-daemon", self.bus.exists, self._spawn("dbus", argv))
+        argv = [
+            self._bin["dbus-daemon"], "--session", "--nofork", "--nopidfile", "--print-address",
+            f"--address=unix:path={self.bus}",
+        ]  # fmt: skip
+        # The address is printed once the bus accepts clients; the socket file alone appears earlier, and an
+        # ippeveprinter started then fails with "Unable to initialize DNS-SD".
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.procs["dbus"] = proc
+        assert proc.stdout is not None
+        with proc.stdout:
+            if not proc.stdout.readline():
+                raise RuntimeError(f"dbus-daemon exited with {proc.wait()}")
 
     def start_printer(self) -> None:
         """ippeveprinter on its own port; started again after ``kill_printer`` it is the same printer."""
