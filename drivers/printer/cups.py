@@ -195,6 +195,7 @@ class CupsPrinter:
         self._probe: DeviceProbe | None = None
         self._watch: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._last_failure: str | None = None
         # Worker thread only, from here on.
         self._conn: Any = None
         self._subscription: int | None = None
@@ -329,10 +330,15 @@ class CupsPrinter:
     async def _poll_safely(self) -> None:
         try:
             await self._poll()
-        except Exception:  # a surprise from CUPS must not end the watch: the next poll starts afresh
-            log.exception("printer %s: poll failed", self.opts.queue)
+        except Exception as exc:  # a surprise from CUPS must not end the watch: the next poll starts afresh
+            failure = f"{type(exc).__name__}: {exc}"
+            if failure != self._last_failure:  # once per kind of failure, not every few seconds
+                log.exception("printer %s: poll failed", self.opts.queue)
+                self._last_failure = failure
             with contextlib.suppress(Exception):
                 await self._call(self._drop)
+        else:
+            self._last_failure = None
 
     async def _poll(self) -> None:
         view = await self._call(self._poll_cups)
