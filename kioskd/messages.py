@@ -147,6 +147,9 @@ CATALOGUE: dict[str, Message] = {
     "modem.signal.weak": Message("Réseau mobile faible ({quality} %)", "Weak mobile signal ({quality}%)"),
     "modem.offline": Message("Pas d'accès à Internet", "No Internet access"),
     # devices
+    "device.fault.unknown": Message(
+        "Problème matériel ({fault}) : appelez le technicien", "Device problem ({fault}): call the technician"
+    ),
     "device.unplugged": Message("{device} débranché : vérifiez le câble", "{device} unplugged: check the cable"),
     "device.back": Message("{device} de nouveau disponible", "{device} available again"),
     # printer (drivers/printer, issue 4) — add printer messages here

@@ -39,7 +39,11 @@ class Notice:
 
     def to_json(self) -> dict[str, Any]:
         params = dict(self.params)
-        return {"topic": self.topic, "level": self.level, "at": self.at, **messages.both(self.key, **params)}
+        try:
+            text = messages.both(self.key, **params)
+        except (KeyError, IndexError):  # a driver's fault without a catalogue entry: still shown, never a 500
+            text = {**messages.both("device.fault.unknown", fault=self.key), "key": self.key}
+        return {"topic": self.topic, "level": self.level, "at": self.at, **text}
 
 
 @dataclass(frozen=True)

@@ -204,6 +204,8 @@ class Station:
             await coro
         except TransitionRefused as exc:
             self._notice("station", exc.key or "refused.transition", "warning", **_refusal_params(exc, self.mode))
+        except WipeError as exc:
+            log.warning("%s", exc)  # its notice (wipe.failed) is already up
         except Exception:
             log.exception("station command failed")
 

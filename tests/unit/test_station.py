@@ -193,3 +193,21 @@ async def test_device_states_reach_the_snapshot(rig: Rig) -> None:
     as_json = state.to_json()
     for key in ("station", "power", "modem", "displays", "scanner", "printer", "button", "audio", "camera", "session"):
         assert key in as_json
+
+
+async def test_a_fault_without_a_catalogue_entry_is_still_shown(rig: Rig) -> None:
+    from kioskd.hal import DeviceFault
+
+    rig.bus.publish(DeviceFault("printer", "printer.door-open-error"))
+    shown = [n.to_json() for n in rig.station.state.notices]
+    assert shown and shown[0]["key"] == "printer.door-open-error"
+    assert "printer.door-open-error" in shown[0]["fr"] and shown[0]["fr"].startswith("Problème matériel")
+
+
+async def test_two_faults_of_one_device_are_cleared_separately(rig: Rig) -> None:
+    from kioskd.hal import DeviceFault
+
+    rig.bus.publish(DeviceFault("printer", "printer.media-empty"))
+    rig.bus.publish(DeviceFault("printer", "printer.toner-low"))
+    rig.bus.publish(DeviceFault("printer", "printer.media-empty", cleared=True))
+    assert [n.key for n in rig.station.state.notices] == ["printer.toner-low"]
