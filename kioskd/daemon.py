@@ -41,11 +41,23 @@ EX_CONFIG = 78  # sysexits: configuration error (systemd: RestartPreventExitStat
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the daemon owns SIGTERM/SIGINT."""
+    """uvicorn without its own signal handling (the daemon owns SIGTERM/SIGINT) and without its 100 ms tick, so
+    an idle station really sleeps (the tick only refreshed the Date header, which this local API does not send)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._stop = asyncio.Event()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def main_loop(self) -> None:
+        await self._stop.wait()
+
+    def stop(self) -> None:
+        self.should_exit = True
+        self._stop.set()
 
 
 @dataclass
@@ -225,7 +237,7 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
     log.info("stopping")
     stopping.set()
     for server, _ in servers:
-        server.should_exit = True
+        server.stop()
     await asyncio.gather(*serving, return_exceptions=True)
     for task in background:
         task.cancel()
