@@ -386,23 +386,32 @@ class Scanner(Device, Protocol):
 
 @runtime_checkable
 class Printer(Device, Protocol):
-    """A print queue (CUPS). Jobs are per session and always carry an anonymous title."""
+    """A print queue (CUPS). Jobs kioskd submits carry an anonymous title ``kiosk-<session>-<n>``; jobs that reach
+    the queue another way (the session app printing through CUPS: "foreign" jobs, titled by the app, perhaps with
+    the citizen's name) belong to the session open when they arrive, and every wipe removes them all."""
 
     @property
     def state(self) -> PrinterState: ...
 
+    def set_session(self, session: str | None) -> None:
+        """The session open now (None between sessions): foreign jobs arriving meanwhile are counted as its own."""
+        ...
+
     async def submit(self, document: Path, *, title: str, session: str) -> int: ...
 
-    async def jobs(self, session: str) -> tuple[PrintJob, ...]: ...
+    async def jobs(self, session: str) -> tuple[PrintJob, ...]:
+        """The session's jobs, foreign ones included; their titles as the API may show them (anonymous)."""
+        ...
 
     async def cancel_jobs(self, session: str) -> None: ...
 
     async def purge_jobs(self, session: str) -> None:
-        """Remove the session's finished jobs, their files and their history."""
+        """Remove the session's jobs and every foreign job on the queue, with their files and their history
+        (a foreign job can only come from a session app: after a crash, nobody knows which session's it was)."""
         ...
 
     async def verify_purged(self, session: str) -> tuple[str, ...]:
-        """What is left of the session (jobs listed, spool files); empty when nothing is."""
+        """What is left of the session or of any foreign job (jobs listed, spool files); empty when nothing is."""
         ...
 
 

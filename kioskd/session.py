@@ -42,7 +42,8 @@ class Session:
     id: str
     workspace: Workspace
     opened_at: float  # wall
-    print_count: int = 0
+    print_count: int = 0  # documents kioskd sent (numbers the anonymous titles)
+    job_ids: set[int] = field(default_factory=set)  # every print job of the session, the app's own included
 
     def counts(self) -> dict[str, int]:
         """Files in scans and downloads (counts only: names never leave this object)."""
@@ -229,7 +230,7 @@ class Sessions:
                     problems=outcome.problems,
                     scans=counts["scans"],
                     downloads=counts["downloads"],
-                    prints=session.print_count if session else 0,
+                    prints=len(session.job_ids) if session else 0,
                 )
             )
         return outcome

@@ -132,7 +132,7 @@ class Station:
                 return self._state  # the session ended while we counted
             info = dataclasses.replace(
                 self._state.session,
-                print_jobs=session.print_count,
+                print_jobs=len(session.job_ids),
                 scans=counts["scans"],
                 downloads=counts["downloads"],
             )
@@ -154,9 +154,10 @@ class Station:
                 self._sample(event.state)
         elif isinstance(event, ButtonPressed):
             self._spawn(self.press(long=event.long))
-        elif isinstance(event, ScanFinished) or (
-            isinstance(event, JobStateChanged) and self.session is not None and event.job.session == self.session.id
-        ):
+        elif isinstance(event, JobStateChanged) and self.session is not None and event.job.session == self.session.id:
+            self.session.job_ids.add(event.job.id)
+            self.touch()
+        elif isinstance(event, ScanFinished):
             self.touch()
         elif isinstance(event, DeviceFault):
             topic = f"device.{event.kind}.{event.fault}"  # one notice per fault: clearing one keeps the others
@@ -282,6 +283,7 @@ class Station:
             raise TransitionRefused("not enough battery for a session", where="power", key=key, params=params)
         check_transition(self.mode, "in_session")
         self.session = await self.sessions.open()
+        self.devices.printer.set_session(self.session.id)
         info = SessionInfo(self.session.id, self.session.opened_at, str(self.session.workspace.root))
         self._set(dataclasses.replace(self._state, session=info, sessions_today=self._state.sessions_today + 1))
         self._go("in_session", "next")
@@ -421,6 +423,7 @@ class Station:
         self.last_wipe = outcome
         self.wipes.append(outcome)
         if self.session is not None and self.session.id == session_id:
+            self.devices.printer.set_session(None)
             self.session = None
             self._set(dataclasses.replace(self._state, session=None))
         if outcome.verified:

@@ -196,6 +196,7 @@ class CupsPrinter:
         self._watch: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._last_failure: str | None = None
+        self._current_session: str | None = None  # the open session: foreign jobs arriving now are its own
         # Worker thread only, from here on.
         self._conn: Any = None
         self._subscription: int | None = None
@@ -244,6 +245,10 @@ class CupsPrinter:
         if self._probe is not None:
             await self._probe.aclose()
             self._probe = None
+
+    def set_session(self, session: str | None) -> None:
+        # Foreign jobs (the session app printing through CUPS) are not adopted yet: see issue 4's note.
+        self._current_session = session
 
     async def submit(self, document: Path, *, title: str, session: str) -> int:
         """Send ``document`` as one job titled ``title`` (``kiosk-<session>-<n>``); returns the CUPS job id.

@@ -40,6 +40,9 @@ class SimPrinter:
     async def close(self) -> None:
         self.van.stop("printer")
 
+    def set_session(self, session: str | None) -> None:
+        self.van.printer_session = session
+
     async def submit(self, document: Path, *, title: str, session: str) -> int:
         if not self.van.printer.present:
             raise DeviceError("the printer is unplugged", where="printer", key="printer.offline")
@@ -47,6 +50,8 @@ class SimPrinter:
 
     async def jobs(self, session: str) -> tuple[PrintJob, ...]:
         return tuple(j.job for j in self.van.jobs.values() if j.job.session == session)
+
+    # the session app's own prints come through the van: ``sim printer app-job`` submits a foreign job
 
     async def cancel_jobs(self, session: str) -> None:
         for sim in self.van.jobs.values():
@@ -56,11 +61,11 @@ class SimPrinter:
     async def purge_jobs(self, session: str) -> None:
         if self.van.purge_stuck:
             raise DeviceError("the print queue refuses to purge", where="printer")
-        for job_id in [i for i, j in self.van.jobs.items() if j.job.session == session]:
+        for job_id in [i for i, j in self.van.jobs.items() if j.job.session == session or j.foreign]:
             self.van.jobs.pop(job_id).spool.unlink(missing_ok=True)
 
     async def verify_purged(self, session: str) -> tuple[str, ...]:
-        left = [j for j in self.van.jobs.values() if j.job.session == session]
+        left = [j for j in self.van.jobs.values() if j.job.session == session or j.foreign]
         problems = [f"{len(left)} job(s) of the session still listed"] if left else []
         spooled = [j for j in left if j.spool.exists()]
         if spooled:

@@ -74,6 +74,7 @@ class SimJob:
     spool: Path
     pages: int
     remaining: float  # seconds of printing left
+    foreign: bool = False  # printed by the session app through the queue, under its own (maybe personal) title
 
 
 @dataclass
@@ -115,6 +116,7 @@ class SimVan:
     toner: int = 80
     page_print_seconds: float = 5.0
     purge_stuck: bool = False  # the queue refuses to purge (a wipe handler that fails)
+    printer_session: str | None = None  # the session open now (foreign jobs belong to it)
     jobs: dict[int, SimJob] = field(default_factory=dict)
     job_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     scan_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -337,6 +339,17 @@ class SimVan:
             reasons.append("offline")
         return tuple(reasons)
 
+    def submit_foreign(self, content: bytes) -> int:
+        """The session app prints through the queue: a job under the app's own title, the session's if one is open."""
+        job_id = next(self.job_ids)
+        spool = self.spool / f"d{job_id:05d}-001"
+        spool.write_bytes(content)
+        job = PrintJob(job_id, self.printer_session or "", f"kiosk-{self.printer_session}-app{job_id}", "pending")
+        self.jobs[job_id] = SimJob(job, spool, 1, self.page_print_seconds, foreign=True)
+        self.emit(JobStateChanged(job))
+        self.kick_printer()
+        return job_id
+
     def submit(self, document: Path, title: str, session: str) -> int:
         job_id = next(self.job_ids)
         spool = self.spool / f"d{job_id:05d}-001"
@@ -544,7 +557,11 @@ def VERBS(van: SimVan) -> dict[str, Verb]:
         return f"scanner {' '.join(args)}"
 
     async def printer(args: list[str]) -> str:
-        what = _choice(args, "printer", ("unplug", "plug", "paper", "jam", "clear", "toner", "stuck", "unstuck"))
+        choices = ("unplug", "plug", "paper", "jam", "clear", "toner", "stuck", "unstuck", "app-job")
+        what = _choice(args, "printer", choices)
+        if what == "app-job":
+            job_id = van.submit_foreign(" ".join(args[1:]).encode() or b"%PDF-1.4 app page")
+            return f"the session app printed job {job_id}"
         if what in ("stuck", "unstuck"):
             van.purge_stuck = what == "stuck"
             return f"printer purge {'refused' if van.purge_stuck else 'works again'}"
@@ -598,7 +615,9 @@ def VERBS(van: SimVan) -> dict[str, Verb]:
         "modem": Verb("modem hang|unplug|plug", modem),
         "output": Verb("output agent|citizen plug|unplug: a screen's cable", output),
         "scanner": Verb("scanner unplug|plug|jam [PAGE]|cover open|close|load N|clear", scanner),
-        "printer": Verb("printer unplug|plug|paper N|jam|clear|toner PERCENT|stuck|unstuck (purge refused)", printer),
+        "printer": Verb(
+            "printer unplug|plug|paper N|jam|clear|toner PERCENT|stuck|unstuck (purge refused)|app-job [TEXT]", printer
+        ),
         "press": Verb("press: a short press of the button", press),
         "hold": Verb("hold [SECONDS]: hold the button (default: the hold time)", hold),
         "camera": Verb("camera plug|unplug", camera),

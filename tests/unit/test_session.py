@@ -124,3 +124,22 @@ async def test_receipts_hold_verdicts_and_counts_and_nothing_personal(rig: Rig) 
         if path.is_file():
             data = path.read_bytes()
             assert b"dupont" not in data, f"{path.name} holds a citizen's name"
+
+
+async def test_what_the_session_app_prints_itself_is_counted_and_purged_at_the_wipe(rig: Rig) -> None:
+    await rig.station.start()
+    await rig.station.next_citizen()
+    session = rig.station.session
+    assert session is not None
+    await rig.sim("printer", "app-job", "Avis d'imposition de M. Dupont")
+    await rig.station.print_document(b"%PDF-1.4 kioskd's own")
+    assert len(await rig.devices.printer.jobs(session.id)) == 2
+    assert (await rig.station.snapshot()).session.print_jobs == 2  # type: ignore[union-attr]
+    await rig.sim("printer", "paper", "0")  # nothing finishes: the wipe must cancel and purge both
+    outcome_task = rig.drive(rig.station.next_citizen())
+    await outcome_task
+    assert await rig.devices.printer.verify_purged(session.id) == ()
+    spool = rig.runtime / "sim-printer-spool"
+    assert not any(b"Dupont" in p.read_bytes() for p in spool.iterdir())
+    receipt = (await Store(rig.state_dir / "kioskd.sqlite").receipts(1))[0]
+    assert receipt.prints == 2
