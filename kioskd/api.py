@@ -6,6 +6,7 @@ panel, where every request must carry the panel token. Errors are JSON with a ca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hmac
 import json
@@ -24,6 +25,7 @@ from kioskd.state import StationChanged
 from kioskd.station import Station
 
 KEEPALIVE_SECONDS = 15.0
+SIM_SETTLE_SECONDS = 5.0
 MAX_DOCUMENT = 50 * 1024 * 1024  # bytes: a scanned file of a few dozen pages; anything larger is refused
 
 
@@ -199,7 +201,10 @@ def create_app(station: Station, token: str | None = None, stopping: asyncio.Eve
             return JSONResponse({"error": {**body, "what": f"unknown verb {verb!r}", "where": "sim"}}, 404)
         except ValueError as exc:
             raise TransitionRefused(str(exc), where=f"sim {verb}", key="api.bad_request") from None
-        await asyncio.sleep(0)  # let the events of the change reach the snapshot before answering
+        # what the change set off (a press opening a session, a hold ending the day) shows in the answer and in
+        # the next status, unless it takes long (a print grace): then it goes on in the background
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(station.idle()), SIM_SETTLE_SECONDS)
         return Result(state=station.mode, detail=detail)
 
     @app.get("/events", summary="Server-sent events: the station's snapshot at each change")
