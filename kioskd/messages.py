@@ -30,6 +30,7 @@ CATALOGUE: dict[str, Message] = {
     "refused.transition": Message(
         "Action impossible maintenant ({current} → {target})", "Not possible now ({current} → {target})"
     ),
+    "refused.busy": Message("Action déjà en cours : patientez un instant", "Already busy: wait a moment"),
     "refused.start.not_off": Message("La station est déjà démarrée", "The station is already running"),
     "refused.next.state": Message(
         "« Citoyen suivant » impossible dans l'état : {state}",

@@ -225,7 +225,14 @@ class Station:
         else:
             await self.next_citizen()
 
+    def _refuse_if_busy(self) -> None:
+        """An agent's command while another runs is refused, not queued: a double press must not wipe the session
+        the first press just opened."""
+        if self._lock.locked():
+            raise TransitionRefused("another command is running", where="station", key="refused.busy")
+
     async def start(self) -> None:
+        self._refuse_if_busy()
         if self.mode != "off":
             raise TransitionRefused("the station is already running", where="station", key="refused.start.not_off")
         if not self.power.can_start():
@@ -249,6 +256,7 @@ class Station:
             self._go("ready", "wiped" if self.mode == "wiping" else "started")
 
     async def next_citizen(self) -> None:
+        self._refuse_if_busy()
         mode = self.mode
         if mode == "wiping":
             raise TransitionRefused("a wipe is running", where="station", key="refused.next.wiping")
@@ -465,6 +473,8 @@ class Station:
             raise TransitionRefused(f"not possible while {self.mode}", where="station", key="refused.end_of_day.state")
         if self.mode == "wiping" and reason != "power":
             raise TransitionRefused("a wipe is running", where="station", key="refused.next.wiping")
+        if reason != "power":
+            self._refuse_if_busy()
         async with self._lock:
             if self.mode == "in_session":
                 await self._end_session("power" if reason == "power" else "end_of_day", then="shutting_down")

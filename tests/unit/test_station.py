@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
@@ -211,3 +212,15 @@ async def test_two_faults_of_one_device_are_cleared_separately(rig: Rig) -> None
     rig.bus.publish(DeviceFault("printer", "printer.toner-low"))
     rig.bus.publish(DeviceFault("printer", "printer.media-empty", cleared=True))
     assert [n.key for n in rig.station.state.notices] == ["printer.toner-low"]
+
+
+async def test_a_double_press_does_not_wipe_the_session_the_first_press_opened(rig: Rig) -> None:
+    await rig.station.start()
+    first = asyncio.ensure_future(rig.station.next_citizen())
+    await asyncio.sleep(0)  # the first press holds the station
+    with pytest.raises(TransitionRefused) as refused:
+        await rig.station.next_citizen()
+    assert refused.value.key == "refused.busy"
+    await first
+    assert rig.station.mode == "in_session" and rig.station.state.sessions_today == 1
+    assert rig.station.wipes == []
