@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from kioskd.profile import SIM_PROFILE
+from kioskd.workspace import is_mountpoint
 from tests.integration.daemon_process import Daemon, short_runtime, start_daemon
 from tests.integration.require import binary
 
@@ -167,6 +168,7 @@ def test_nothing_of_the_citizen_survives_next_with_real_chromium(tmp_path: Path,
         first = daemon.status()["session"]
         assert isinstance(first, dict)
         workspace = Path(first["workspace"])
+        assert is_mountpoint(workspace), "as root, the profile's workspace = tmpfs must be a tmpfs of its own"
         assert site.stored.wait(60), f"Chromium never stored the canary; log:\n{daemon.log.read_text()}"
         assert site.reports[0] == {"cookie": "", "ls": "", "idb": ""}
         site_canary = site.canary
@@ -199,7 +201,7 @@ STAGES = [None, "journal", "app", "handlers", "workspace", "verified"]
 def test_a_crash_at_any_step_is_finished_before_ready(tmp_path: Path, stage: str | None) -> None:
     token = "kc-" + secrets.token_hex(8)
     app = ["sh", "-c", f'echo {token} > "$HOME/typed.txt"; exec sleep 600']
-    profile = profile_with(tmp_path, app, workspace="tmpfs")
+    profile = profile_with(tmp_path, app, workspace="auto")  # tmpfs where kioskd may mount, else a directory
     env = {"KIOSKD_FAULT_WIPE": stage} if stage else {}
     first = start_daemon(tmp_path, "--profile", str(profile), env=env, name="first")
     try:
