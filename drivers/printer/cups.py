@@ -1,8 +1,9 @@
-"""The printer backend for CUPS (pycups): one queue, its printer's state and faults, each session's jobs, and the
-purge that leaves nothing of a session in CUPS.
+"""The printer backend for CUPS (pycups): one queue, its printer's state and faults, each session's jobs (the
+session app's own prints included), and the purge that leaves nothing of a session in CUPS.
 
 pycups blocks, so every pycups call runs on this backend's one worker thread; the event loop only awaits results.
-A document reaches CUPS as bytes under its anonymous title: its file name is never sent, stored or logged."""
+A document reaches CUPS as bytes under its anonymous title: its file name is never sent, stored or logged, and the
+title the session app gives its own prints is read only to tell them apart, never kept, emitted or logged."""
 
 from __future__ import annotations
 
@@ -121,6 +122,7 @@ class CupsPrinterOptions(DriverOptions):
 class _Tracked:
     job: PrintJob
     unseen: int = 0  # polls in a row in which CUPS listed this unfinished job nowhere
+    foreign: bool = False  # the session app printed it (or CUPS withheld its title): every wipe purges it
 
 
 @dataclass(frozen=True)
@@ -179,13 +181,23 @@ def _session_of(title: object) -> str | None:
     return match["session"] if match else None
 
 
+def _app_title(session: str, job_id: int) -> str:
+    """The anonymous title kioskd shows for a job the session app printed (its own title may name the citizen).
+    It never matches ``TITLE``, so such a job is never taken for one kioskd submitted."""
+    return f"kiosk-{session}-app{job_id}" if session else f"kiosk-app{job_id}"
+
+
 class CupsPrinter:
     """A CUPS queue as the station's printer (``kioskd.hal.Printer``).
 
     Job states come from a CUPS notification subscription (pulled with Get-Notifications): with the van's
     ``PreserveJobHistory No`` a finished job disappears from CUPS at once, and its event is the only trace of how
     it ended. The queue, its jobs and the printer are polled at ``poll`` seconds, ``poll_active`` while a job is
-    under way. The printer itself is asked directly (``probe``), since CUPS only hears from it during a job."""
+    under way. The printer itself is asked directly (``probe``), since CUPS only hears from it during a job.
+
+    A job not titled ``kiosk-<session>-<n>`` is "foreign": the session app printed it through CUPS. The session
+    open when this backend first sees it adopts it (none open: nobody's, ``""``) under an anonymous title; every
+    purge removes all foreign jobs, whoever adopted them, since after a restart nobody knows whose they were."""
 
     def __init__(self, ctx: DriverContext) -> None:
         self.ctx = ctx
@@ -196,7 +208,9 @@ class CupsPrinter:
         self._watch: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._last_failure: str | None = None
-        self._current_session: str | None = None  # the open session: foreign jobs arriving now are its own
+        # The open session: foreign jobs first seen now are its own. Set on the event loop, read on the worker: one
+        # reference, replaced whole, so no lock is needed.
+        self._current_session: str | None = None
         # Worker thread only, from here on.
         self._conn: Any = None
         self._subscription: int | None = None
@@ -206,7 +220,6 @@ class CupsPrinter:
         self._jobs: dict[int, _Tracked] = {}
         self._purged: dict[str, set[int]] = {}
         self._cancelling: set[int] = set()
-        self._foreign: set[int] = set()
         self._gone: set[int] = set()  # purged: a late event must not bring them back
         self._stale_subscription: int | None = None
         self._listing_refused = False
@@ -247,7 +260,8 @@ class CupsPrinter:
             self._probe = None
 
     def set_session(self, session: str | None) -> None:
-        # Foreign jobs (the session app printing through CUPS) are not adopted yet: see issue 4's note.
+        """The session open now (None between sessions): foreign jobs this backend sees from now on are its own.
+        Those it already tracks keep their session (one seen between sessions stays nobody's)."""
         self._current_session = session
 
     async def submit(self, document: Path, *, title: str, session: str) -> int:
@@ -261,16 +275,21 @@ class CupsPrinter:
         return job_id
 
     async def jobs(self, session: str) -> tuple[PrintJob, ...]:
-        """The session's jobs as last seen (the watch keeps them current); asks CUPS nothing."""
-        return await self._call(self._session_jobs, session)
+        """The session's jobs, the session app's included, after one look at CUPS's news (a CUPS that does not
+        answer leaves them as last seen)."""
+        jobs = await self._call(self._session_jobs, session)
+        if self._busy:
+            self._wake.set()  # a job found just now: from here the watch polls at the active period
+        return jobs
 
     async def cancel_jobs(self, session: str) -> None:
-        """Cancel every job of the session that has not finished."""
+        """Cancel every job of the session that has not finished, the session app's included."""
         await self._call(self._cancel, session)
 
     async def purge_jobs(self, session: str) -> None:
-        """Cancel what has not finished, then purge every job of the session (its files and its history), and wait
-        (up to ``purge_timeout``) until CUPS lists none of them and the spool holds none of their files."""
+        """Cancel what has not finished, then purge every job of the session and every foreign job (their files and
+        their history), and wait (up to ``purge_timeout``) until CUPS lists none of them and the spool holds none
+        of their files."""
         deadline = self.ctx.clock.monotonic() + self.opts.purge_timeout
         while True:
             left = await self._call(self._purge, session)
@@ -282,7 +301,8 @@ class CupsPrinter:
             await self.ctx.clock.sleep(0.1)
 
     async def verify_purged(self, session: str) -> tuple[str, ...]:
-        """What CUPS still holds of the session: jobs listed, document and control files in the spool (counts)."""
+        """What CUPS still holds of the session or of any foreign job: jobs listed, document and control files in
+        the spool (counts, never titles)."""
         return await self._call(self._verify, session)
 
     # ------------------------------------------------------------------------------------------- plumbing
@@ -508,12 +528,12 @@ class CupsPrinter:
 
     def _follow_jobs(self, conn: Any, events: list[Mapping[str, Any]], jammed: bool) -> None:
         for event in events:
-            self._apply_event(event, jammed)
+            self._apply_event(conn, event, jammed)
         listing = self._listing(conn, "not-completed") or {}
         for job_id, attrs in listing.items():
             tracked = self._jobs.get(job_id)
             if tracked is None:
-                if job_id not in self._foreign:
+                if job_id not in self._gone:
                     self._discover(job_id, self._title(conn, job_id, attrs), attrs)
                 continue
             tracked.unseen = 0
@@ -530,7 +550,7 @@ class CupsPrinter:
                     self._resolve(conn, job_id, tracked)
         self._busy = any(t.job.state not in JOB_FINISHED for t in self._jobs.values())
 
-    def _apply_event(self, event: Mapping[str, Any], jammed: bool) -> None:
+    def _apply_event(self, conn: Any, event: Mapping[str, Any], jammed: bool) -> None:
         job_id = event.get("notify-job-id")
         if not isinstance(job_id, int):
             return
@@ -541,7 +561,11 @@ class CupsPrinter:
             event = {**event, "job-state": cups.IPP_JOB_ABORTED, "job-state-reasons": ["media-jam"]}
         tracked = self._jobs.get(job_id)
         if tracked is None:
-            self._discover(job_id, event.get("job-name"), event)
+            if job_id not in self._gone:
+                # An event without the title (a CUPS that withholds it there too) must not make a job of kioskd's
+                # from an earlier run pass for the session app's: ask for the job's own.
+                title = event["job-name"] if "job-name" in event else self._title(conn, job_id, {})
+                self._discover(job_id, title, event)
         elif event.get("notify-subscribed-event") != "job-created":
             # Our own jobs are created held until their document arrives: already reported pending.
             self._update(job_id, tracked, event)
@@ -564,14 +588,19 @@ class CupsPrinter:
             raise
 
     def _discover(self, job_id: int, title: object, attrs: Mapping[str, Any]) -> None:
-        """A job of some session that this backend did not submit (a restart, the session app)."""
+        """A job this backend did not submit: kioskd's own from an earlier run (known by its title), or a foreign
+        one, which the open session adopts under an anonymous title so that it is counted, waited for at the wipe
+        and purged. A job whose title CUPS withholds is taken for foreign too: purged by the next wipe rather than
+        left behind unseen."""
         if job_id in self._gone:
             return
         session = _session_of(title)
+        foreign = session is None
         if session is None:
-            self._foreign.add(job_id)  # not the station's: not looked at again
-            return
-        tracked = _Tracked(PrintJob(job_id, session, str(title), "pending"))
+            session = self._current_session or ""
+            title = _app_title(session, job_id)
+            log.info("session %s: print job %d from the session app", session or "(none)", job_id)
+        tracked = _Tracked(PrintJob(job_id, session, str(title), "pending"), foreign=foreign)
         self._jobs[job_id] = tracked
         self._update(job_id, tracked, attrs, force=True)
 
@@ -671,24 +700,32 @@ class CupsPrinter:
         return DeviceError(f"CUPS refused to {what} ({detail})", where="printer", key="printer.refused")
 
     def _session_jobs(self, session: str) -> tuple[PrintJob, ...]:
+        # The session app's last print can be younger than the watch's last idle poll, and the wipe's grace must
+        # wait for it: look at CUPS's news first. The queue's state read here is left to the watch to publish.
+        try:
+            self._poll_cups()
+        except Exception:  # the watch logs what goes wrong; the jobs as last seen are still the best answer
+            self._drop()
         return tuple(t.job for _, t in sorted(self._jobs.items()) if t.job.session == session)
 
-    def _session_ids(self, conn: Any, session: str, which: str) -> set[int]:
-        """The session's job ids: the ones this backend knows, and the ones CUPS lists under its titles."""
-        ids = {job_id for job_id, t in self._jobs.items() if t.job.session == session}
-        for job_id, attrs in (self._listing(conn, which) or {}).items():
+    def _unfinished_ids(self, conn: Any, session: str) -> set[int]:
+        """The session's unfinished jobs: the ones CUPS lists under its titles, and the ones this backend tracks,
+        after it adopted the untracked ones CUPS lists (the session app's latest print, an earlier run's jobs)."""
+        ids: set[int] = set()
+        for job_id, attrs in (self._listing(conn, "not-completed") or {}).items():
+            if job_id in self._jobs:
+                continue
             title = self._title(conn, job_id, attrs)
             if _session_of(title) == session:
-                ids.add(job_id)
-                if job_id not in self._jobs:
-                    self._discover(job_id, title, attrs)
-        return ids
+                ids.add(job_id)  # also one purged (so never tracked again) that CUPS still lists
+            self._discover(job_id, title, attrs)
+        return ids | {job_id for job_id, t in self._jobs.items() if t.job.session == session}
 
     def _cancel(self, session: str) -> None:
         cancelled = 0
         try:
             conn = self._connection()
-            ids = self._session_ids(conn, session, "not-completed")
+            ids = self._unfinished_ids(conn, session)
             for job_id in sorted(ids):
                 tracked = self._jobs.get(job_id)
                 if tracked is not None and tracked.job.state in JOB_FINISHED:
@@ -710,65 +747,98 @@ class CupsPrinter:
             log.info("session %s: %d print job(s) cancelled", session, cancelled)
 
     def _purge(self, session: str) -> int:
-        """One purge pass; returns how many of the session's jobs CUPS still lists or still has files of."""
+        """One purge pass over the session's jobs and every foreign job; returns how many of them CUPS still lists
+        or still has files of."""
         self._cancel(session)
+        refused: BaseException | None = None
         try:
             conn = self._connection()
-            others = {i for i, t in self._jobs.items() if t.job.session != session}
-            ids = self._session_ids(conn, session, "all") | (self._purged.get(session, set()) - others)
+            # Only what kioskd submitted for another session is left alone. A foreign job goes whoever adopted it:
+            # a session app's print has no business outliving any wipe.
+            others = self._other_sessions(session)
+            ids = (set(self._jobs) - others) | (self._purged.get(session, set()) - others)
+            for job_id, attrs in (self._listing(conn, "all") or {}).items():
+                # Untracked: a foreign job this backend missed (a title CUPS withholds counts as one), kioskd's own
+                # from an earlier run, or one a pass before purged that CUPS still lists.
+                if job_id in ids or job_id in others:
+                    continue
+                if _session_of(self._title(conn, job_id, attrs)) in (session, None):
+                    ids.add(job_id)
+            purged: set[int] = set()
             for job_id in sorted(ids):
                 try:
                     conn.cancelJob(job_id, purge_job=True)
                 except cups.IPPError as exc:
                     if _status_of(exc) not in GONE:
-                        raise
-            self._purged.setdefault(session, set()).update(ids)
-            self._gone |= ids
-            for job_id in ids:
-                self._jobs.pop(job_id, None)
+                        if _disconnected(exc):
+                            raise
+                        refused = refused or exc  # the other jobs are still purged; the wipe hears of it below
+                        continue
+                purged.add(job_id)
+            for job_id in purged:
+                tracked = self._jobs.pop(job_id, None)
+                if tracked is not None and tracked.job.state not in JOB_FINISHED:
+                    # A foreign job another session adopted (or nobody): the station hears that it ended here.
+                    self.ctx.emit(
+                        JobStateChanged(replace(tracked.job, state="cancelled", reasons=("job-canceled-by-user",)))
+                    )
                 self._cancelling.discard(job_id)
+            self._purged.setdefault(session, set()).update(purged)
+            self._gone |= purged
             listed = set(self._listing(conn, "all") or ()) & ids  # unlisted: verify_purged says so
         except (_Unreachable, RuntimeError, cups.HTTPError, cups.IPPError) as exc:
             raise self._command_error(exc, "purge") from None
+        self._busy = any(t.job.state not in JOB_FINISHED for t in self._jobs.values())
+        log.info("session %s: %d print job(s) purged", session, len(purged))
+        if refused is not None:
+            raise self._command_error(refused, "purge")
         try:
             documents, controls = self._spool_files(ids)
         except OSError:
             documents = controls = 0  # verify_purged reports a spool it cannot check
-        self._busy = any(t.job.state not in JOB_FINISHED for t in self._jobs.values())
-        log.info("session %s: %d print job(s) purged", session, len(ids))
         return len(listed) + documents + controls
+
+    def _other_sessions(self, session: str) -> set[int]:
+        """The jobs kioskd submitted for other sessions (this run or, known by their titles, an earlier one)."""
+        return {job_id for job_id, t in self._jobs.items() if t.job.session != session and not t.foreign}
 
     def _verify(self, session: str) -> tuple[str, ...]:
         problems: list[str] = []
-        others = {i for i, t in self._jobs.items() if t.job.session != session}
-        mine = {i for i, t in self._jobs.items() if t.job.session == session}
-        known = (self._purged.get(session, set()) - others) | mine
+        others = self._other_sessions(session)
+        known = (set(self._jobs) - others) | (self._purged.get(session, set()) - others)
+        foreign_known = {job_id for job_id, t in self._jobs.items() if t.foreign}
         try:
             conn = self._connection()
             listing = self._listing(conn, "all")
             if listing is None:
                 return ("CUPS does not let kioskd list its jobs: they cannot be checked",)
-            titles = {i: self._title(conn, i, a) for i, a in listing.items() if i not in others}
+            titles = {i: self._title(conn, i, a) for i, a in listing.items() if i not in others | known}
         except (_Unreachable, RuntimeError, cups.HTTPError, cups.IPPError) as exc:
             if isinstance(exc, _Unreachable) or _disconnected(exc):
                 self._drop()
                 return ("the CUPS server does not answer: its jobs cannot be checked",)
             raise
-        listed = {i for i, title in titles.items() if i in known or _session_of(title) == session}
+        # Counts only: the title of the session app's job may name the citizen.
+        foreign = (set(listing) & foreign_known) | {
+            i for i, title in titles.items() if title is not None and _session_of(title) is None
+        }
+        listed = ((set(listing) & known) - foreign) | {i for i, t in titles.items() if _session_of(t) == session}
+        hidden = {i for i, title in titles.items() if title is None}
         if listed:
             problems.append(f"{len(listed)} print job(s) of the session still listed by CUPS")
-        hidden = {i for i, title in titles.items() if title is None and i not in listed}
+        if foreign:
+            problems.append(f"{len(foreign)} print job(s) of a session app still listed by CUPS")
         if hidden:
             problems.append(f"{len(hidden)} print job(s) whose title CUPS withholds: cannot tell whose they are")
         try:
-            documents, controls = self._spool_files(known | listed)
+            documents, controls = self._spool_files(known | listed | foreign | hidden)
         except OSError as exc:
             problems.append(f"the CUPS spool cannot be checked ({exc.strerror})")
         else:
             if documents:
-                problems.append(f"{documents} document file(s) of the session in the CUPS spool")
+                problems.append(f"{documents} document file(s) of the session or a session app in the CUPS spool")
             if controls:
-                problems.append(f"{controls} control file(s) of the session in the CUPS spool")
+                problems.append(f"{controls} control file(s) of the session or a session app in the CUPS spool")
         return tuple(problems)
 
     def _spool_files(self, ids: Iterable[int]) -> tuple[int, int]:

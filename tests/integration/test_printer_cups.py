@@ -1,5 +1,6 @@
 """The CUPS printer backend against a real private cupsd and ippeveprinter: printing, the printer's faults, a CUPS
-server that goes away, and the purge at the wipe that must leave nothing of a citizen in CUPS."""
+server that goes away, the session app's own prints, and the purge at the wipe that must leave nothing of a citizen
+in CUPS."""
 
 from __future__ import annotations
 
@@ -337,3 +338,100 @@ async def test_jobs_left_by_an_earlier_run_are_found_by_their_title_and_purged(
 def test_every_fault_the_backend_reports_has_a_message_for_the_agent() -> None:
     missing = sorted(r for r in FAULT_REASONS if f"printer.{r}" not in CATALOGUE)
     assert missing == []
+
+
+# --------------------------------------------------------------------------------------------------- the session app
+APP_TITLE = "Avis d'imposition de M. Dupont"  # what the session app names its print: the citizen's name
+
+
+def is_app_job(job_id: int) -> Callable[[Event], bool]:
+    return lambda e: isinstance(e, JobStateChanged) and e.job.id == job_id
+
+
+@pytest.mark.parametrize("stock_retention", [False, True], ids=["van-cupsd", "stock-cupsd-keeps-files-and-history"])
+async def test_the_session_apps_own_prints_are_the_sessions_under_an_anonymous_title_and_the_wipe_removes_them(
+    tmp_path: Path, stock_retention: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    canary = "CANARY-APP-41c9e2"
+    caplog.set_level("DEBUG")
+    with running_cups(tmp_path / "cups", stock_retention=stock_retention) as service:
+        recorder = Recorder()
+        # A watch that polls by itself only every minute: the wipe must see the app's print of a moment ago anyway.
+        async with started(service, recorder, poll=60) as printer:
+            printer.set_session("s1")
+            # The app prints through CUPS itself (as Chromium does), under its own title: one page comes out...
+            printed = await asyncio.to_thread(service.lp, document(tmp_path, "a.pdf", canary), APP_TITLE)
+            assert [j.id for j in await printer.jobs("s1")] == [printed]
+            await recorder.wait_for(job_is(printed, "completed"))
+            # ... and one waits in the spool, as behind a jam, when the citizen leaves.
+            await asyncio.to_thread(service.pause_queue)
+            waiting = await asyncio.to_thread(service.lp, document(tmp_path, "b.pdf", canary), APP_TITLE)
+            during = await printer.jobs("s1")
+            await recorder.wait_for(is_app_job(waiting))
+            nobodys = await printer.jobs("")
+            before = await printer.verify_purged("s1")
+
+            await printer.cancel_jobs("s1")
+            await printer.purge_jobs("s1")
+
+            after = await printer.verify_purged("s1")
+            await asyncio.sleep(1.0)  # a few polls: the purged jobs' last events must not bring them back
+            left = await printer.jobs("s1")
+            listing = service.connection().getJobs(which_jobs="all", requested_attributes=["job-id", "job-name"])
+
+        # Counted and waited for as the session's own (the wipe's print grace looks at jobs(session)).
+        assert [(j.id, j.session) for j in during] == [(printed, "s1"), (waiting, "s1")]
+        assert during[0].state == "completed" and during[1].state not in ("completed", "cancelled", "aborted")
+        assert all(j.title.startswith("kiosk-s1-") and "Dupont" not in repr(j) for j in during)
+        assert nobodys == ()
+        app_events = [e for e in recorder.events if isinstance(e, JobStateChanged) and e.job.id in (printed, waiting)]
+        assert app_events and all(e.job.session == "s1" for e in app_events)
+        assert job_states(recorder, waiting)[-1] == "cancelled"
+        # The citizen's name reaches no event, no log line, no verification message.
+        assert [e for e in recorder.events if "Dupont" in repr(e) or "imposition" in repr(e)] == []
+        assert "Dupont" not in caplog.text and "imposition" not in caplog.text
+        assert any("still listed" in p for p in before) and not any("Dupont" in p for p in before)
+
+        assert after == ()
+        assert left == ()
+        assert printed not in listing and waiting not in listing
+        assert cups_files_containing(service, canary.encode()) == []
+        assert cups_files_containing(service, b"Dupont") == []
+
+
+@pytest.mark.parametrize("stock_retention", [False, True], ids=["van-cupsd", "stock-cupsd-keeps-files-and-history"])
+async def test_after_a_restart_the_session_apps_prints_left_in_cups_go_with_any_sessions_purge(
+    tmp_path: Path, stock_retention: bool
+) -> None:
+    # kioskd crashed: nobody knows which session the app's prints were for, so the first wipe of any session must
+    # remove them (one still waiting, and one printed that a stock cupsd keeps with its file), and still leave
+    # alone a job kioskd printed for another session.
+    canary = "CANARY-LEFT-0b7d"
+    with running_cups(tmp_path / "cups", stock_retention=stock_retention) as service:
+        recorder = Recorder()
+        async with started(service, recorder) as before_the_crash:
+            printed = await asyncio.to_thread(service.lp, document(tmp_path, "a.pdf", canary), APP_TITLE)
+            await recorder.wait_for(job_is(printed, "completed"))
+            await asyncio.to_thread(service.pause_queue)
+            kept = await before_the_crash.submit(
+                document(tmp_path, "k.pdf", "next citizen"), title="kiosk-e5f6-1", session="e5f6"
+            )
+        waiting = await asyncio.to_thread(service.lp, document(tmp_path, "b.pdf", canary), APP_TITLE)
+
+        recorder = Recorder()
+        async with started(service, recorder) as printer:  # no set_session: no session open after the restart
+            nobodys = await printer.jobs("")
+            before = await printer.verify_purged("a1b2")
+            await printer.cancel_jobs("a1b2")
+            await printer.purge_jobs("a1b2")
+            after = await printer.verify_purged("a1b2")
+        listing = service.connection().getJobs(which_jobs="all", requested_attributes=["job-id", "job-name"])
+
+        assert [(j.id, j.session) for j in nobodys] == [(waiting, "")]  # the one not finished: nobody's
+        assert "Dupont" not in repr(nobodys) and not any("Dupont" in repr(e) for e in recorder.events)
+        assert before and after == ()
+        assert printed not in listing and waiting not in listing
+        assert listing[kept]["job-name"] == "kiosk-e5f6-1"
+        assert cups_files_containing(service, canary.encode()) == []
+        assert cups_files_containing(service, b"Dupont") == []
+        assert cups_files_containing(service, b"next citizen")  # the search does find a document that is there
