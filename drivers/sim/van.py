@@ -344,7 +344,9 @@ class SimVan:
         job_id = next(self.job_ids)
         spool = self.spool / f"d{job_id:05d}-001"
         spool.write_bytes(content)
-        job = PrintJob(job_id, self.printer_session or "", f"kiosk-{self.printer_session}-app{job_id}", "pending")
+        owner = self.printer_session or ""
+        title = f"kiosk-{owner}-app{job_id}" if owner else f"kiosk-app{job_id}"  # the app's own title never kept
+        job = PrintJob(job_id, owner, title, "pending")
         self.jobs[job_id] = SimJob(job, spool, 1, self.page_print_seconds, foreign=True)
         self.emit(JobStateChanged(job))
         self.kick_printer()
