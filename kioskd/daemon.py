@@ -258,7 +258,7 @@ def _config(app: Any) -> uvicorn.Config:
 
 def main(argv: list[str] | None = None) -> None:
     opts = parse_args(argv)
-    notify.setup_logging(opts.log_level)
+    notify.setup_logging(opts.log_level, opts.runtime_dir / "sessions")
     try:
         profile = load_profile(opts.profile)
         scenario = load_scenario(opts.scenario) if opts.scenario else None

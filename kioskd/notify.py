@@ -9,8 +9,11 @@ import asyncio
 import logging
 import os
 import sys
+from pathlib import Path
 
 import systemd.daemon as sd_daemon
+
+from kioskd.workspace import redact
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +47,21 @@ def under_systemd() -> bool:
     return bool(os.environ.get("INVOCATION_ID") or os.environ.get("JOURNAL_STREAM"))
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """To the journal under systemd (structured, with priorities), to stderr otherwise."""
+class RedactingFormatter(logging.Formatter):
+    """Formats as usual, then cuts every path inside a session workspace out of the text (tracebacks included):
+    an OSError deep in a handler must not put a citizen's file name in the journal."""
+
+    def __init__(self, fmt: str, sessions_root: Path | None) -> None:
+        super().__init__(fmt)
+        self.sessions_root = sessions_root
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text if self.sessions_root is None else redact(text, self.sessions_root)
+
+
+def setup_logging(level: str = "INFO", sessions_root: Path | None = None) -> None:
+    """To the journal under systemd (structured, with priorities), to stderr otherwise; workspace paths redacted."""
     root = logging.getLogger()
     root.setLevel(level)
     for old in list(root.handlers):
@@ -55,9 +71,9 @@ def setup_logging(level: str = "INFO") -> None:
         import systemd.journal
 
         handler = systemd.journal.JournalHandler(SYSLOG_IDENTIFIER="kioskd")
-        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        handler.setFormatter(RedactingFormatter("%(name)s: %(message)s", sessions_root))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", sessions_root))
     root.addHandler(handler)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # request lines could carry a path

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,13 @@ class Workspace:
 
     def counts(self) -> dict[str, int]:
         return {"scans": count_files(self.scans), "downloads": count_files(self.downloads)}
+
+
+def redact(text: str, sessions_root: Path) -> str:
+    """``text`` with everything after a session's directory cut out: ``<root>/<id>/scans/dupont.pdf`` becomes
+    ``<root>/<id>/…`` (the id is kept: it is what technicians correlate with receipts)."""
+    prefix = re.escape(str(sessions_root).rstrip("/") + "/")
+    return re.sub(prefix + r"([^/\s'\"]+)/[^\s'\"]*", lambda m: f"{sessions_root}/{m.group(1)}/…", text)
 
 
 def count_files(path: Path) -> int:
