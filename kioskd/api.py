@@ -22,7 +22,7 @@ from kioskd import messages
 from kioskd.errors import DeviceError, KioskError, TransitionRefused, WipeError
 from kioskd.hal import ScanMode, ScanSource
 from kioskd.state import StationChanged
-from kioskd.station import Station
+from kioskd.station import Station, refusal_params
 
 KEEPALIVE_SECONDS = 15.0
 SIM_SETTLE_SECONDS = 5.0
@@ -63,7 +63,7 @@ class Result(BaseModel):
 
 
 def error_body(exc: KioskError, mode: str) -> dict[str, Any]:
-    params = {"state": mode, "current": mode, "target": "?", **exc.params}
+    params = refusal_params(exc, mode)
     key = exc.key or "api.bad_request"
     return {
         "error": {

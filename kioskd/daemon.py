@@ -181,8 +181,8 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
             log.exception("%s did not start", kind)
 
     # A session left by a crash or a power cut is wiped before anything else, and before READY=1.
-    if sessions.pending():
-        log.warning("%d session(s) left unwiped by the last run: wiping them first", len(sessions.pending()))
+    if left := sessions.pending():
+        log.warning("%d session(s) left unwiped by the last run: wiping them first", len(left))
         await station.start()
 
     token = secrets.token_urlsafe(24)

@@ -14,7 +14,7 @@ from typing import Any
 from kioskd import messages
 from kioskd.backends import Devices
 from kioskd.bus import EventBus
-from kioskd.errors import TransitionRefused, WipeError
+from kioskd.errors import KioskError, TransitionRefused, WipeError
 from kioskd.hal import (
     ButtonPressed,
     Clock,
@@ -204,7 +204,7 @@ class Station:
         try:
             await coro
         except TransitionRefused as exc:
-            self._notice("station", exc.key or "refused.transition", "warning", **_refusal_params(exc, self.mode))
+            self._notice("station", exc.key or "refused.transition", "warning", **refusal_params(exc, self.mode))
         except WipeError as exc:
             log.warning("%s", exc)  # its notice (wipe.failed) is already up
         except Exception:
@@ -509,6 +509,6 @@ class Station:
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
-def _refusal_params(exc: TransitionRefused, mode: Mode) -> dict[str, Any]:
-    """Parameters for any refusal message: the state, plus what the refusal itself carries."""
+def refusal_params(exc: KioskError, mode: str) -> dict[str, Any]:
+    """Parameters for any refusal message (notice or API error): the state, plus what the refusal carries."""
     return {"state": mode, "current": mode, "target": "?", **exc.params}
