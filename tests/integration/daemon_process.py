@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,6 +80,15 @@ class Daemon:
 
     def status(self) -> dict[str, object]:
         return json.loads(self.ctl("--json", "status").stdout)  # type: ignore[no-any-return]
+
+    def open_session(self) -> dict[str, Any]:
+        """READY=1, then start the station and open a citizen's session; returns the session from the status."""
+        self.wait_for("READY=1")
+        self.ctl("start")
+        self.ctl("next")
+        session = self.status()["session"]
+        assert isinstance(session, dict), "no session after start + next"
+        return session
 
     def stop(self, timeout: float = 30.0) -> int:
         if self.proc.poll() is None:

@@ -24,11 +24,7 @@ def test_power_off_comes_after_the_verified_wipe_and_the_wipe_held_an_inhibitor(
         )
         daemon = start_daemon(tmp_path, "--profile", str(profile))
         try:
-            daemon.wait_for("READY=1")
-            daemon.ctl("start")
-            daemon.ctl("next")
-            session = daemon.status()["session"]
-            assert isinstance(session, dict)
+            session = daemon.open_session()
             workspace = Path(session["workspace"])
             write_canaries(workspace, "kc-poweroff")
             # logind's PowerOff, as the mock runs it, looks at the van at the moment it is called

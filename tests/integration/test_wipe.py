@@ -162,12 +162,7 @@ def test_nothing_of_the_citizen_survives_next_with_real_chromium(tmp_path: Path,
     profile = profile_with(tmp_path, chromium_app(site.url), workspace="tmpfs")
     daemon = start_daemon(tmp_path, "--profile", str(profile), runtime=short_runtime(tmp_path))
     try:
-        daemon.wait_for("READY=1")
-        daemon.ctl("start")
-        daemon.ctl("next")
-        first = daemon.status()["session"]
-        assert isinstance(first, dict)
-        workspace = Path(first["workspace"])
+        workspace = Path(daemon.open_session()["workspace"])
         assert is_mountpoint(workspace), "as root, the profile's workspace = tmpfs must be a tmpfs of its own"
         assert site.stored.wait(60), f"Chromium never stored the canary; log:\n{daemon.log.read_text()}"
         assert site.reports[0] == {"cookie": "", "ls": "", "idb": ""}
@@ -205,11 +200,7 @@ def test_a_crash_at_any_step_is_finished_before_ready(tmp_path: Path, stage: str
     env = {"KIOSKD_FAULT_WIPE": stage} if stage else {}
     first = start_daemon(tmp_path, "--profile", str(profile), env=env, name="first")
     try:
-        first.wait_for("READY=1")
-        first.ctl("start")
-        first.ctl("next")
-        session = first.status()["session"]
-        assert isinstance(session, dict)
+        session = first.open_session()
         workspace = Path(session["workspace"])
         write_canaries(workspace, token)
         _wait(lambda: (workspace / "home" / "typed.txt").exists())
@@ -256,9 +247,7 @@ def _wait(condition: object, timeout: float = 20) -> None:
 def test_a_failing_handler_blocks_new_sessions_until_retry(tmp_path: Path) -> None:
     daemon: Daemon = start_daemon(tmp_path)
     try:
-        daemon.wait_for("READY=1")
-        daemon.ctl("start")
-        daemon.ctl("next")
+        daemon.open_session()
         daemon.ctl("sim", "printer", "stuck")
         failed = daemon.ctl("next", check=False)
         assert failed.returncode == 1 and "Effacement incomplet (print_jobs)" in failed.stderr
