@@ -56,6 +56,11 @@ class ScanCommand(BaseModel):
     destination: str | None = Field(None, max_length=64)  # an upload destination of the profile
 
 
+class PrivacyCommand(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    on: bool | None = None  # None: toggle (the panel's and the button's one press)
+
+
 class Result(BaseModel):
     ok: bool = True
     state: str
@@ -166,6 +171,11 @@ def create_app(station: Station, token: str | None = None, stopping: asyncio.Eve
         if station.session is None:
             return []
         return [dataclasses.asdict(job) for job in await station.devices.printer.jobs(station.session.id)]
+
+    @app.post("/privacy", summary="Privacy curtain on the citizen screen (on, off, or toggle when on is null)")
+    async def privacy(command: PrivacyCommand | None = None) -> dict[str, Any]:
+        curtain = await station.set_privacy(command.on if command else None)
+        return {"ok": True, "state": station.mode, "curtain": curtain}
 
     @app.post("/activity", summary="The agent is working with the citizen: restart the idle countdown")
     async def activity() -> Result:

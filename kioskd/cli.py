@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     scan.add_argument("--gray", action="store_true", help="grey instead of the profile's mode")
     scan.add_argument("--to", dest="destination", help="upload destination (size budget) of the profile")
     sub.add_parser("scans", help="the current citizen's scans")
+    privacy = sub.add_parser("privacy", help="privacy curtain on the citizen screen")
+    privacy.add_argument("switch", choices=["on", "off", "toggle"])
     receipts = sub.add_parser("receipts", help="the latest wipe receipts")
     receipts.add_argument("--limit", type=int, default=10)
     sim = sub.add_parser("sim", help="act on the simulated van (kioskctl sim help)")
@@ -224,6 +226,11 @@ def main(argv: list[str] | None = None) -> None:
         code, body = _request(args, "POST", "/print", content=data, headers={"content-type": "application/pdf"})
     elif args.command == "sim":
         code, body = _request(args, "POST", f"/sim/{args.verb}", json={"args": args.args})
+    elif args.command == "privacy":
+        code, body = _request(args, "POST", "/privacy", json={"on": {"on": True, "off": False}.get(args.switch)})
+        if code == 200 and not args.json:
+            print(messages.text("word.curtain" if body["curtain"] else "word.mirror", lang))
+            return
     elif args.command == "wipe":
         code, body = _request(args, "POST", "/wipe/retry")
     else:

@@ -136,6 +136,10 @@ CATALOGUE: dict[str, Message] = {
         "Session inactive : effacement dans {seconds} s (touchez l'écran ou appuyez pour continuer)",
         "Session idle: wipe in {seconds} s (touch the screen or press to continue)",
     ),
+    "refused.privacy.off": Message(
+        "Écrans éteints : démarrez la station pour masquer l'écran citoyen",
+        "Screens are off: start the station to hide the citizen screen",
+    ),
     "refused.no_session": Message(
         "Aucun citoyen en cours : ouvrez une session d'abord", "No citizen session: open one first"
     ),

@@ -404,6 +404,17 @@ class Station:
         await self.snapshot()
         return job
 
+    async def set_privacy(self, on: bool | None = None) -> bool:
+        """The privacy curtain: the citizen screen shows a neutral page while the agent types their own
+        credentials; ``None`` toggles. Not an agent command that takes the lock: it must answer at once, also while
+        a wipe runs. Returns the curtain's new state."""
+        if self.mode in ("off", "travelling", "shutting_down"):
+            raise TransitionRefused("the screens are off", where="displays", key="refused.privacy.off")
+        target = (not self._state.displays.curtain) if on is None else on
+        await self.devices.displays.set_curtain(target)
+        await self.snapshot()
+        return target
+
     async def _end_session(self, reason: WipeReason, then: Mode | None = None) -> None:
         self._cancel_idle()
         self._clear("idle")

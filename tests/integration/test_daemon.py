@@ -57,6 +57,16 @@ def test_commands_and_sim_verbs_show_in_status_at_once(daemon: Daemon) -> None:
     assert daemon.proc.poll() is None, "bad input must not stop the daemon"
 
 
+def test_privacy_curtain_from_the_command_line(daemon: Daemon) -> None:
+    refused = daemon.ctl("privacy", "on", check=False)
+    assert refused.returncode == 1 and "Écrans éteints" in refused.stderr
+    daemon.ctl("start")
+    assert daemon.ctl("privacy", "toggle").stdout.strip() == "masqué"
+    assert daemon.status()["displays"]["curtain"] is True  # type: ignore[index]
+    assert daemon.ctl("--lang", "en", "privacy", "off").stdout.strip() == "mirror"
+    assert daemon.status()["displays"]["curtain"] is False  # type: ignore[index]
+
+
 def test_press_and_hold_drive_the_station(daemon: Daemon) -> None:
     daemon.ctl("sim", "press")
     assert daemon.status()["station"]["state"] == "ready"  # type: ignore[index]

@@ -224,3 +224,15 @@ async def test_a_double_press_does_not_wipe_the_session_the_first_press_opened(r
     await first
     assert rig.station.mode == "in_session" and rig.station.state.sessions_today == 1
     assert rig.station.wipes == []
+
+
+async def test_privacy_toggles_the_curtain_and_is_refused_while_the_screens_are_off(rig: Rig) -> None:
+    with pytest.raises(TransitionRefused) as refused:
+        await rig.station.set_privacy()
+    assert refused.value.key == "refused.privacy.off"
+    await _into(rig, "in_session")
+    assert await rig.station.set_privacy() is True
+    assert rig.station.state.displays.curtain is True
+    assert await rig.station.set_privacy(True) is True, "on stays on"
+    assert await rig.station.set_privacy() is False
+    assert rig.station.state.displays.curtain is False
