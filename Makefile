@@ -24,7 +24,7 @@ define apt_ensure
 	fi
 endef
 
-.PHONY: run test lint typecheck unit integration bench clean
+.PHONY: run test lint typecheck unit integration bench docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(call apt_ensure,$(APT_BUILD))
@@ -55,6 +55,10 @@ integration: $(VENV)/.installed $(VENV)/.test-services
 
 test: $(VENV)/.installed $(VENV)/.test-services lint typecheck
 	$(BIN)/pytest -q tests
+
+# The profile reference is generated from the code (a unit test checks the committed copy is current).
+docs: $(VENV)/.installed
+	$(BIN)/kioskctl profile schema > docs/profile.md
 
 bench: $(VENV)/.installed
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done

@@ -85,34 +85,47 @@ class Devices:
         return [(kind, getattr(self, kind)) for kind in kinds]
 
 
+def build_backend(
+    profile: Profile,
+    kind: DriverKind,
+    clock: Clock,
+    emit: Callable[[Event], None],
+    runtime_dir: Path,
+    shared: dict[str, Any],
+) -> tuple[Any, DriverContext]:
+    """The backend the profile (or ``KIOSKD_DRIVER_<KIND>``) names for ``kind``, built (no I/O); raises
+    ``ProfileError``. The context tells which options model the backend checked its section against."""
+    section = profile.host if kind == "host" else profile.devices[kind]
+    override = os.environ.get(f"KIOSKD_DRIVER_{kind.upper()}")
+    driver = override or section.driver
+    options = {} if override and override != section.driver else section.options()
+    cls = load_backend(kind, driver, profile.source)
+    ctx = DriverContext(
+        kind=kind,
+        driver=driver,
+        options=options,
+        clock=clock,
+        emit=emit,
+        runtime_dir=runtime_dir,
+        shared=shared,
+        source=profile.source,
+    )
+    backend = cls(ctx)
+    contract = Host if kind == "host" else CONTRACTS[kind]
+    if not isinstance(backend, contract):
+        raise ProfileError(
+            f"backend {driver!r} does not implement the {kind} contract",
+            where=f"{profile.source}: {_table(kind)}.driver",
+        )
+    return backend, ctx
+
+
 def build_devices(profile: Profile, clock: Clock, emit: Callable[[Event], None], runtime_dir: Path) -> Devices:
     """One backend per kind, as the profile (or ``KIOSKD_DRIVER_<KIND>``) says; raises ``ProfileError``."""
     shared: dict[str, Any] = {}
     built: dict[str, Any] = {}
     kinds: tuple[DriverKind, ...] = (*DEVICE_KINDS, "host")
     for kind in kinds:
-        section = profile.host if kind == "host" else profile.devices[kind]
-        override = os.environ.get(f"KIOSKD_DRIVER_{kind.upper()}")
-        driver = override or section.driver
-        options = {} if override and override != section.driver else section.options()
-        cls = load_backend(kind, driver, profile.source)
-        ctx = DriverContext(
-            kind=kind,
-            driver=driver,
-            options=options,
-            clock=clock,
-            emit=emit,
-            runtime_dir=runtime_dir,
-            shared=shared,
-            source=profile.source,
-        )
-        backend = cls(ctx)
-        contract = Host if kind == "host" else CONTRACTS[kind]
-        if not isinstance(backend, contract):
-            raise ProfileError(
-                f"backend {driver!r} does not implement the {kind} contract",
-                where=f"{profile.source}: {_table(kind)}.driver",
-            )
-        built[kind] = backend
+        built[kind], _ = build_backend(profile, kind, clock, emit, runtime_dir, shared)
     simulation = next((obj for obj in shared.values() if isinstance(obj, Simulation)), None)
     return Devices(**built, simulation=simulation)

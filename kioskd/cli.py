@@ -5,6 +5,7 @@ It renders the station at a glance (French by default, ``--lang en``) or as JSON
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -163,12 +164,21 @@ def main(argv: list[str] | None = None) -> None:
     privacy.add_argument("switch", choices=["on", "off", "toggle"])
     receipts = sub.add_parser("receipts", help="the latest wipe receipts")
     receipts.add_argument("--limit", type=int, default=10)
+    profile = sub.add_parser("profile", help="check or show a vehicle profile (no daemon needed)")
+    profile_sub = profile.add_subparsers(dest="profile_command", required=True)
+    profile_check = profile_sub.add_parser("check", help="every problem of a profile, with its key and line")
+    profile_check.add_argument("file")
+    profile_show = profile_sub.add_parser("show", help="the effective profile with every default")
+    profile_show.add_argument("file", nargs="?", help="default: the installed profile, else the simulated van")
+    profile_sub.add_parser("schema", help="the profile reference (Markdown, generated from the code)")
     sim = sub.add_parser("sim", help="act on the simulated van (kioskctl sim help)")
     sim.add_argument("verb")
     sim.add_argument("args", nargs="*")
     args = parser.parse_args(argv)
     lang: Lang = args.lang
 
+    if args.command == "profile":
+        raise SystemExit(_profile(args))
     if args.command == "status":
         code, body = _request(args, "GET", "/status")
         if code != 200:
@@ -241,6 +251,38 @@ def main(argv: list[str] | None = None) -> None:
         print(body.get("detail") or body.get("state"))
     if code != 200:
         raise SystemExit(_fail(body, lang) if not args.json else 1)
+
+
+def _profile(args: argparse.Namespace) -> int:
+    """``kioskctl profile``: works on the file itself, without the daemon (a technician checks before installing)."""
+    from pathlib import Path
+
+    from kioskd import profile_check
+    from kioskd.errors import KioskError
+    from kioskd.profile import default_profile_path
+
+    if args.profile_command == "schema":
+        print(profile_check.schema_markdown(), end="")
+        return 0
+    path = Path(args.file) if args.file else default_profile_path()
+    loaded, problems = profile_check.check(path)
+    if args.profile_command == "check" or problems:
+        if args.json:
+            print(json.dumps([dataclasses.asdict(p) for p in problems], ensure_ascii=False))
+        else:
+            for problem in problems:
+                print(problem.render(path), file=sys.stderr if args.profile_command == "show" else sys.stdout)
+            if not problems:
+                print(messages.text("cli.profile_ok", args.lang, file=str(path)))
+        return 1 if problems else 0
+    assert loaded is not None
+    try:
+        data = profile_check.effective(loaded)
+    except KioskError as exc:
+        print(f"kioskctl: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else profile_check.to_toml(data), end="")
+    return 0
 
 
 def _follow(args: argparse.Namespace) -> None:

@@ -4,7 +4,7 @@ Errors carry no citizen data (no paths inside a workspace, no document names, no
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 
 class KioskError(Exception):
@@ -38,7 +38,23 @@ class KioskError(Exception):
 
 
 class ProfileError(KioskError):
-    """A vehicle profile that cannot be read or does not validate; the daemon refuses to start on it."""
+    """A vehicle profile that cannot be read or does not validate; the daemon refuses to start on it.
+
+    ``problems`` lists every (dotted key, what was expected) found, for ``kioskctl profile check``; the message
+    itself leads with the first."""
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        where: str = "",
+        action: str = "",
+        key: str = "",
+        params: Mapping[str, object] | None = None,
+        problems: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        super().__init__(what, where=where, action=action, key=key, params=params)
+        self.problems = tuple(problems)
 
 
 class DeviceError(KioskError):

@@ -512,19 +512,25 @@ class DriverContext:
     runtime_dir: Path
     shared: dict[str, Any] = field(default_factory=dict)
     source: str = "<profile>"  # the profile file, for error messages
+    options_model: type[BaseModel] | None = None  # set by parse_options
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def parse_options(self, model: type[OptionsT]) -> OptionsT:
         """The section validated against ``model``; a bad key raises a ``ProfileError`` naming file and key."""
+        self.options_model = model  # what the options are checked against (the generated profile schema)
         try:
             return model.model_validate(dict(self.options))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            key = ".".join(str(part) for part in first["loc"])
+            table = "host" if self.kind == "host" else f"devices.{self.kind}"
+            problems = [
+                (".".join([table, *(str(part) for part in e["loc"])]), f"{e['msg']} (got {e.get('input')!r})")
+                for e in exc.errors()
+            ]
             raise ProfileError(
-                f"{first['msg']} (got {first.get('input')!r})",
-                where=f"{self.source}: [{self.kind}] {key}",
-                action=f"fix the {self.driver!r} options of [{self.kind}]",
+                problems[0][1],
+                where=f"{self.source}: {problems[0][0]}",
+                action=f"fix the {self.driver!r} options of [{table}]",
+                problems=problems,
             ) from None
 
     def shared_model(self, name: str, factory: Callable[[], Any]) -> Any:

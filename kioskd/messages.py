@@ -274,6 +274,7 @@ CATALOGUE: dict[str, Message] = {
     "word.scans": Message("scans", "scans"),
     "word.downloads": Message("téléchargements", "downloads"),
     "word.prints": Message("impressions", "prints"),
+    "cli.profile_ok": Message("{file} : profil valide", "{file}: profile is valid"),
     "cli.not_running": Message(
         "kioskd ne répond pas ({socket}) : est-il démarré ?",
         "kioskd is not answering ({socket}): is it running?",

@@ -24,18 +24,22 @@ class _Section(BaseModel):
 
 
 class Vehicle(_Section):
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    name: str = Field(min_length=1)
+    id: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$", description="the van's id in fleet reports"
+    )
+    name: str = Field(min_length=1, description="the name agents and the office know the van by")
 
 
 class StationConfig(_Section):
     hold_time: float = Field(3.0, ge=0.5, le=30, description="seconds of a long press (end of day)")
-    autostart: bool = False  # start the station without a button press when the daemon starts
+    autostart: bool = Field(False, description="start the station when the daemon starts, without a press")
     session_length: float = Field(1800, gt=0, description="seconds a typical citizen needs")
     idle_timeout: float = Field(900, gt=0, description="seconds without activity before a session is wiped")
     idle_warning: float = Field(60, ge=0, description="seconds of countdown shown before the idle wipe")
-    workspace: Literal["auto", "tmpfs", "directory"] = "auto"
-    workspace_size: str = Field("1G", pattern=r"^[0-9]+[kKmMgG]?$")
+    workspace: Literal["auto", "tmpfs", "directory"] = Field(
+        "auto", description="a private tmpfs per citizen (needs CAP_SYS_ADMIN), a directory, or tmpfs when allowed"
+    )
+    workspace_size: str = Field("1G", pattern=r"^[0-9]+[kKmMgG]?$", description="size limit of a session's tmpfs")
     app: list[str] = Field(default_factory=list, description="the session app's command line")
     app_grace: float = Field(5.0, ge=0, le=120, description="seconds between SIGTERM and SIGKILL of the app")
     print_grace: float = Field(60.0, ge=0, description="seconds unfinished print jobs get at the wipe")
@@ -48,8 +52,10 @@ class StationConfig(_Section):
 
 
 class PowerPolicyConfig(_Section):
-    warn_soc: float = Field(30, ge=0, le=100)
-    critical_soc: float = Field(10, ge=0, le=100)
+    warn_soc: float = Field(30, ge=0, le=100, description="state of charge (%) below which agents are warned")
+    critical_soc: float = Field(
+        10, ge=0, le=100, description="state of charge (%): end the session, wipe and power off"
+    )
     hysteresis: float = Field(3, ge=0, le=20, description="percentage points to climb back before clearing")
     shore_debounce: float = Field(5.0, ge=0, le=120, description="seconds a shore change must last")
     wipe_reserve: float = Field(300, ge=0, description="seconds of battery kept to finish a wipe")
@@ -64,9 +70,9 @@ class PowerPolicyConfig(_Section):
 
 
 class ApiConfig(_Section):
-    host: Literal["127.0.0.1", "::1", "localhost"] = "127.0.0.1"
+    host: Literal["127.0.0.1", "::1", "localhost"] = Field("127.0.0.1", description="the panel's loopback address")
     port: int = Field(8765, ge=0, le=65535, description="0 picks a free port")
-    socket_group: str | None = "kiosk-agent"
+    socket_group: str | None = Field("kiosk-agent", description="group allowed on the API socket")
 
 
 class UploadDestination(_Section):
@@ -82,8 +88,11 @@ class ScanningConfig(_Section):
     Defined here rather than in ``kioskd.scanning`` so that reading a profile never imports OpenCV."""
 
     resolution: int = Field(300, ge=150, le=600, description="dpi asked of the scanner")
-    mode: ScanMode = "color"
-    destinations: tuple[UploadDestination, ...] = (UploadDestination(name="standard", max_bytes=2_000_000),)
+    mode: ScanMode = Field("color", description="colour or grey, unless the agent chooses")
+    destinations: tuple[UploadDestination, ...] = Field(
+        (UploadDestination(name="standard", max_bytes=2_000_000),),
+        description="upload sites: name and max_bytes (the PDF is fitted to it)",
+    )
     default_destination: str | None = Field(None, description="picked unless the agent chooses (None: the first)")
 
     @model_validator(mode="after")
@@ -173,6 +182,7 @@ def parse_profile(data: dict[str, Any], source: str) -> Profile:
             first_what + (f" (also {more})" if more else ""),
             where=f"{source}: {first_key}",
             action="fix the profile and restart kioskd",
+            problems=problems,
         ) from None
 
 

@@ -79,10 +79,10 @@ def test_unknown_backend_names_the_installed_ones(tmp_path: Path) -> None:
 def test_bad_backend_option_is_named_with_its_section(tmp_path: Path) -> None:
     with pytest.raises(ProfileError) as err:
         _build(tmp_path, GOOD.replace("signal = 70", "signal = 170"))
-    assert "van-42.toml" in str(err.value) and "[modem] signal" in str(err.value)
+    assert "van-42.toml" in str(err.value) and "devices.modem.signal" in str(err.value)
     with pytest.raises(ProfileError) as err:
         _build(tmp_path, GOOD.replace("paper = 250", "paper = 250\npaper_size = 'A4'"))
-    assert "[printer] paper_size" in str(err.value)
+    assert "devices.printer.paper_size" in str(err.value)
 
 
 def test_driver_override_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
