@@ -113,9 +113,7 @@ def _unix_socket(path: Path, group: str | None) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(str(path))
     os.chmod(path, 0o660)
-    if group and os.geteuid() == 0:
-        with contextlib.suppress(KeyError):
-            os.chown(path, 0, grp.getgrnam(group).gr_gid)  # no such group on a laptop: root-only socket
+    _give_group(path, group)
     sock.listen(64)
     sock.setblocking(False)
     return sock
@@ -137,6 +135,28 @@ def _tcp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _give_group(path: Path, group: str | None) -> None:
+    """Hand ``path`` to the agents' group. kioskd's user is a member of it (sysusers.d), so changing only the
+    group needs no capability. No such group (a laptop): the path stays kioskd's alone."""
+    if not group:
+        return
+    try:
+        os.chown(path, -1, grp.getgrnam(group).gr_gid)
+    except KeyError:
+        return
+    except PermissionError:
+        log.warning("cannot give %s to group %s: is kioskd's user a member of it?", path, group)
+
+
+def _runtime_dir(path: Path, group: str | None, app_user: bool) -> Path:
+    """The runtime dir: the agents' group may reach the API socket in it; with a session app user, others may
+    only traverse it (0751, no listing) to reach that user's own workspace, which its group alone may open."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o751 if app_user else 0o750)
+    _give_group(path, group)
+    return path
+
+
 def _private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path, 0o700)
@@ -152,7 +172,8 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
         clock = SimClock(opts.speed)
     else:
         clock = RealClock()
-    runtime, state = _private_dir(opts.runtime_dir), _private_dir(opts.state_dir)
+    runtime = _runtime_dir(opts.runtime_dir, profile.api.socket_group, profile.station.app_user is not None)
+    state = _private_dir(opts.state_dir)
     bus = EventBus()
     bus.bind(loop)
     devices: Devices = build_devices(profile, clock, bus.publish_threadsafe, runtime)

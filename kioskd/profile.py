@@ -41,6 +41,11 @@ class StationConfig(_Section):
     )
     workspace_size: str = Field("1G", pattern=r"^[0-9]+[kKmMgG]?$", description="size limit of a session's tmpfs")
     app: list[str] = Field(default_factory=list, description="the session app's command line")
+    app_user: str | None = Field(
+        None,
+        pattern=r"^[a-z_][a-z0-9_-]{0,31}$",
+        description="the user the session app runs as (kiosk-citizen in the image; none: kioskd's own user)",
+    )
     app_grace: float = Field(5.0, ge=0, le=120, description="seconds between SIGTERM and SIGKILL of the app")
     print_grace: float = Field(60.0, ge=0, description="seconds unfinished print jobs get at the wipe")
 

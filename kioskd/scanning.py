@@ -306,8 +306,9 @@ def save_pdf(data: bytes, dest: Path, wall: float) -> Path:
     for attempt in range(1, 1000):
         path = dest / scan_name(wall, attempt)
         try:
-            # O_EXCL: two jobs finishing in the same second must not overwrite each other's scans.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            # O_EXCL: two jobs finishing in the same second must not overwrite each other's scans. 0640: the session
+            # app (its user in the workspace's group) uploads them; the folder keeps everyone else out.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         except FileExistsError:
             continue
         try:

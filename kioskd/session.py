@@ -27,7 +27,7 @@ from kioskd import workspace as ws_ops
 from kioskd.backends import Devices
 from kioskd.hal import JOB_FINISHED, Clock
 from kioskd.profile import StationConfig
-from kioskd.session_app import SessionApp, session_processes
+from kioskd.session_app import AppUser, SessionApp, session_processes
 from kioskd.store import Receipt, Store
 from kioskd.workspace import Workspace
 
@@ -96,13 +96,17 @@ class Sessions:
         self.store = store
         self.retries = retries
         self.open_sessions: dict[str, Session] = {}
-        self.app = SessionApp(self.config.app, self.config.app_grace, clock)
+        self.app_user = AppUser.lookup(self.config.app_user) if self.config.app_user else None
+        self._as_user = (self.app_user.uid, self.app_user.gid) if self.app_user else None
+        self.app = SessionApp(self.config.app, self.config.app_grace, clock, self.app_user)
         if self.config.app and len(str(root)) > 60:
             # the app's TMPDIR is <root>/<id>/tmp: a unix socket there (Chromium's singleton) must fit in 107 bytes
             log.warning("the runtime directory's path is long (%d bytes): the session app may fail", len(str(root)))
         for path in (self.root, self.journal_dir):
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(path, 0o700)
+        if self.app_user is not None:
+            os.chmod(self.root, 0o711)  # the app's user traverses to its own workspace; nobody lists the sessions
 
     # ------------------------------------------------------------------------------------------- open
     async def open(self) -> Session:
@@ -110,7 +114,12 @@ class Sessions:
         opened = self.clock.wall()
         # journal first: a power cut between here and the first file written still leaves a wipe to do
         self._journal_write(session_id, {"session": session_id, "phase": "open", "opened_at": opened})
-        workspace = await ws_ops.create(self.root / session_id, self.config.workspace, self.config.workspace_size)
+        workspace = await ws_ops.create(
+            self.root / session_id,
+            self.config.workspace,
+            self.config.workspace_size,
+            self.app_user.gid if self.app_user else None,
+        )
         session = Session(session_id, workspace, opened)
         self.open_sessions[session_id] = session
         try:
@@ -175,12 +184,12 @@ class Sessions:
 
         def clear(sub: str) -> Handler:
             async def run() -> None:
-                await ws_ops.clear(root / sub)
+                await ws_ops.clear(root / sub, self._as_user)
 
             return run
 
         async def workspace() -> None:
-            await ws_ops.remove(root)
+            await ws_ops.remove(root, self._as_user)
 
         return [
             {"app": app},
@@ -248,7 +257,7 @@ class Sessions:
 
     async def verify(self, session_id: str) -> list[str]:
         problems = ws_ops.leftovers(self.root / session_id)
-        survivors = await asyncio.to_thread(session_processes, session_id)
+        survivors = await asyncio.to_thread(session_processes, session_id, self.app_user)
         if survivors:
             problems.append(f"{len(survivors)} process(es) of the session still running")
         try:

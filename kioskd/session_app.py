@@ -2,7 +2,10 @@
 stopped at the wipe (SIGTERM, then SIGKILL after a grace period).
 
 Every process of a session carries ``KIOSK_SESSION=<id>`` in its environment, so the wipe finds them all, even
-after kioskd itself crashed and the app was left running. Its output goes nowhere: it could carry URLs."""
+after kioskd itself crashed and the app was left running. With an app user (``kiosk-citizen`` in the image) the
+app cannot read kioskd's state or token, and every process of that user belongs to the session: kioskd cannot read
+another user's environment without ptrace rights, so the user id is the mark there. Its output goes nowhere: it
+could carry URLs."""
 
 from __future__ import annotations
 
@@ -10,8 +13,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import pwd
 import signal
+from dataclasses import dataclass
 
+from kioskd.errors import ProfileError
 from kioskd.hal import Clock
 from kioskd.workspace import Workspace
 
@@ -20,14 +26,40 @@ log = logging.getLogger(__name__)
 MARK = "KIOSK_SESSION"
 
 
-def session_processes(session_id: str) -> list[int]:
-    """PIDs of every process carrying this session's mark (read from /proc)."""
+@dataclass(frozen=True)
+class AppUser:
+    """The session app's user: its ids, and the group it shares the workspace with kioskd through."""
+
+    name: str
+    uid: int
+    gid: int
+
+    @classmethod
+    def lookup(cls, name: str, source: str = "<profile>") -> AppUser:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            raise ProfileError(
+                f"no user {name!r} on this system",
+                where=f"{source}: station.app_user",
+                action="create it (systemd/kioskd.sysusers creates kiosk-citizen) or remove the key",
+            ) from None
+        if entry.pw_uid == 0:
+            raise ProfileError("the session app must not run as root", where=f"{source}: station.app_user")
+        return cls(name, entry.pw_uid, entry.pw_gid)
+
+
+def session_processes(session_id: str, user: AppUser | None = None) -> list[int]:
+    """PIDs of every process carrying this session's mark, or run by the app user (read from /proc)."""
     needle = f"{MARK}={session_id}".encode()
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
+            if user is not None and entry.stat().st_uid == user.uid:
+                found.append(int(entry.name))
+                continue
             with open(f"/proc/{entry.name}/environ", "rb") as environ:
                 if needle in environ.read().split(b"\0"):
                     found.append(int(entry.name))
@@ -75,10 +107,11 @@ def environment(session_id: str, ws: Workspace) -> dict[str, str]:
 
 
 class SessionApp:
-    def __init__(self, command: list[str], grace: float, clock: Clock) -> None:
+    def __init__(self, command: list[str], grace: float, clock: Clock, user: AppUser | None = None) -> None:
         self.command = command
         self.grace = grace
         self.clock = clock
+        self.user = user
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self, session_id: str, ws: Workspace) -> None:
@@ -92,12 +125,17 @@ class SessionApp:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
             start_new_session=True,  # its own process group: the wipe signals all its children at once
+            # as the app user: umask 007 keeps what it writes readable by kioskd through the shared group only
+            user=self.user.uid if self.user else None,
+            group=self.user.gid if self.user else None,
+            extra_groups=[] if self.user else None,
+            umask=0o007 if self.user else -1,
         )
         log.info("session %s: app started (pid %d)", session_id, self.process.pid)
 
     async def stop(self, session_id: str) -> None:
         """SIGTERM to every process of the session, SIGKILL to those still there after the grace period."""
-        pids = await asyncio.to_thread(session_processes, session_id)
+        pids = await asyncio.to_thread(session_processes, session_id, self.user)
         if self.process is not None and self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
@@ -107,14 +145,14 @@ class SessionApp:
             await self.clock.sleep(0.1)
             waited += 0.1
             await self._reap()
-            pids = await asyncio.to_thread(session_processes, session_id)
+            pids = await asyncio.to_thread(session_processes, session_id, self.user)
         if pids:
             log.warning("session %s: %d app process(es) ignored SIGTERM, killing", session_id, len(pids))
             _signal(pids, signal.SIGKILL)
             for _ in range(50):
                 await asyncio.sleep(0.02)  # real time: the kernel, not the simulation, delivers SIGKILL
                 await self._reap()
-                if not await asyncio.to_thread(session_processes, session_id):
+                if not await asyncio.to_thread(session_processes, session_id, self.user):
                     break
         await self._reap()
         self.process = None

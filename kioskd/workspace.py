@@ -10,6 +10,7 @@ import ctypes
 import os
 import re
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -89,9 +90,10 @@ MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 MNT_DETACH = 2
 
 
-def _mount_tmpfs(target: Path, size: str) -> str | None:
+def _mount_tmpfs(target: Path, size: str, share_gid: int | None = None) -> str | None:
     """mount(2) directly: spawning mount(8) costs more than the whole wipe of a tmpfs. None, or the error."""
-    options = f"size={size},mode=0700".encode()
+    access = "mode=0700" if share_gid is None else f"mode=2770,gid={share_gid}"
+    options = f"size={size},{access}".encode()
     flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
     if _libc.mount(b"kiosk-session", str(target).encode(), b"tmpfs", flags, options) != 0:
         return os.strerror(ctypes.get_errno())
@@ -104,35 +106,61 @@ def _umount(target: Path, lazy: bool = False) -> str | None:
     return None
 
 
-async def create(root: Path, wanted: Literal["auto", "tmpfs", "directory"], size: str) -> Workspace:
-    """Make the workspace at ``root``: a tmpfs when asked (or ``auto``) and allowed, else a private directory."""
+async def create(
+    root: Path, wanted: Literal["auto", "tmpfs", "directory"], size: str, share_gid: int | None = None
+) -> Workspace:
+    """Make the workspace at ``root``: a tmpfs when asked (or ``auto``) and allowed, else a private directory.
+
+    With ``share_gid`` (the session app's group, of which kioskd's user is a member) every folder is 2770 in that
+    group: the app writes its home and downloads, kioskd its scans, and nobody else reads either."""
     await asyncio.to_thread(root.mkdir, 0o700)
     kind: Kind = "directory"
     if wanted in ("auto", "tmpfs") and can_mount():
-        err = await asyncio.to_thread(_mount_tmpfs, root, size)
+        err = await asyncio.to_thread(_mount_tmpfs, root, size, share_gid)
         if err is None:
             kind = "tmpfs"
         elif wanted == "tmpfs":
             await asyncio.to_thread(root.rmdir)
             raise WipeError(f"cannot mount the session tmpfs: {err}", where="workspace", action="check mount rights")
     ws = Workspace(root, kind)
-    await asyncio.to_thread(_furnish, ws)
+    await asyncio.to_thread(_furnish, ws, share_gid)
     return ws
 
 
-def _furnish(ws: Workspace) -> None:
+def _furnish(ws: Workspace, share_gid: int | None) -> None:
     """The workspace's folders, and the session app's XDG user dirs pointing into it (downloads above all)."""
-    os.chmod(ws.root, 0o700)
-    for name in SUBDIRS:
-        (ws.root / name).mkdir(mode=0o700)
+    mode = 0o700 if share_gid is None else 0o2770
+    if share_gid is not None:
+        os.chown(ws.root, -1, share_gid)  # kioskd's user is a member of the group: no capability needed
+    os.chmod(ws.root, mode)
     config = ws.home / ".config"
-    config.mkdir(mode=0o700)
+    for folder in [*(ws.root / name for name in SUBDIRS), config]:
+        folder.mkdir(mode=0o700)
+        if share_gid is not None:
+            os.chown(folder, -1, share_gid)
+        os.chmod(folder, mode)  # not the umask's choice
     (config / "user-dirs.dirs").write_text(
         f'XDG_DOWNLOAD_DIR="{ws.downloads}"\nXDG_DESKTOP_DIR="{ws.home}"\nXDG_DOCUMENTS_DIR="{ws.downloads}"\n'
     )
 
 
-async def remove(root: Path) -> None:
+def _delete_as(path: Path, user: tuple[int, int]) -> None:
+    """Empty ``path`` as the session app's user: its own private folders (Chromium makes them 0700) are closed to
+    kioskd, which holds no right to override file permissions."""
+    subprocess.run(
+        ["find", str(path), "-mindepth", "1", "-delete"],
+        user=user[0],
+        group=user[1],
+        extra_groups=[],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,  # its messages would name the citizen's files
+        check=False,
+        timeout=60,
+    )
+
+
+async def remove(root: Path, as_user: tuple[int, int] | None = None) -> None:
     """Unmount (which drops a tmpfs's content at once) and remove the workspace; raises if anything stays."""
     if is_mountpoint(root):
         err = await asyncio.to_thread(_umount, root)
@@ -141,7 +169,13 @@ async def remove(root: Path) -> None:
             err = await asyncio.to_thread(_umount, root, True)
             if err is not None:
                 raise WipeError(f"cannot unmount the workspace: {err}", where="workspace")
-    await asyncio.to_thread(_remove_tree, root)
+    try:
+        await asyncio.to_thread(_remove_tree, root)
+    except PermissionError:
+        if as_user is None:
+            raise
+        await asyncio.to_thread(_delete_as, root, as_user)
+        await asyncio.to_thread(_remove_tree, root)
 
 
 def _remove_tree(path: Path) -> None:
@@ -153,14 +187,21 @@ def _remove_tree(path: Path) -> None:
         shutil.rmtree(path)
 
 
-async def clear(path: Path) -> None:
-    """Empty one folder of the workspace (downloads, scans, browser profile), keeping the folder itself."""
+async def clear(path: Path, as_user: tuple[int, int] | None = None) -> None:
+    """Empty one folder of the workspace (downloads, scans, browser profile), keeping the folder itself; what the
+    session app's user closed to kioskd is deleted as that user."""
 
     def run() -> None:
         if not path.exists():
             return
         for entry in os.scandir(path):
-            _remove_tree(Path(entry.path))
+            try:
+                _remove_tree(Path(entry.path))
+            except PermissionError:
+                if as_user is None:
+                    raise
+                _delete_as(path, as_user)
+                return
 
     await asyncio.to_thread(run)
 
