@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from kioskd import messages
+from kioskd import doctor, messages
 from kioskd.errors import DeviceError, KioskError, TransitionRefused, WipeError
 from kioskd.hal import ScanMode, ScanSource
 from kioskd.state import StationChanged
@@ -54,6 +54,11 @@ class ScanCommand(BaseModel):
     mode: ScanMode | None = None  # the profile's default
     multi: bool = False  # the whole feeder
     destination: str | None = Field(None, max_length=64)  # an upload destination of the profile
+
+
+class DoctorCommand(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    button_seconds: float = Field(0.0, ge=0, le=120)  # > 0: blink the LED and wait for a press that long
 
 
 class PrivacyCommand(BaseModel):
@@ -171,6 +176,11 @@ def create_app(station: Station, token: str | None = None, stopping: asyncio.Eve
         if station.session is None:
             return []
         return [dataclasses.asdict(job) for job in await station.devices.printer.jobs(station.session.id)]
+
+    @app.post("/doctor", summary="The technician's self-test: one verdict per device and system fact")
+    async def doctor_run(command: DoctorCommand | None = None) -> dict[str, Any]:
+        checks = await doctor.run(station.doctor_inputs(), command.button_seconds if command else 0.0)
+        return {"ok": doctor.passed(checks), "checks": [check.to_json() for check in checks]}
 
     @app.post("/privacy", summary="Privacy curtain on the citizen screen (on, off, or toggle when on is null)")
     async def privacy(command: PrivacyCommand | None = None) -> dict[str, Any]:

@@ -164,6 +164,10 @@ def main(argv: list[str] | None = None) -> None:
     privacy.add_argument("switch", choices=["on", "off", "toggle"])
     receipts = sub.add_parser("receipts", help="the latest wipe receipts")
     receipts.add_argument("--limit", type=int, default=10)
+    doctor = sub.add_parser("doctor", help="self-test of the van: one verdict per device and system fact")
+    doctor.add_argument(
+        "--button", type=float, default=0.0, metavar="SECONDS", help="blink the LED and wait for a press"
+    )
     profile = sub.add_parser("profile", help="check or show a vehicle profile (no daemon needed)")
     profile_sub = profile.add_subparsers(dest="profile_command", required=True)
     profile_check = profile_sub.add_parser("check", help="every problem of a profile, with its key and line")
@@ -177,6 +181,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     lang: Lang = args.lang
 
+    if args.command == "doctor":
+        code, body = _request(args, "POST", "/doctor", json={"button_seconds": args.button}, timeout=args.button + 120)
+        if code != 200:
+            raise SystemExit(_fail(body, lang))
+        print(json.dumps(body, indent=2, ensure_ascii=False) if args.json else render_doctor(body["checks"], lang))
+        raise SystemExit(0 if body["ok"] else 1)
     if args.command == "profile":
         raise SystemExit(_profile(args))
     if args.command == "status":
@@ -251,6 +261,24 @@ def main(argv: list[str] | None = None) -> None:
         print(body.get("detail") or body.get("state"))
     if code != 200:
         raise SystemExit(_fail(body, lang) if not args.json else 1)
+
+
+def render_doctor(checks: list[dict[str, Any]], lang: Lang) -> str:
+    """One table: check, verdict, what it reports, what to do."""
+    rows = [
+        (
+            c["name"],
+            messages.text(f"doctor.verdict.{c['verdict']}", lang),
+            c["detail"],
+            c.get("action", {}).get(lang, ""),
+        )
+        for c in checks
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(
+        f"{name:<{widths[0]}}  {verdict:<{widths[1]}}  {detail:<{widths[2]}}  {action}".rstrip()
+        for name, verdict, detail, action in rows
+    )
 
 
 def _profile(args: argparse.Namespace) -> int:

@@ -274,6 +274,102 @@ CATALOGUE: dict[str, Message] = {
     "word.scans": Message("scans", "scans"),
     "word.downloads": Message("téléchargements", "downloads"),
     "word.prints": Message("impressions", "prints"),
+    # kioskctl doctor: what the technician should do about a line
+    "doctor.device_error": Message(
+        "Le périphérique ne répond pas : vérifiez son câble et le journal (journalctl -u kioskd)",
+        "The device does not answer: check its cable and the journal (journalctl -u kioskd)",
+    ),
+    "doctor.busy": Message(
+        "Citoyen en cours : test actif non lancé (relancez entre deux citoyens)",
+        "Citizen in session: active test skipped (run again between citizens)",
+    ),
+    "doctor.power.no_reading": Message(
+        "Aucune mesure d'énergie : vérifiez le câble VE.Direct ou le service NUT/UPower",
+        "No power reading: check the VE.Direct cable or the NUT/UPower service",
+    ),
+    "doctor.power.low": Message("Batterie basse ({soc} %) : branchez le secteur", "Battery low ({soc} %): plug in"),
+    "doctor.modem.absent": Message(
+        "Modem absent : vérifiez la clé/carte LTE et le service ModemManager",
+        "No modem: check the LTE stick/card and the ModemManager service",
+    ),
+    "doctor.modem.unregistered": Message(
+        "Modem non enregistré ({registration}) : vérifiez la carte SIM, son code PIN et l'antenne",
+        "Modem not registered ({registration}): check the SIM card, its PIN and the antenna",
+    ),
+    "doctor.modem.no_internet": Message(
+        "Internet injoignable : vérifiez l'APN du profil et le forfait",
+        "Internet unreachable: check the profile's APN and the data plan",
+    ),
+    "doctor.displays.agent_missing": Message(
+        "Écran agent non détecté : vérifiez son câble et le nom de sortie du profil",
+        "Agent screen not found: check its cable and the profile's output name",
+    ),
+    "doctor.displays.citizen_missing": Message(
+        "Écran citoyen non détecté : vérifiez son câble et son alimentation",
+        "Citizen screen not found: check its cable and power",
+    ),
+    "doctor.scanner.absent": Message(
+        "Scanner absent : branchez-le (USB), allumez-le, vérifiez le nom du profil",
+        "No scanner: plug it in (USB), switch it on, check the profile's device name",
+    ),
+    "doctor.scanner.fault": Message("Scanner en défaut ({fault})", "Scanner fault ({fault})"),
+    "doctor.scanner.test": Message(
+        "Le scan d'essai a échoué : posez une feuille sur la vitre, fermez le capot",
+        "The test scan failed: put a sheet on the glass, close the lid",
+    ),
+    "doctor.printer.absent": Message(
+        "Imprimante absente : vérifiez CUPS (lpstat -p) et le nom de file du profil",
+        "No printer: check CUPS (lpstat -p) and the profile's queue name",
+    ),
+    "doctor.printer.fault": Message("Imprimante : {detail}", "Printer: {detail}"),
+    "doctor.button.absent": Message(
+        "Bouton absent : vérifiez son câblage et la broche (ou le périphérique) du profil",
+        "No button: check its wiring and the profile's pin (or device)",
+    ),
+    "doctor.button.untested": Message(
+        "Bouton non testé : kioskctl doctor --button 15 (le voyant clignote, appuyez)",
+        "Button not tested: kioskctl doctor --button 15 (the LED blinks, press it)",
+    ),
+    "doctor.button.no_press": Message(
+        "Aucun appui reçu en {seconds} s : vérifiez le câblage du bouton",
+        "No press within {seconds} s: check the button's wiring",
+    ),
+    "doctor.audio.absent": Message(
+        "Pas de sortie audio : branchez le casque ou le haut-parleur",
+        "No audio output: plug in the headset or speaker",
+    ),
+    "doctor.audio.no_mic": Message(
+        "Pas de micro : les visioconférences n'auront pas de son",
+        "No microphone: video calls will have no sound",
+    ),
+    "doctor.camera.absent": Message(
+        "Pas de webcam : les visioconférences n'auront pas d'image",
+        "No webcam: video calls will have no picture",
+    ),
+    "doctor.clock.wrong": Message(
+        "Horloge du PC fausse (année {year}) : vérifiez la synchronisation NTP et la pile du PC",
+        "PC clock wrong (year {year}): check NTP sync and the PC's battery",
+    ),
+    "doctor.disk.full": Message(
+        "Disque presque plein ({path}) : libérez de la place",
+        "Disk almost full ({path}): free some space",
+    ),
+    "doctor.runtime.not_tmpfs": Message(
+        "{path} n'est pas en mémoire (tmpfs) : des données de citoyens pourraient toucher le disque",
+        "{path} is not on tmpfs: citizen data could reach the disk",
+    ),
+    "doctor.cups.privacy": Message(
+        "CUPS garde l'historique ou les fichiers des impressions : installez image-build/cups/cupsd-kiosk.conf",
+        "CUPS keeps print history or files: install image-build/cups/cupsd-kiosk.conf",
+    ),
+    "doctor.app_user.missing": Message(
+        "Utilisateur {user} absent : installez systemd/kioskd.sysusers (systemd-sysusers)",
+        "User {user} missing: install systemd/kioskd.sysusers (systemd-sysusers)",
+    ),
+    "doctor.verdict.ok": Message("OK", "OK"),
+    "doctor.verdict.warn": Message("ATTENTION", "WARNING"),
+    "doctor.verdict.fail": Message("ÉCHEC", "FAIL"),
+    "doctor.verdict.info": Message("info", "info"),
     "cli.profile_ok": Message("{file} : profil valide", "{file}: profile is valid"),
     "cli.not_running": Message(
         "kioskd ne répond pas ({socket}) : est-il démarré ?",

@@ -14,6 +14,7 @@ from typing import Any
 from kioskd import messages
 from kioskd.backends import Devices
 from kioskd.bus import EventBus
+from kioskd.doctor import DoctorInputs
 from kioskd.errors import KioskError, TransitionRefused, WipeError
 from kioskd.hal import (
     ButtonPressed,
@@ -99,6 +100,7 @@ class Station:
         self._lock = asyncio.Lock()
         self._idle_timer: TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._press_waiters: list[asyncio.Future[bool]] = []
         self._unsubscribe = bus.subscribe(self._on_event)
 
     # ------------------------------------------------------------------------------------------- snapshot
@@ -153,7 +155,12 @@ class Station:
                 self.power.update(event.state)
                 self._sample(event.state)
         elif isinstance(event, ButtonPressed):
-            self._spawn(self.press(long=event.long))
+            if self._press_waiters:  # the doctor's "press the button now": not a command
+                for waiter in self._press_waiters:
+                    if not waiter.done():
+                        waiter.set_result(True)
+            else:
+                self._spawn(self.press(long=event.long))
         elif isinstance(event, JobStateChanged) and self.session is not None and event.job.session == self.session.id:
             self.session.job_ids.add(event.job.id)
             self.touch()
@@ -214,6 +221,30 @@ class Station:
         """Wait until every background command has finished (tests, scenario steps, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def doctor_inputs(self) -> DoctorInputs:
+        return DoctorInputs(
+            devices=self.devices,
+            in_session=self.mode == "in_session",
+            runtime_dir=self.sessions.root.parent,
+            state_dir=self.sessions.journal_dir.parent,
+            wall=self.clock.wall,
+            wait_for_press=self.wait_for_press,
+            printer_driver=self.profile.devices["printer"].driver,
+            app_user=self.profile.station.app_user,
+        )
+
+    async def wait_for_press(self, seconds: float) -> bool:
+        """True when the button is pressed within ``seconds`` (real time: a technician is pressing it); that press
+        is swallowed, it starts nothing."""
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._press_waiters.append(waiter)
+        try:
+            return await asyncio.wait_for(waiter, seconds)
+        except TimeoutError:
+            return False
+        finally:
+            self._press_waiters.remove(waiter)
 
     # ------------------------------------------------------------------------------------------- commands
     async def press(self, long: bool) -> None:

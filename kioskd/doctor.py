@@ -1,0 +1,260 @@
+"""``kioskctl doctor``: the technician's self-test of a van against its installed profile.
+
+One line per device kind and per system fact, each with a verdict (ok, warn, fail, info), what the device reports,
+and what to do (from the message catalogue). It reads the devices through their contracts only; the active probes
+(a test scan, the LED, "press the button now") run only when no citizen is in session. ``fail`` or ``warn`` on any
+line makes the exit status non-zero."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import re
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from kioskd import messages
+from kioskd.errors import KioskError
+from kioskd.hal import ScanRequest
+
+Verdict = Literal["ok", "warn", "fail", "info"]
+CLOCK_FLOOR = 1_767_225_600  # 2026-01-01: a PC clock before this date lost its RTC battery or never had NTP
+DISK_FLOOR = 200 * 1024 * 1024  # bytes free in the state directory (receipts, store, journal)
+CUPSD_CONF = Path("/etc/cups/cupsd.conf")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str  # power, modem, … , clock, disk, runtime, cups, app_user
+    verdict: Verdict
+    detail: str = ""  # what the device or system reports (technical, no citizen data)
+    key: str = ""  # catalogue entry saying what to do, when something is to do
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        body = asdict(self)
+        if self.key:
+            body["action"] = messages.both(self.key, **self.params)
+        return body
+
+
+@dataclass
+class DoctorInputs:
+    """What the doctor looks at: the station's devices, the press waiter, and the places on disk."""
+
+    devices: Any  # kioskd.backends.Devices (not imported: the doctor runs inside the daemon and in tests alike)
+    in_session: bool
+    runtime_dir: Path
+    state_dir: Path
+    wall: Callable[[], float]
+    wait_for_press: Callable[[float], Awaitable[bool]]
+    printer_driver: str = ""
+    app_user: str | None = None
+    cupsd_conf: Path = CUPSD_CONF
+
+
+async def run(inputs: DoctorInputs, button_seconds: float = 0.0) -> list[Check]:
+    """Every check, devices first (each guarded: a device that raises is a ``fail`` line, not a crash)."""
+    d = inputs.devices
+    probes: list[tuple[str, Callable[[], Awaitable[Check]]]] = [
+        ("power", lambda: _power(d)),
+        ("modem", lambda: _modem(d)),
+        ("displays", lambda: _displays(d)),
+        ("scanner", lambda: _scanner(d, inputs.in_session)),
+        ("printer", lambda: _printer(d)),
+        ("button", lambda: _button(d, inputs, button_seconds)),
+        ("audio", lambda: _audio(d)),
+        ("camera", lambda: _camera(d)),
+    ]
+    checks = []
+    for name, probe in probes:
+        try:
+            checks.append(await asyncio.wait_for(probe(), timeout=max(30.0, button_seconds + 10)))
+        except (KioskError, OSError, TimeoutError) as exc:
+            checks.append(Check(name, "fail", f"{type(exc).__name__}: {exc}", "doctor.device_error"))
+    checks += await asyncio.to_thread(_system, inputs)
+    return checks
+
+
+def passed(checks: list[Check]) -> bool:
+    return all(check.verdict in ("ok", "info") for check in checks)
+
+
+# ------------------------------------------------------------------------------------------- devices
+async def _power(d: Any) -> Check:
+    s = d.power.state
+    if not s.available:
+        return Check("power", "fail", "no reading", "doctor.power.no_reading")
+    source = "shore" if s.shore else "battery"
+    detail = f"{source}, soc {_fmt(s.soc, '%')}, {_fmt(s.voltage, ' V')}, time-to-go {_fmt(s.time_to_go, ' s')}"
+    if s.soc is not None and s.soc < 20 and not s.shore:
+        return Check("power", "warn", detail, "doctor.power.low", {"soc": round(s.soc)})
+    return Check("power", "ok", detail)
+
+
+async def _modem(d: Any) -> Check:
+    s = d.modem.state
+    if not s.present:
+        return Check("modem", "fail", "absent", "doctor.modem.absent")
+    detail = f"{s.registration}, {s.technology}, {s.operator or '-'}, signal {_fmt(s.signal, '%')}"
+    if s.registration not in ("home", "roaming"):
+        return Check("modem", "fail", detail, "doctor.modem.unregistered", {"registration": s.registration})
+    if not await d.modem.check_internet():
+        return Check("modem", "warn", detail + ", internet unreachable", "doctor.modem.no_internet")
+    return Check("modem", "ok", detail + ", internet reachable")
+
+
+async def _displays(d: Any) -> Check:
+    s = d.displays.state
+    outputs = {o.role: o for o in s.outputs if o.role in ("agent", "citizen")}
+    detail = ", ".join(
+        f"{o.role} {o.name} {f'{o.width}x{o.height}' if o.connected else 'unplugged'}" for o in s.outputs
+    )
+    for role in ("agent", "citizen"):
+        if role not in outputs or not outputs[role].connected:
+            return Check("displays", "fail", detail or "no output", f"doctor.displays.{role}_missing")
+    return Check("displays", "ok", detail)
+
+
+async def _scanner(d: Any, in_session: bool) -> Check:
+    s = d.scanner.state
+    if not s.present:
+        return Check("scanner", "fail", "absent", "doctor.scanner.absent")
+    if s.status == "fault":
+        return Check("scanner", "fail", f"{s.name}: {s.fault}", "doctor.scanner.fault", {"fault": s.fault})
+    if in_session:
+        return Check("scanner", "info", f"{s.name}: {s.status}", "doctor.busy")
+    # the test scan: the flatbed, grey, at the lowest resolution the pipeline accepts (a small image, soon done)
+    result = await d.scanner.scan(ScanRequest(source="flatbed", resolution=150, mode="gray"))
+    if result.fault or not result.pages:
+        return Check("scanner", "fail", f"{s.name}: test scan {result.fault or 'gave no page'}", "doctor.scanner.test")
+    page = result.pages[0].pixels
+    return Check("scanner", "ok", f"{s.name}: test scan {page.shape[1]}x{page.shape[0]} px")
+
+
+async def _printer(d: Any) -> Check:
+    s = d.printer.state
+    if not s.present:
+        return Check("printer", "fail", "absent", "doctor.printer.absent")
+    detail = f"{s.name}: {s.status}" + (f" ({', '.join(s.reasons)})" if s.reasons else "")
+    if s.status in ("stopped", "unavailable") or s.reasons:
+        return Check("printer", "fail", detail, "doctor.printer.fault", {"detail": detail})
+    return Check("printer", "ok", detail)
+
+
+async def _button(d: Any, inputs: DoctorInputs, seconds: float) -> Check:
+    s = d.button.state
+    if not s.present:
+        return Check("button", "fail", "absent", "doctor.button.absent")
+    if inputs.in_session:
+        return Check("button", "info", f"LED {s.led}", "doctor.busy")
+    if seconds <= 0:
+        return Check("button", "info", f"LED {s.led}", "doctor.button.untested")
+    before = s.led
+    await d.button.set_led("blink_fast")  # the LED says "press me"
+    try:
+        pressed = await inputs.wait_for_press(seconds)
+    finally:
+        await d.button.set_led(before)
+    if not pressed:
+        return Check("button", "fail", f"no press in {seconds:g} s", "doctor.button.no_press", {"seconds": seconds})
+    return Check("button", "ok", "press received, LED driven")
+
+
+async def _audio(d: Any) -> Check:
+    s = d.audio.state
+    if not s.present or not s.sink:
+        return Check("audio", "warn", "no output device", "doctor.audio.absent")
+    detail = f"out {s.sink}, in {s.source or '-'}, volume {_fmt(s.volume, '%')}"
+    if not s.source:
+        return Check("audio", "warn", detail, "doctor.audio.no_mic")
+    return Check("audio", "ok", detail)
+
+
+async def _camera(d: Any) -> Check:
+    s = d.camera.state
+    if not s.present:
+        return Check("camera", "warn", "absent", "doctor.camera.absent")
+    return Check("camera", "ok", s.name or "present")
+
+
+# ------------------------------------------------------------------------------------------- the PC itself
+def _system(inputs: DoctorInputs) -> list[Check]:
+    checks = []
+    now = inputs.wall()
+    year = 1970 + int(now // 31_557_600)
+    checks.append(
+        Check("clock", "ok", f"year {year}")
+        if now >= CLOCK_FLOOR
+        else Check("clock", "fail", f"year {year}", "doctor.clock.wrong", {"year": year})
+    )
+    free = shutil.disk_usage(inputs.state_dir).free
+    detail = f"{free / 1_048_576:.0f} MiB free in {inputs.state_dir}"
+    checks.append(
+        Check("disk", "ok", detail)
+        if free >= DISK_FLOOR
+        else Check("disk", "fail", detail, "doctor.disk.full", {"path": str(inputs.state_dir)})
+    )
+    checks.append(
+        Check("runtime", "ok", f"{inputs.runtime_dir} on tmpfs")
+        if _on_tmpfs(inputs.runtime_dir)
+        else Check(
+            "runtime",
+            "fail",
+            f"{inputs.runtime_dir} on disk",
+            "doctor.runtime.not_tmpfs",
+            {"path": str(inputs.runtime_dir)},
+        )
+    )
+    checks.append(_cups(inputs))
+    if inputs.app_user:
+        try:
+            pwd.getpwnam(inputs.app_user)
+            checks.append(Check("app_user", "ok", inputs.app_user))
+        except KeyError:
+            checks.append(Check("app_user", "fail", "missing", "doctor.app_user.missing", {"user": inputs.app_user}))
+    return checks
+
+
+def _cups(inputs: DoctorInputs) -> Check:
+    if inputs.printer_driver != "cups":
+        return Check("cups", "info", f"printer driver {inputs.printer_driver or '-'}: no CUPS to check")
+    try:
+        text = inputs.cupsd_conf.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return Check("cups", "fail", f"{inputs.cupsd_conf}: {exc.strerror}", "doctor.cups.privacy")
+    settings = {
+        m.group(1).lower(): m.group(2).strip().lower()
+        for m in re.finditer(r"(?im)^\s*(PreserveJobHistory|PreserveJobFiles)\s+(\S+)", text)
+    }
+    # CUPS's defaults keep both: the history (titles, users) forever and the files for a day
+    kept = [name for name in ("preservejobhistory", "preservejobfiles") if settings.get(name) != "no"]
+    if kept:
+        return Check("cups", "fail", f"{inputs.cupsd_conf}: keeps {', '.join(kept)}", "doctor.cups.privacy")
+    return Check("cups", "ok", f"{inputs.cupsd_conf}: no job history, no job files kept")
+
+
+def _on_tmpfs(path: Path) -> bool:
+    """Whether ``path`` lives on a tmpfs: the filesystem of the longest mount point containing it."""
+    target = os.path.realpath(path)
+    best, kind = "", ""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as mounts:
+            for line in mounts:
+                fields = line.split()
+                mount_point = fields[4]
+                fs = fields[fields.index("-") + 1]
+                inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+                if inside and len(mount_point) >= len(best):
+                    best, kind = mount_point, fs
+    except OSError:
+        return False
+    return kind == "tmpfs"
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    return "-" if value is None else f"{value:.0f}{unit}"
