@@ -1,13 +1,19 @@
 """Scenarios: timelines of events for the simulated van, played on the simulated clock.
 
 A scenario file (``scenarios/*.toml``) lists steps at simulated times of day; each step is a station command
-(``start``, ``next``, ``end-of-day``) or a simulation verb (``shore off``, ``soc 25``, ``press`` …). The runner
-returns a summary and checks the file's expectations. It drives the station only through its public commands."""
+(``start``, ``next``, ``end-of-day``), a citizen's action (``print``, ``scan [adf] [all]``, ``privacy``, ``canary``:
+files a citizen leaves behind, with a secret the runner looks for after the day) or a simulation verb
+(``shore off``, ``soc 25``, ``printer jam`` …). The runner returns a summary and checks the file's expectations:
+sessions, final state, refusals, the agent notices that must have shown, and always that no canary survived. It
+drives the station only through its public commands."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import re
+import secrets
 import shlex
 import tomllib
 from dataclasses import dataclass, field
@@ -17,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from kioskd.errors import KioskError, ScenarioError
+from kioskd.errors import DeviceError, KioskError, ScenarioError
 from kioskd.hal import Event, Simulation
 from kioskd.state import Mode, StationChanged
 from kioskd.station import Station
@@ -25,6 +31,12 @@ from kioskd.station import Station
 log = logging.getLogger(__name__)
 
 STATION_COMMANDS = ("start", "next", "end-of-day", "retry-wipe")
+CITIZEN_ACTIONS = ("print", "scan", "privacy", "canary")
+# a one-page PDF: what a citizen prints (the content is irrelevant, the job's fate is what scenarios follow)
+PAGE_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj "
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
 
 
@@ -53,6 +65,8 @@ class Expect(BaseModel):
     final_state: Mode | None = None
     refusals: int | None = Field(None, ge=0)
     shutdown_reason: str | None = None
+    notices: list[str] = Field(default_factory=list, description="catalogue keys that must have been shown")
+    errors: int | None = Field(None, ge=0, description="steps the station answered with a device error")
 
 
 class Scenario(BaseModel):
@@ -107,6 +121,10 @@ class Summary:
     shutdown_reason: str = ""
     min_soc: float | None = None
     soc_at_shutdown: float | None = None
+    notices: list[str] = field(default_factory=list)  # every catalogue key shown during the day, in order
+    device_errors: list[str] = field(default_factory=list)  # actions a device refused (clear message, no crash)
+    canaries: int = 0
+    residues: list[str] = field(default_factory=list)  # files still holding a canary after the day: must be none
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -125,6 +143,8 @@ class Summary:
             f"  lowest charge    {'-' if self.min_soc is None else f'{self.min_soc:.1f} %'} while running",
             f"  charge at stop   {'-' if self.soc_at_shutdown is None else f'{self.soc_at_shutdown:.1f} %'}",
             f"  final state      {self.final_state} ({self.shutdown_reason or '-'})",
+            f"  notices shown    {', '.join(dict.fromkeys(self.notices)) or '-'}",
+            f"  canaries         {self.canaries} planted, {len(self.residues)} found after the day",
         ]
         lines += [f"  ! {failure}" for failure in self.failures + self.errors]
         return "\n".join(lines)
@@ -136,6 +156,13 @@ async def play(scenario: Scenario, station: Station, simulation: Simulation | No
     origin = scenario.start_seconds()
     t0 = clock.monotonic()
 
+    canary = f"CANARY-{secrets.token_hex(8)}"
+
+    def track_notices(event: Event) -> None:
+        assert isinstance(event, StationChanged)
+        before = {n.key for n in event.previous.notices}
+        summary.notices += [n.key for n in event.state.notices if n.key not in before]
+
     def track_soc(event: Event | None = None) -> None:
         soc = station.state.power.soc
         if soc is None or (station.mode == "off" and summary.soc_at_shutdown is not None):
@@ -145,6 +172,7 @@ async def play(scenario: Scenario, station: Station, simulation: Simulation | No
             summary.soc_at_shutdown = soc
 
     unsubscribe = station.bus.subscribe(track_soc, StationChanged)
+    unsubscribe_notices = station.bus.subscribe(track_notices, StationChanged)
 
     for step in sorted(scenario.step, key=Step.seconds):
         delay = (step.seconds() - origin) - (clock.monotonic() - t0)
@@ -155,7 +183,9 @@ async def play(scenario: Scenario, station: Station, simulation: Simulation | No
         log.info("scenario %s: %s", step.at, step.do)
         summary.steps += 1
         try:
-            await _do(station, simulation, words)
+            summary.canaries += await _do(station, simulation, words, canary)
+        except DeviceError as exc:
+            summary.device_errors.append(f"{step.at} {step.do}: {exc.key or exc.what}")
         except KioskError as exc:
             summary.refusals.append(f"{step.at} {step.do}: {exc.key or exc.what}")
         except (KeyError, ValueError) as exc:
@@ -171,6 +201,10 @@ async def play(scenario: Scenario, station: Station, simulation: Simulation | No
         waited += 5
         await station.idle()
     unsubscribe()
+    unsubscribe_notices()
+    if summary.canaries:
+        places = [station.sessions.root.parent, station.sessions.journal_dir.parent]
+        summary.residues = await asyncio.to_thread(find_canary, canary, places)
     summary.sessions = station.state.sessions_today
     summary.wipes_verified = sum(1 for w in station.wipes if w.verified)
     summary.wipes_failed = sum(1 for w in station.wipes if not w.verified)
@@ -180,7 +214,8 @@ async def play(scenario: Scenario, station: Station, simulation: Simulation | No
     return summary
 
 
-async def _do(station: Station, simulation: Simulation | None, words: list[str]) -> None:
+async def _do(station: Station, simulation: Simulation | None, words: list[str], canary: str) -> int:
+    """One step; returns how many canaries it planted."""
     verb, args = words[0], words[1:]
     if verb in STATION_COMMANDS:
         if verb == "start":
@@ -191,10 +226,55 @@ async def _do(station: Station, simulation: Simulation | None, words: list[str])
             await station.end_of_day()
         else:
             await station.retry_wipe()
-        return
+        return 0
+    if verb in CITIZEN_ACTIONS:
+        return await _citizen(station, verb, args, canary)
     if simulation is None:
         raise ValueError(f"{verb!r} needs the simulated van")
     await simulation.apply(verb, args)
+    return 0
+
+
+async def _citizen(station: Station, verb: str, args: list[str], canary: str) -> int:
+    if verb == "print":
+        await station.print_document(PAGE_PDF + f"% {canary}\n".encode())
+        return 1
+    if verb == "scan":
+        await station.scan("adf" if "adf" in args or "all" in args else "flatbed", None, "all" in args, None)
+        return 0
+    if verb == "privacy":
+        await station.set_privacy()
+        return 0
+    session = station.session
+    if session is None:
+        raise ValueError("canary: no citizen session is open")
+    ws = session.workspace
+
+    def plant() -> None:  # what a citizen leaves: a download, a note in the app's home, a browser cookie file
+        (ws.downloads / "avis-imposition.pdf").write_text(f"%PDF-1.4 {canary}")
+        (ws.home / "notes.txt").write_text(canary)
+        (ws.browser / "Cookies").write_bytes(canary.encode("utf-16-le"))
+
+    await asyncio.to_thread(plant)
+    return 3
+
+
+def find_canary(canary: str, roots: list[Path]) -> list[str]:
+    """Files under ``roots`` holding the canary (UTF-8 or UTF-16, as browsers store text); their paths, for the
+    report: they are the test's own files, never a citizen's."""
+    needles = (canary.encode(), canary.encode("utf-16-le"))
+    hits = []
+    for root in roots:
+        for folder, _, files in os.walk(root):
+            for name in files:
+                path = Path(folder) / name
+                try:
+                    data = path.read_bytes()
+                except OSError:
+                    continue
+                if any(needle in data for needle in needles):
+                    hits.append(str(path))
+    return hits
 
 
 def _check(scenario: Scenario, summary: Summary) -> None:
@@ -209,5 +289,12 @@ def _check(scenario: Scenario, summary: Summary) -> None:
         summary.failures.append(
             f"expected shutdown reason {expect.shutdown_reason}, got {summary.shutdown_reason or 'none'}"
         )
+    missing = [key for key in expect.notices if key not in summary.notices]
+    if missing:
+        summary.failures.append(f"expected notices not shown: {', '.join(missing)}")
+    if expect.errors is not None and len(summary.device_errors) != expect.errors:
+        summary.failures.append(f"expected {expect.errors} device errors, got {len(summary.device_errors)}")
+    if summary.residues:
+        summary.failures.append(f"{len(summary.residues)} file(s) still hold a citizen's canary")
     if summary.wipes_failed:
         summary.failures.append(f"{summary.wipes_failed} wipe(s) not verified")

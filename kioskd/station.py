@@ -101,6 +101,7 @@ class Station:
         self._idle_timer: TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._press_waiters: list[asyncio.Future[bool]] = []
+        self._scans_running = 0
         self._unsubscribe = bus.subscribe(self._on_event)
 
     # ------------------------------------------------------------------------------------------- snapshot
@@ -362,6 +363,9 @@ class Station:
     def _idle_expired(self) -> None:
         self._idle_timer = None
         self._clear("idle")
+        if self._scans_running:  # a long feeder stack is work with the citizen, not idleness
+            self.touch()
+            return
         self._spawn(self._idle_wipe())
 
     async def _idle_wipe(self) -> None:
@@ -392,9 +396,13 @@ class Station:
             ) from None
         self.touch()
         request = ScanRequest(source=source, resolution=cfg.resolution, mode=mode or cfg.mode, multi=multi)
-        outcome = await scan_to_pdf(
-            self.devices.scanner, request, dest=session.workspace.scans, budget=target.max_bytes, clock=self.clock
-        )
+        self._scans_running += 1
+        try:
+            outcome = await scan_to_pdf(
+                self.devices.scanner, request, dest=session.workspace.scans, budget=target.max_bytes, clock=self.clock
+            )
+        finally:
+            self._scans_running -= 1
         self.touch()
         level: Level = "info" if outcome.path is not None and outcome.fault is None else "warning"
         self._notice("scan", outcome.message, level, **dict(outcome.params))

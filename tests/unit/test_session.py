@@ -143,3 +143,16 @@ async def test_what_the_session_app_prints_itself_is_counted_and_purged_at_the_w
     assert not any(b"Dupont" in p.read_bytes() for p in spool.iterdir())
     receipt = (await Store(rig.state_dir / "kioskd.sqlite").receipts(1))[0]
     assert receipt.prints == 2
+
+
+async def test_a_feeder_stack_longer_than_the_idle_timeout_is_not_wiped_mid_scan(tmp_path: Path) -> None:
+    profile = sim_profile(station={"workspace": "directory", "idle_timeout": 60, "idle_warning": 20})
+    rig = await make_rig(tmp_path, profile)
+    await rig.station.start()
+    await rig.station.next_citizen()
+    session = rig.station.session
+    await rig.sim("scanner", "load", "20")  # 20 sheets at 4 s each: 80 s, longer than the 60 s idle timeout
+    result = await rig.drive(rig.station.scan("adf", "gray", True, "impots"), step=2.0, limit=10**7)
+    assert result["ok"] and result["pages"] == 20, result
+    assert rig.station.mode == "in_session" and rig.station.session is session
+    assert all(w.reason != "idle" for w in rig.station.wipes)
