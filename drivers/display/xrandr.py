@@ -78,6 +78,9 @@ class XrandrOptions(DriverOptions):
     agent: str | None = Field(None, description="the agent's output (e.g. eDP-1); default the primary, else the first")
     citizen: str | None = Field(None, description="the citizen's output (e.g. HDMI-1); default the other connected one")
     curtain_text: str = Field("Un instant, s'il vous plaît", min_length=1, description="what the curtain says")
+    curtain_font: str = Field(
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", description="a TrueType font with French accents"
+    )
     xrandr: str = Field("xrandr", description="the xrandr program (x11-xserver-utils)")
     timeout: float = Field(5.0, gt=0, description="seconds one xrandr call may take")
     reconnect: float = Field(2.0, gt=0, description="seconds between attempts to reach the X server")
@@ -242,7 +245,7 @@ def signature(outputs: Sequence[Seen]) -> tuple[tuple[str, bool, tuple[int, ...]
 
 
 # --------------------------------------------------------------------------------------------------- the curtain
-def render_curtain(width: int, height: int, text: str) -> Image.Image:
+def render_curtain(width: int, height: int, text: str, font_file: str = "") -> Image.Image:
     """The citizen's neutral page: a three-band disc and the text, centred on a plain background."""
     image = Image.new("RGB", (width, height), CURTAIN_BACKGROUND)
     radius = max(4, min(width, height) // 8)
@@ -254,7 +257,11 @@ def render_curtain(width: int, height: int, text: str) -> Image.Image:
     centre_y = height // 2 - radius // 2
     image.paste(logo, (width // 2 - radius, centre_y - radius), disc)
     draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=max(8, height // 18))
+    size = max(8, height // 18)
+    try:
+        font: ImageFont.FreeTypeFont | ImageFont.ImageFont = ImageFont.truetype(font_file, size)
+    except OSError:  # Pillow's own font has no "î": only a fallback (fonts-dejavu-core is in every Debian image)
+        font = ImageFont.load_default(size=size)
     box = draw.textbbox((0, 0), text, font=font)
     draw.text(((width - (box[2] - box[0])) // 2, centre_y + radius + height // 16), text, fill=CURTAIN_INK, font=font)
     return image
@@ -499,6 +506,10 @@ class XrandrDisplays:
         after = self._x_read(probe=False)
         self._signature = signature(after)
         self._x_publish(after, plan)
+        if self._powered and not self._privacy:
+            ahead = plan_layout(after, agent, citizen, "curtain", scaling_refused=True)
+            if ahead.curtain is not None:
+                self._x_prepare_curtain(ahead.curtain)
 
     def _x_run(self, plan: Plan) -> None:
         if plan.curtain is not None:
@@ -588,6 +599,16 @@ class XrandrDisplays:
 
     # ------------------------------------------------------------------------------------------- curtain
     def _x_show_curtain(self, rect: Rect) -> None:
+        assert self._display is not None
+        curtain = self._x_prepare_curtain(rect)
+        curtain.configure(x=rect.x, y=rect.y, width=rect.width, height=rect.height, stack_mode=X.Above)
+        curtain.map()
+        self._curtain_shown = True
+        self._display.sync()
+
+    def _x_prepare_curtain(self, rect: Rect) -> Window:
+        """The curtain window, painted for ``rect``'s size, unmapped: drawing a full-HD picture through python-xlib
+        takes a tenth of a second, so it is done when a layout is applied, not when the agent presses."""
         assert self._display is not None and self._root is not None
         d, root = self._display, self._root
         if self._curtain is None:
@@ -606,10 +627,7 @@ class XrandrDisplays:
             self._curtain.set_wm_name("kioskd curtain")
         if self._curtain_size != (rect.width, rect.height):
             self._x_paint_curtain(rect.width, rect.height)
-        self._curtain.configure(x=rect.x, y=rect.y, width=rect.width, height=rect.height, stack_mode=X.Above)
-        self._curtain.map()
-        self._curtain_shown = True
-        d.sync()
+        return self._curtain
 
     def _x_hide_curtain(self) -> None:
         if self._curtain is not None and self._curtain_shown and self._display is not None:
@@ -623,7 +641,9 @@ class XrandrDisplays:
         d, root = self._display, self._root
         depth = d.screen().root_depth
         msb = d.display.info.image_byte_order == X.MSBFirst
-        data = render_curtain(width, height, self.options.curtain_text).tobytes("raw", "XRGB" if msb else "BGRX")
+        data = render_curtain(width, height, self.options.curtain_text, self.options.curtain_font).tobytes(
+            "raw", "XRGB" if msb else "BGRX"
+        )
         pixmap = root.create_pixmap(width, height, depth)
         gc = pixmap.create_gc()
         rows = max(1, (d.display.info.max_request_length * 4 - 64) // (width * 4))
