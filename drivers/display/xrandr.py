@@ -293,6 +293,7 @@ class XrandrDisplays:
         self._signature: tuple[Any, ...] = ()
         self._scaling_refused: tuple[Any, ...] | None = None  # the signature on which scaling was refused
         self._settle_at: float | None = None
+        self._randr_event = 0  # RandR's first event code on this server
         self._reconnect_at = 0.0
         self._connected = threading.Event()
 
@@ -403,7 +404,8 @@ class XrandrDisplays:
             os.environ["XAUTHORITY"] = self.options.xauthority  # python-xlib reads the file named here
         try:
             d = display.Display(self.options.display)
-            if not d.has_extension("RANDR"):
+            extension = d.query_extension("RANDR")
+            if extension is None:
                 d.close()
                 raise DeviceError("the X server has no RandR", where="displays")
         except (error.DisplayError, error.ConnectionClosedError, OSError, DeviceError) as exc:
@@ -414,6 +416,7 @@ class XrandrDisplays:
             self._connected.set()
             return
         self._display = d
+        self._randr_event = extension.first_event
         d.set_error_handler(self._x_error)
         root = d.screen().root
         self._root = root
@@ -582,7 +585,8 @@ class XrandrDisplays:
             return
         while d.pending_events():
             ev = d.next_event()
-            if isinstance(ev, (randr.ScreenChangeNotify, randr.OutputChangeNotify, randr.CrtcChangeNotify)):
+            # python-xlib registers copies of its RandR event classes per display: match the codes, not the classes
+            if ev.type in (self._randr_event + randr.RRScreenChangeNotify, self._randr_event + randr.RRNotify):
                 self._settle_at = time.monotonic() + HOTPLUG_SETTLE
             elif isinstance(ev, (xevent.MapNotify, xevent.ConfigureNotify)):
                 if self._curtain_shown and self._curtain is not None and ev.window != self._curtain:
