@@ -154,7 +154,7 @@ def roles(outputs: Sequence[Seen], agent: str | None, citizen: str | None) -> tu
     connected = [out.name for out in outputs if out.connected]
     primary = [out.name for out in outputs if out.connected and out.primary]
     if agent is None:
-        agent = next(iter(primary + [name for name in connected if name != citizen]), None)
+        agent = next((name for name in primary + connected if name != citizen), None)
     if citizen is None:
         citizen = next((name for name in connected if name != agent), None)
     return agent, citizen
