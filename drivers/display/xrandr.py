@@ -294,6 +294,7 @@ class XrandrDisplays:
         self._scaling_refused: tuple[Any, ...] | None = None  # the signature on which scaling was refused
         self._settle_at: float | None = None
         self._randr_event = 0  # RandR's first event code on this server
+        self._commanded = False  # no layout is imposed before the station's first command
         self._reconnect_at = 0.0
         self._connected = threading.Event()
 
@@ -427,7 +428,10 @@ class XrandrDisplays:
         self._owner = root.create_window(0, 0, 1, 1, 0, X.CopyFromParent, X.InputOnly, X.CopyFromParent)
         self._signature = ()
         log.info("displays: connected to X display %s", self.options.display)
-        self._x_apply()
+        if self._commanded:
+            self._x_apply()  # back after losing the server: the layout the station asked for
+        else:
+            self._x_observe()
         self._connected.set()
 
     def _x_error(self, err: error.XError, request: Any) -> None:
@@ -483,6 +487,7 @@ class XrandrDisplays:
 
     # ------------------------------------------------------------------------------------------- layouts
     def _x_want(self, **changes: bool) -> None:
+        self._commanded = True
         self._mirror = changes.get("mirror", self._mirror)
         self._privacy = changes.get("privacy", self._privacy)
         self._powered = changes.get("powered", self._powered)
@@ -599,7 +604,28 @@ class XrandrDisplays:
         if signature(seen) == self._signature:
             return  # our own layout change, or a move that changes nothing we decide on
         log.info("displays: outputs changed: %s", ", ".join(o.name for o in seen if o.connected) or "none connected")
-        self._x_apply()
+        if self._commanded:
+            self._x_apply()
+        else:
+            self._x_observe()
+
+    def _x_observe(self) -> None:
+        """Before the station's first command the screens stay as the session left them (the agent may be reading
+        something): they are only read, and the layout named from where the outputs are."""
+        seen = self._x_read(probe=True)
+        self._signature = signature(seen)
+        agent, citizen = roles(seen, self.options.agent, self.options.citizen)
+        lit = {out.name: (out.x, out.y) for out in seen if out.lit}
+        layout: DisplayLayout = (
+            "off"
+            if not lit
+            else "mirror"
+            if agent in lit and citizen in lit and lit[agent] == lit[citizen]
+            else "extended"
+            if agent in lit and citizen in lit
+            else "mirror"
+        )
+        self._x_publish(seen, Plan(layout, ()))
 
     # ------------------------------------------------------------------------------------------- curtain
     def _x_show_curtain(self, rect: Rect) -> None:

@@ -250,3 +250,16 @@ def hold(xorg: XServer, xclip: str, selection: str, text: str) -> subprocess.Pop
     holder.stdin.write(text)
     holder.stdin.close()
     return holder
+
+
+async def test_before_the_first_command_the_screens_are_only_read_never_rearranged(
+    xorg: XServer, tmp_path: Path, station: list[Station]
+) -> None:
+    xorg.plug("DUMMY1")  # beside the agent's screen, as the session left it
+    one = Station(xorg, tmp_path)
+    station.append(one)
+    await one.displays.start()
+    assert xorg.monitors() == {"DUMMY0": (*LARGEST, 0, 0), "DUMMY1": (1920, 1080, LARGEST[0], 0)}
+    state = one.displays.state
+    assert (state.layout, state.powered, state.mirrored) == ("extended", True, False)
+    assert [(o.role, o.x) for o in state.outputs] == [("agent", 0), ("citizen", LARGEST[0])]
