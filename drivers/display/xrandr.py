@@ -22,7 +22,9 @@ xrandr already orders the CRTC changes and the screen resize right for every dri
   ``--off`` (the monitors lose their signal and go to standby; unlike DPMS, a bumped mouse cannot wake them).
 
 Outputs other than the agent's and the citizen's are turned off: a third screen must not show the agent's picture.
-When the outputs change (a cable plugged, unplugged, a mode added), the layout is worked out again and applied."""
+When the outputs change (a cable plugged, unplugged, a mode added), the layout is worked out again and applied.
+Before the station's first command nothing is rearranged: the outputs are only read. Not handled: the pointer can
+still be moved onto the curtained screen (python-xlib has no XFixes pointer barriers)."""
 
 from __future__ import annotations
 
