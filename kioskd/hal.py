@@ -94,6 +94,9 @@ class ModemState:
 
 
 OutputRole = Literal["agent", "citizen", "other"]
+# mirror: the citizen sees the agent's picture; curtain: the citizen sees the neutral page; extended: side by side
+# (no common mode to mirror at, or mirroring turned off); off: no output lit.
+DisplayLayout = Literal["mirror", "curtain", "extended", "off"]
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,10 @@ class Output:
     name: str
     role: OutputRole
     connected: bool
-    width: int = 0
+    width: int = 0  # the mode shown now; 0×0 when the output is off
     height: int = 0
+    x: int = 0  # where the output's picture starts in the whole screen
+    y: int = 0
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,8 @@ class DisplaysState:
     mirrored: bool = False
     curtain: bool = False  # privacy: the citizen screen shows a neutral page instead of the agent's
     powered: bool = False
+    layout: DisplayLayout = "off"
+    detail: str = ""  # technician's detail, e.g. which mode the mirror fell back to and why
 
 
 ScanSource = Literal["flatbed", "adf"]

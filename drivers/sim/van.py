@@ -23,6 +23,7 @@ from kioskd.hal import (
     CameraState,
     DeviceFault,
     DeviceKind,
+    DisplayLayout,
     DisplaysChanged,
     DisplaysState,
     DriverContext,
@@ -264,7 +265,7 @@ class SimVan:
     def set_displays(self, **changes: Any) -> None:
         if "powered" in changes:
             self.set_load(in_session=changes["powered"])  # lit screens, warm printer: the station's own load
-        self.displays = replace(self.displays, **changes)
+        self.displays = _laid_out(replace(self.displays, **changes))
         self.record("displays", changes)
         self.publish("displays")
 
@@ -641,3 +642,20 @@ class VanSimulation:
         if verb not in table:
             raise KeyError(verb)
         return await table[verb].run(args)
+
+
+def _laid_out(displays: DisplaysState) -> DisplaysState:
+    """The layout the flags mean, with the citizen screen beside the agent's unless it mirrors it (as xrandr does)."""
+    layout: DisplayLayout = (
+        "off"
+        if not displays.powered
+        else "curtain"
+        if displays.curtain
+        else "mirror"
+        if displays.mirrored
+        else "extended"
+    )
+    agent_width = next((o.width for o in displays.outputs if o.role == "agent"), 0)
+    beside = layout in ("curtain", "extended")
+    outputs = tuple(replace(o, x=agent_width if beside and o.role == "citizen" else 0) for o in displays.outputs)
+    return replace(displays, outputs=outputs, layout=layout)
