@@ -17,6 +17,7 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kioskd import doctor, messages
 from kioskd.errors import DeviceError, KioskError, TransitionRefused, WipeError
@@ -113,6 +114,17 @@ def create_app(station: Station, token: str | None = None, stopping: asyncio.Eve
     @app.exception_handler(WipeError)
     async def wipe_error(_: Request, exc: WipeError) -> JSONResponse:
         return JSONResponse(error_body(exc, station.mode), status_code=503)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # the framework's own refusals (unreadable body, unknown path, wrong method) in the API's error shape
+        detail = str(exc.detail)
+        key = "api.not_found" if exc.status_code in (404, 405) else "api.bad_request"
+        return JSONResponse(
+            {"error": {**messages.both(key, detail=detail), "what": detail, "where": "request"}},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -377,6 +377,7 @@ CATALOGUE: dict[str, Message] = {
     ),
     # generic
     "api.bad_request": Message("Requête invalide : {detail}", "Invalid request: {detail}"),
+    "api.not_found": Message("Adresse inconnue de l'API : {detail}", "Unknown API address: {detail}"),
     "sim.unknown_verb": Message("Commande de simulation inconnue : {verb}", "Unknown simulation command: {verb}"),
 }
 
