@@ -191,6 +191,7 @@ def stage_tree(tree: Path, profile_path: Path, wheels: Path, kioskd_wheel: Path,
     put(HERE / "cups" / "cupsd-kiosk.conf", "/etc/cups/cupsd.conf")
     put(HERE / "cups" / "cups-files-kiosk.conf", "/etc/cups/cups-files.conf")
     put(HERE / "logind-kioskd.conf", "/etc/systemd/logind.conf.d/kioskd.conf")
+    put(HERE / "polkit-kioskd.rules", "/etc/polkit-1/rules.d/50-kioskd.rules")
     put(profile_path, "/etc/kioskd/profile.toml")
     put(ROOT / "README.md", "/usr/share/doc/kioskd/README.md")
     for wheel in [*wheels.glob("*.whl"), kioskd_wheel]:
