@@ -67,6 +67,7 @@ ps -o supgrp= -p "$PID" > $R/kioskd.groups 2>&1
 for action in power-off inhibit-delay-shutdown reboot; do
     pkcheck --action-id org.freedesktop.login1.$action --process "$PID" > /dev/null 2>&1; echo "$action $?"
 done > $R/polkit.txt
+runuser -l agent -c 'kioskctl --json status' > $R/agent.json 2> $R/agent.err; echo $? > $R/agent.rc
 systemctl --failed --no-legend --plain > $R/failed.txt 2>&1
 journalctl -b --no-pager -o short-monotonic > $R/journal.txt 2>&1
 systemctl poweroff --no-block
@@ -174,6 +175,11 @@ def test_kioskctl_in_the_image_answers_with_the_sim_vans_state(booted: Booted) -
     assert status["vehicle"] == "sim-01"
     assert status["station"]["state"] == "off" and status["station"]["fr"] == "Station éteinte"
     assert status["power"]["available"] is True and status["modem"]["operator"] == "Orange F"
+
+
+def test_the_agents_user_reaches_kioskd_with_kioskctl_from_a_login_shell(booted: Booted) -> None:
+    assert booted.text("agent.rc").strip() == "0", booted.text("agent.err")
+    assert json.loads(booted.text("agent.json"))["station"]["state"] == "off"
 
 
 def test_session_workspaces_are_on_tmpfs_and_private_to_kioskd(booted: Booted) -> None:
