@@ -12,7 +12,8 @@ APT_BUILD := python3-venv python3-dev gcc pkg-config libcups2-dev libsane-dev li
 # Real services the integration tests start privately (each fixture says which package it needs).
 APT_TEST  := cups cups-ipp-utils cups-client dbus sane-utils libsane1 pulseaudio pulseaudio-utils chromium \
              nut-server umockdev gir1.2-umockdev-1.0 unpaper socat systemd \
-             xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils x11-apps xclip
+             xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils x11-apps xclip \
+             mkosi debootstrap systemd-container
 
 # Installs the Debian packages in $(1) that are not installed yet (root only; otherwise says what to run).
 define apt_ensure
@@ -25,7 +26,7 @@ define apt_ensure
 	fi
 endef
 
-.PHONY: run test lint typecheck unit integration bench docs clean
+.PHONY: run test lint typecheck unit integration bench docs clean image
 
 $(VENV)/.installed: pyproject.toml
 	$(call apt_ensure,$(APT_BUILD))
@@ -60,6 +61,13 @@ test: $(VENV)/.installed $(VENV)/.test-services lint typecheck
 # The profile reference is generated from the code (a unit test checks the committed copy is current).
 docs: $(VENV)/.installed
 	$(BIN)/kioskctl profile schema > docs/profile.md
+
+# The van's image for one vehicle (image-build/README.md): `make image PROFILE=profiles/<van>.toml [FORMAT=disk]`.
+PROFILE ?= profiles/sim.toml
+FORMAT  ?= directory
+image: $(VENV)/.installed
+	$(call apt_ensure,mkosi debootstrap systemd-container)
+	$(BIN)/python image-build/build.py --profile $(PROFILE) --format $(FORMAT) $(if $(OUT),--out $(OUT)) $(ARGS)
 
 bench: $(VENV)/.installed
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done

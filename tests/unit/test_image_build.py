@@ -1,0 +1,55 @@
+"""image-build/build.py's decisions that need no mkosi: which Debian packages a profile pulls in, which Python
+dependencies come from Debian rather than wheels, and which files decide whether the image must be rebuilt."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import tomllib
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _build_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("kioskd_image_build", ROOT / "image-build" / "build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+build = _build_module()
+
+
+def _profile(name: str) -> dict[str, object]:
+    return tomllib.loads((ROOT / "profiles" / name).read_text())
+
+
+def test_sim_profile_needs_no_package_beyond_the_base_image() -> None:
+    assert build.profile_packages(_profile("sim.toml")) == []
+
+
+def test_a_chromium_session_app_brings_chromium_and_an_x_server() -> None:
+    packages = build.profile_packages(_profile("example-van.toml"))
+    assert "chromium" in packages and "xserver-xorg-core" in packages
+
+
+def test_backends_nested_in_a_combined_power_source_bring_their_packages() -> None:
+    profile = {"devices": {"power": {"driver": "combined", "parts": {"ups": {"driver": "nut"}}}}}
+    assert build.profile_packages(profile) == ["nut-client"]
+
+
+def test_compiled_bindings_come_from_debian_not_from_wheels() -> None:
+    names = [requirement.split(">")[0].split("=")[0].split("<")[0] for requirement in build.requirements()]
+    assert not {"pycups", "python-sane", "systemd-python"} & set(names)
+    assert {"fastapi", "pydantic", "opencv-python-headless"} <= set(names)
+
+
+def test_the_image_inputs_cover_code_units_and_image_config_but_not_tests() -> None:
+    files = {str(path.relative_to(ROOT)) for path in build.input_files()}
+    assert {"pyproject.toml", "kioskd/daemon.py", "systemd/kioskd.service", "image-build/mkosi.conf"} <= files
+    assert "image-build/cups/cupsd-kiosk.conf" in files
+    assert not any(name.startswith("tests/") or "__pycache__" in name for name in files)
