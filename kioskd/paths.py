@@ -28,7 +28,14 @@ def state_dir() -> Path:
     return Path(base) / "kioskd"
 
 
+SYSTEM_SOCKET = Path("/run/kioskd/kioskd.sock")
+
+
 def socket_path(runtime: Path | None = None) -> Path:
+    """The API socket: the daemon's own (``runtime``), else for ``kioskctl`` the installed daemon's when there is
+    one (an agent's shell has its own XDG_RUNTIME_DIR, which must not hide it), else this user's own daemon's."""
     if env := os.environ.get("KIOSKD_SOCKET"):
         return Path(env)
+    if runtime is None and SYSTEM_SOCKET.exists():
+        return SYSTEM_SOCKET
     return (runtime or runtime_dir()) / "kioskd.sock"

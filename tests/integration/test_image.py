@@ -68,6 +68,8 @@ for action in power-off inhibit-delay-shutdown reboot; do
     pkcheck --action-id org.freedesktop.login1.$action --process "$PID" > /dev/null 2>&1; echo "$action $?"
 done > $R/polkit.txt
 runuser -l agent -c 'kioskctl --json status' > $R/agent.json 2> $R/agent.err; echo $? > $R/agent.rc
+runuser -u agent -- env -i PATH=/usr/bin:/bin /opt/kioskd/bin/kioskctl --json status > $R/agent-plain.json 2>&1
+systemctl is-enabled avahi-daemon.service > $R/avahi.txt 2>&1
 systemctl --failed --no-legend --plain > $R/failed.txt 2>&1
 journalctl -b --no-pager -o short-monotonic > $R/journal.txt 2>&1
 systemctl poweroff --no-block
@@ -180,6 +182,15 @@ def test_kioskctl_in_the_image_answers_with_the_sim_vans_state(booted: Booted) -
 def test_the_agents_user_reaches_kioskd_with_kioskctl_from_a_login_shell(booted: Booted) -> None:
     assert booted.text("agent.rc").strip() == "0", booted.text("agent.err")
     assert json.loads(booted.text("agent.json"))["station"]["state"] == "off"
+
+
+def test_kioskctl_finds_the_installed_daemon_without_a_login_shell(booted: Booted) -> None:
+    # no /etc/profile.d, no KIOSKD_SOCKET: kioskctl must look at /run/kioskd/kioskd.sock by itself
+    assert json.loads(booted.text("agent-plain.json"))["station"]["state"] == "off", booted.text("agent-plain.json")
+
+
+def test_the_van_does_not_announce_itself_over_mdns(booted: Booted) -> None:
+    assert booted.text("avahi.txt").strip() in ("masked", "not-found"), booted.text("avahi.txt")
 
 
 def test_session_workspaces_are_on_tmpfs_and_private_to_kioskd(booted: Booted) -> None:
