@@ -26,7 +26,7 @@ define apt_ensure
 	fi
 endef
 
-.PHONY: run test lint typecheck unit integration bench docs clean image
+.PHONY: run test lint typecheck unit integration bench soak docs clean image
 
 $(VENV)/.installed: pyproject.toml
 	$(call apt_ensure,$(APT_BUILD))
@@ -69,8 +69,13 @@ image: $(VENV)/.installed
 	$(call apt_ensure,mkosi debootstrap systemd-container)
 	$(BIN)/python image-build/build.py --profile $(PROFILE) --format $(FORMAT) $(if $(OUT),--out $(OUT)) $(ARGS)
 
+# The long proof (not in `make test`): the fuzzers at 10,000 examples, then 1,000 sessions through a real kioskd.
+soak: $(VENV)/.installed $(VENV)/.test-services
+	KIOSK_FUZZ_EXAMPLES=10000 $(BIN)/pytest -q tests/unit/test_fuzz.py tests/integration/test_api_fuzz.py
+	$(BIN)/python benchmarks/soak.py --sessions 1000 --chromium-every 50
+
 bench: $(VENV)/.installed
-	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+	for b in benchmarks/*.py; do [ $$b = benchmarks/soak.py ] || $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
