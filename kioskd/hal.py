@@ -79,6 +79,7 @@ class PowerState:
 
 Registration = Literal["unknown", "idle", "searching", "home", "roaming", "denied"]
 Technology = Literal["none", "gsm", "umts", "lte", "5gnr"]
+SimStatus = Literal["unknown", "ready", "locked", "missing"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,12 @@ class ModemState:
     connected: bool = False  # a data bearer is up
     internet: bool | None = None  # the last reachability check: None until one ran
     detail: str = ""
+    rsrp: float | None = None  # dBm, LTE or 5G (ModemManager's Signal interface), None when the modem cannot tell
+    rsrq: float | None = None  # dB
+    sinr: float | None = None  # dB (ModemManager calls it "snr")
+    sim: SimStatus = "unknown"
+    latitude: float | None = None  # the van's GPS fix from the modem (Location interface), when it has one
+    longitude: float | None = None
 
 
 OutputRole = Literal["agent", "citizen", "other"]
@@ -352,6 +359,10 @@ class Modem(Device, Protocol):
 
     async def reset(self) -> None:
         """Recover a hung modem (ModemManager ``Reset``, or a power cycle)."""
+        ...
+
+    async def reconnect(self) -> None:
+        """Bring the data bearer down and up again with the profile's APN (``Simple.Disconnect``/``Connect``)."""
         ...
 
     async def check_internet(self) -> bool:

@@ -151,6 +151,54 @@ CATALOGUE: dict[str, Message] = {
     # modem
     "modem.signal.weak": Message("Réseau mobile faible ({quality} %)", "Weak mobile signal ({quality}%)"),
     "modem.offline": Message("Pas d'accès à Internet", "No Internet access"),
+    # connectivity (kioskd/connectivity.py, drivers/modem, issue 7)
+    "modem.absent": Message(
+        "Modem 4G introuvable (débranché ou redémarrage USB) : il sera repris dès son retour",
+        "LTE modem not found (unplugged or USB reset): it is picked up again as soon as it is back",
+    ),
+    "modem.sim.missing": Message(
+        "Pas de carte SIM dans le modem : vérifiez la carte SIM du véhicule, sinon appelez le technicien",
+        "No SIM card in the modem: check the vehicle's SIM card, else call the technician",
+    ),
+    "modem.sim.locked": Message(
+        "Carte SIM verrouillée (code PIN ou PUK) : appelez le technicien",
+        "SIM card locked (PIN or PUK): call the technician",
+    ),
+    "modem.denied": Message(
+        "Le réseau mobile refuse la carte SIM : appelez le technicien",
+        "The mobile network refuses the SIM card: call the technician",
+    ),
+    "modem.no_network": Message(
+        "Pas de réseau mobile ici (zone blanche ?) : Internet indisponible",
+        "No mobile network here (dead zone?): no Internet",
+    ),
+    "modem.no_internet": Message(
+        "Réseau mobile connecté, mais Internet ne répond pas",
+        "Mobile network connected, but the Internet does not answer",
+    ),
+    "modem.recovery.reconnect": Message(
+        "Internet coupé depuis {minutes} min : reconnexion du modem (essai {attempt}, suivant dans {next} min)",
+        "No Internet for {minutes} min: reconnecting the modem (attempt {attempt}, next in {next} min)",
+    ),
+    "modem.recovery.reset": Message(
+        "Internet toujours coupé ({minutes} min) : redémarrage du modem (essai {attempt}, suivant dans {next} min)",
+        "Still no Internet ({minutes} min): restarting the modem (attempt {attempt}, next in {next} min)",
+    ),
+    "modem.recovery.failed": Message(
+        "Le modem n'a pas accepté la commande ({step}) : nouvel essai plus tard, appelez le technicien si cela dure",
+        "The modem refused the command ({step}): trying again later, call the technician if it lasts",
+    ),
+    "modem.recovery.done": Message("Internet rétabli", "Internet is back"),
+    "stop.set": Message("Arrêt : {stop}", "Stop: {stop}"),
+    "stop.cleared": Message("Aucun arrêt en cours", "No current stop"),
+    "atlas.header": Message(
+        "rang  arrêt                     signal  Internet  échantillons",
+        "rank  stop                      signal  Internet  samples",
+    ),
+    "atlas.empty": Message(
+        "Pas encore de mesure : nommez l'arrêt avec « kioskctl stop NOM »",
+        "No samples yet: name the stop with 'kioskctl stop NAME'",
+    ),
     # devices
     "device.fault.unknown": Message(
         "Problème matériel ({fault}) : appelez le technicien", "Device problem ({fault}): call the technician"

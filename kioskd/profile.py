@@ -74,6 +74,46 @@ class PowerPolicyConfig(_Section):
         return self
 
 
+class AtlasStop(_Section):
+    """A stop of the tour; with coordinates, the modem's GPS names it without the agent."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    radius: float = Field(300, gt=0, le=20_000, description="metres around the point that count as this stop")
+
+
+class ConnectivityConfig(_Section):
+    """``[connectivity]``: the reachability probe, the recovery of a stuck modem and the signal atlas."""
+
+    probe: Literal["modem", "http", "dns"] = Field("modem", description="modem: ask the backend (the simulated van)")
+    probe_url: str | None = Field(None, pattern=r"^https?://[^\s]+$", description="for probe = http")
+    probe_status: int = Field(204, ge=100, le=599, description="the status the probe URL answers when all is well")
+    probe_host: str | None = Field(None, min_length=1, max_length=253, description="for probe = dns")
+    probe_timeout: float = Field(5.0, gt=0, le=60, description="seconds before a probe counts as failed")
+    period: float = Field(60, ge=5, le=3600, description="seconds between probes (the one poll, on purpose)")
+    recover_after: float = Field(300, ge=30, description="seconds registered without working data before recovery")
+    backoff_initial: float = Field(120, ge=30, description="seconds after the first recovery step before the next")
+    backoff_max: float = Field(1800, ge=30, description="longest wait between two recovery steps")
+    weak_signal: int = Field(20, ge=0, le=100, description="signal quality (%) below which the agent is warned")
+    sample_period: float = Field(300, ge=10, description="seconds between signal samples kept for the atlas")
+    atlas_weeks: float = Field(6, gt=0, le=52, description="weeks of samples the atlas ranks by default")
+    stops: tuple[AtlasStop, ...] = ()
+
+    @model_validator(mode="after")
+    def _probe_target(self) -> ConnectivityConfig:
+        if self.probe == "http" and self.probe_url is None:
+            raise ValueError("probe = 'http' needs probe_url")
+        if self.probe == "dns" and self.probe_host is None:
+            raise ValueError("probe = 'dns' needs probe_host")
+        if self.backoff_max < self.backoff_initial:
+            raise ValueError("backoff_max must not be shorter than backoff_initial")
+        names = [stop.name for stop in self.stops]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stop names must be unique, got {', '.join(names)}")
+        return self
+
+
 class ApiConfig(_Section):
     host: Literal["127.0.0.1", "::1", "localhost"] = Field("127.0.0.1", description="the panel's loopback address")
     port: int = Field(8765, ge=0, le=65535, description="0 picks a free port")
@@ -134,6 +174,7 @@ class Profile(_Section):
     vehicle: Vehicle
     station: StationConfig = StationConfig()
     power_policy: PowerPolicyConfig = PowerPolicyConfig()
+    connectivity: ConnectivityConfig = ConnectivityConfig()
     api: ApiConfig = ApiConfig()
     scanning: ScanningConfig = ScanningConfig()
     devices: dict[DeviceKind, DeviceSection]

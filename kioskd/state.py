@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kioskd import messages
+from kioskd.connectivity import ConnectivityState
 from kioskd.hal import (
     AudioState,
     ButtonState,
@@ -65,6 +66,7 @@ class StationState:
     reason: str = ""
     power: PowerState = PowerState()
     modem: ModemState = ModemState()
+    connectivity: ConnectivityState = ConnectivityState()
     displays: DisplaysState = DisplaysState()
     scanner: ScannerState = ScannerState()
     printer: PrinterState = PrinterState()
@@ -100,6 +102,7 @@ class StationState:
             },
             "power": dataclasses.asdict(self.power),
             "modem": dataclasses.asdict(self.modem),
+            "connectivity": dataclasses.asdict(self.connectivity),
             "displays": dataclasses.asdict(self.displays),
             "scanner": dataclasses.asdict(self.scanner),
             "printer": dataclasses.asdict(self.printer),

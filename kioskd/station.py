@@ -14,6 +14,7 @@ from typing import Any
 from kioskd import messages
 from kioskd.backends import Devices
 from kioskd.bus import EventBus
+from kioskd.connectivity import ConnectivityPolicy, ConnectivityState
 from kioskd.doctor import DoctorInputs
 from kioskd.errors import KioskError, TransitionRefused, WipeError
 from kioskd.hal import (
@@ -23,6 +24,7 @@ from kioskd.hal import (
     Event,
     JobStateChanged,
     LedPattern,
+    ModemChanged,
     PowerChanged,
     PowerState,
     ScanFinished,
@@ -102,7 +104,9 @@ class Station:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._press_waiters: list[asyncio.Future[bool]] = []
         self._scans_running = 0
+        self.connectivity = ConnectivityPolicy(profile.connectivity, clock, devices.modem, self, store)
         self._unsubscribe = bus.subscribe(self._on_event)
+        self.connectivity.start()
 
     # ------------------------------------------------------------------------------------------- snapshot
     @property
@@ -155,6 +159,8 @@ class Station:
             if isinstance(event, PowerChanged):
                 self.power.update(event.state)
                 self._sample(event.state)
+            elif isinstance(event, ModemChanged):
+                self.connectivity.update(event.state)
         elif isinstance(event, ButtonPressed):
             if self._press_waiters:  # the doctor's "press the button now": not a command
                 for waiter in self._press_waiters:
@@ -201,6 +207,26 @@ class Station:
             return
         self._last_sample = now
         self._spawn(self.store.add_power_sample(now, state))
+
+    # ------------------------------------------------------------------------------------------- connectivity
+    def show_connectivity(self, state: ConnectivityState) -> None:
+        self._set(dataclasses.replace(self._state, connectivity=state))
+
+    def connectivity_notice(self, topic: str, key: str | None, level: Level, params: dict[str, Any]) -> None:
+        if key is None:
+            self._clear(f"connectivity.{topic}")
+        else:
+            self._notice(f"connectivity.{topic}", key, level, **params)
+
+    def publish(self, event: Event) -> None:
+        self.bus.publish(event)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._spawn(coro)
+
+    def set_stop(self, name: str | None) -> ConnectivityState:
+        """The agent names the stop the van stands at (``kioskctl stop NAME``), for the signal atlas."""
+        return self.connectivity.set_stop(name)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(self._guard(coro))
@@ -536,7 +562,9 @@ class Station:
         await self.devices.host.power_off()
 
     async def travel(self) -> None:
-        """Ignition on: the session ends (wipe), no new one, displays off."""
+        """Ignition on: the session ends (wipe), no new one, displays off; the van leaves its stop."""
+        if self.connectivity.state.stop_source == "agent":
+            self.connectivity.set_stop(None)
         async with self._lock:
             if self.mode == "in_session":
                 await self._end_session("travel")  # settles into travelling when the wipe is verified
@@ -553,6 +581,7 @@ class Station:
 
     async def close(self) -> None:
         self._cancel_idle()
+        self.connectivity.close()
         self._unsubscribe()
         for task in list(self._tasks):
             task.cancel()

@@ -56,6 +56,11 @@ from kioskd.hal import (
 A4_MM = (210.0, 297.0)
 
 
+def rsrp_of(quality: int) -> float:
+    """An LTE RSRP (dBm) for a signal quality (%): ModemManager's quality spans about -140 … -44 dBm."""
+    return round(-140.0 + 0.96 * quality, 1)
+
+
 @dataclass
 class Battery:
     capacity_wh: float = 2400.0
@@ -94,8 +99,11 @@ class SimVan:
     started: set[DeviceKind] = field(default_factory=set)
     history: list[tuple[float, str, Any]] = field(default_factory=list)
     power_ok: bool = True  # the battery monitor answers
-    modem: ModemState = field(default_factory=lambda: ModemState(True, "home", "lte", 70, "Orange F", True, True))
-    modem_hung: bool = False
+    modem: ModemState = field(
+        default_factory=lambda: ModemState(True, "home", "lte", 70, "Orange F", True, True, rsrp=rsrp_of(70), sim="ready")
+    )
+    modem_hung: bool = False  # answers nothing until reset
+    bearer_broken: bool = False  # the data link is up but nothing passes (a stale bearer): a reconnect fixes it
     clipboard: str = ""
     displays: DisplaysState = field(
         default_factory=lambda: DisplaysState(
@@ -511,7 +519,12 @@ def VERBS(van: SimVan) -> dict[str, Verb]:
     async def signal(args: list[str]) -> str:
         quality = int(_number(args, "signal", 0, 100))
         registration = "home" if quality > 0 else "searching"
-        van.set_modem(signal=quality, registration=registration, internet=quality > 5 and van.modem.connected)
+        van.set_modem(
+            signal=quality,
+            rsrp=rsrp_of(quality),
+            registration=registration,
+            internet=quality > 5 and van.modem.connected and not van.bearer_broken,
+        )
         return f"signal {quality} %"
 
     async def technology(args: list[str]) -> str:
@@ -527,8 +540,20 @@ def VERBS(van: SimVan) -> dict[str, Verb]:
 
     async def link(args: list[str]) -> str:
         up = _choice(args, "link", ("up", "down")) == "up"
-        van.set_modem(connected=up, internet=up and (van.modem.signal or 0) > 5)
+        van.set_modem(connected=up, internet=up and (van.modem.signal or 0) > 5 and not van.bearer_broken)
         return f"link {'up' if up else 'down'}"
+
+    async def internet(args: list[str]) -> str:
+        van.bearer_broken = _choice(args, "internet", ("up", "down")) == "down"
+        van.set_modem(internet=not van.bearer_broken and van.modem.connected)
+        return f"internet {'down (the link stays up)' if van.bearer_broken else 'up'}"
+
+    async def sim_card(args: list[str]) -> str:
+        status = _choice(args, "sim", ("ready", "locked", "missing"))
+        ready = status == "ready"
+        registration = "home" if ready and (van.modem.signal or 0) > 0 else "idle"
+        van.set_modem(sim=status, registration=registration, connected=ready and van.modem.connected)
+        return f"SIM {status}"
 
     async def modem(args: list[str]) -> str:
         what = _choice(args, "modem", ("hang", "unplug", "plug"))
@@ -616,6 +641,8 @@ def VERBS(van: SimVan) -> dict[str, Verb]:
         "operator": Verb("operator NAME: the network operator", operator),
         "link": Verb("link up|down: the data connection", link),
         "modem": Verb("modem hang|unplug|plug", modem),
+        "internet": Verb("internet down|up: the link stays up but nothing passes (a reconnect fixes it)", internet),
+        "sim": Verb("sim ready|locked|missing: the modem's SIM card", sim_card),
         "output": Verb("output agent|citizen plug|unplug: a screen's cable", output),
         "scanner": Verb("scanner unplug|plug|jam [PAGE]|cover open|close|load N|clear", scanner),
         "printer": Verb(

@@ -1,0 +1,305 @@
+"""The connectivity policy: is the Internet really usable, what the agent should know about the modem, the recovery
+of a stuck link, and the signal samples of the tour's stops (the atlas).
+
+Plain rules on the injected clock; it knows the modem only through the ``kioskd.hal.Modem`` contract and imports no
+driver. The reachability probe is the one poll, at the profile's period; recovery steps wait longer each time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import socket
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
+
+from kioskd.hal import Clock, Event, Modem, ModemState, TimerHandle
+from kioskd.profile import AtlasStop, ConnectivityConfig
+from kioskd.store import SignalSample, Store
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["", "ok", "wrong-status", "unreachable", "dns-failed"]
+StepAction = Literal["reconnect", "reset"]
+StopSource = Literal["agent", "gps"]
+Level = Literal["info", "warning", "error"]
+REGISTERED = ("home", "roaming")
+STEPS: tuple[StepAction, ...] = ("reconnect", "reset")  # cheap first; the reset drops the modem for a while
+
+
+@dataclass(frozen=True)
+class ConnectivityState:
+    """The policy's view, served next to the modem's own state: ``internet`` is what the probe found."""
+
+    internet: bool | None = None  # None until a probe ran
+    probe: str = "modem"  # the kind of probe: modem, http, dns
+    outcome: Outcome = ""
+    checked_at: float | None = None  # wall clock of the last probe
+    failing_since: float | None = None  # wall clock: registered, but no working data since then
+    recovery: StepAction | None = None  # the last recovery step taken (None once the link works)
+    attempts: int = 0
+    next_step_at: float | None = None  # wall clock before which no other step is taken
+    stop: str | None = None  # the stop the van stands at, for the atlas
+    stop_source: StopSource | None = None
+
+
+@dataclass(frozen=True)
+class RecoveryStep(Event):
+    """A recovery step was taken (or the link came back: ``action`` "recovered")."""
+
+    action: Literal["reconnect", "reset", "recovered"]
+    attempt: int
+    next_in: float | None = None  # seconds before another step may follow
+
+
+class Outlet(Protocol):
+    """What the policy needs of the station: show its state and notices, publish events, run coroutines."""
+
+    def show_connectivity(self, state: ConnectivityState) -> None: ...
+
+    def connectivity_notice(self, topic: str, key: str | None, level: Level, params: dict[str, Any]) -> None:
+        """Show the notice ``key`` under ``topic``; ``key`` None clears the topic."""
+        ...
+
+    def publish(self, event: Event) -> None: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
+
+
+Probe = Callable[[], Awaitable[Outcome]]
+
+
+def make_probe(config: ConnectivityConfig, modem: Modem) -> Probe:
+    """The probe the profile asks for. HTTP(S): one GET, redirects not followed, the status must be the expected
+    one (a captive portal answers 200 or 302 instead of 204). DNS: the name must resolve. Modem: the backend's own
+    check (the simulated van decides)."""
+    timeout = config.probe_timeout
+    if config.probe == "http":
+        url, expected = str(config.probe_url), config.probe_status
+
+        async def http() -> Outcome:
+            import httpx  # only vans probing over HTTP pay for it at start-up
+
+            try:
+                async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+                    response = await client.get(url, headers={"cache-control": "no-cache"})
+            except (httpx.HTTPError, OSError):
+                return "unreachable"
+            return "ok" if response.status_code == expected else "wrong-status"
+
+        return http
+    if config.probe == "dns":
+        host = str(config.probe_host)
+
+        async def dns() -> Outcome:
+            loop = asyncio.get_running_loop()
+            try:
+                # a network timeout, not a policy delay: it bounds a resolver that never answers
+                await asyncio.wait_for(loop.getaddrinfo(host, 443, type=socket.SOCK_STREAM), timeout)
+            except (OSError, TimeoutError):
+                return "dns-failed"
+            return "ok"
+
+        return dns
+
+    async def backend() -> Outcome:
+        return "ok" if await modem.check_internet() else "unreachable"
+
+    return backend
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres (haversine): plenty for stops a few hundred metres wide."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_000 * math.asin(math.sqrt(a))
+
+
+def stop_at(stops: tuple[AtlasStop, ...], latitude: float, longitude: float) -> str | None:
+    """The nearest stop of the profile whose radius holds the point, or None."""
+    best: tuple[float, str] | None = None
+    for stop in stops:
+        if stop.latitude is None or stop.longitude is None:
+            continue
+        d = distance_m(latitude, longitude, stop.latitude, stop.longitude)
+        if d <= stop.radius and (best is None or d < best[0]):
+            best = (d, stop.name)
+    return None if best is None else best[1]
+
+
+class ConnectivityPolicy:
+    def __init__(
+        self,
+        config: ConnectivityConfig,
+        clock: Clock,
+        modem: Modem,
+        outlet: Outlet,
+        store: Store | None = None,
+        probe: Probe | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.modem = modem
+        self.outlet = outlet
+        self.store = store
+        self.probe = probe or make_probe(config, modem)
+        self.state = ConnectivityState(probe=config.probe)
+        self.last_modem = ModemState()
+        self._seen_modem = False
+        self._timer: TimerHandle | None = None
+        self._running = False
+        self._failing_since: float | None = None  # monotonic
+        self._next_step: float = float("-inf")  # monotonic
+        self._last_sample = float("-inf")
+        self._shown: dict[str, str | None] = {}  # topic → key on screen (no new notice for the same key)
+
+    # ------------------------------------------------------------------------------------------- life
+    def start(self) -> None:
+        """The first probe now, then one every ``period`` (each after the previous one finished)."""
+        if not self._running:
+            self._running = True
+            self._schedule(0.0)
+
+    def close(self) -> None:
+        self._running = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _schedule(self, delay: float) -> None:
+        if self._running:
+            self._timer = self.clock.call_later(delay, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self.outlet.spawn(self._round())
+
+    async def _round(self) -> None:
+        try:
+            await self.check()
+        finally:
+            self._schedule(self.config.period)
+
+    # ------------------------------------------------------------------------------------------- modem
+    def update(self, modem: ModemState) -> None:
+        """The modem's new state (from the station): notices about the modem itself, and the GPS stop."""
+        self.last_modem = modem
+        self._seen_modem = True
+        self._modem_notices(modem)
+        if modem.latitude is not None and modem.longitude is not None and self.state.stop_source != "agent":
+            found = stop_at(self.config.stops, modem.latitude, modem.longitude)
+            if found != self.state.stop:
+                self._show(stop=found, stop_source="gps" if found else None)
+
+    def _modem_notices(self, m: ModemState) -> None:
+        key: str | None = None
+        level: Level = "warning"
+        params: dict[str, Any] = {}
+        if not m.present:
+            key, level = "modem.absent", "error"
+        elif m.sim == "missing":
+            key, level = "modem.sim.missing", "error"
+        elif m.sim == "locked":
+            key, level = "modem.sim.locked", "error"
+        elif m.registration == "denied":
+            key, level = "modem.denied", "error"
+        elif m.registration not in REGISTERED:
+            key = "modem.no_network"
+        self._notice("modem", key, level, params)
+        weak = m.present and m.signal is not None and 0 < m.signal < self.config.weak_signal
+        self._notice("signal", "modem.signal.weak" if weak else None, "info", {"quality": m.signal})
+
+    def _notice(self, topic: str, key: str | None, level: Level, params: dict[str, Any]) -> None:
+        if self._shown.get(topic) == key and topic != "recovery":
+            return
+        self._shown[topic] = key
+        self.outlet.connectivity_notice(topic, key, level, params)
+
+    def _show(self, **changes: Any) -> None:
+        new = replace(self.state, **changes)
+        if new != self.state:
+            self.state = new
+            self.outlet.show_connectivity(new)
+
+    # ------------------------------------------------------------------------------------------- stops
+    def set_stop(self, name: str | None) -> ConnectivityState:
+        """The agent names the stop the van stands at (None: left it; the GPS may name the next one)."""
+        self._show(stop=name, stop_source="agent" if name else None)
+        self._last_sample = float("-inf")  # a new stop gets its first sample at the next probe
+        return self.state
+
+    # ------------------------------------------------------------------------------------------- probe
+    async def check(self) -> ConnectivityState:
+        """One probe, then what follows from it: notices, a recovery step when due, a sample for the atlas."""
+        try:
+            outcome = await self.probe()
+        except Exception:
+            log.exception("the reachability probe failed unexpectedly")
+            outcome = "unreachable"
+        now, wall = self.clock.monotonic(), self.clock.wall()
+        ok = outcome == "ok"
+        self._show(internet=ok, outcome=outcome, checked_at=wall)
+        m = self.last_modem
+        registered = self._seen_modem and m.present and m.registration in REGISTERED
+        if ok:
+            self._recovered()
+            self._notice("internet", None, "info", {})
+        elif registered:
+            if self._failing_since is None:
+                self._failing_since = now
+                self._show(failing_since=wall)
+            self._notice("internet", "modem.no_internet" if m.connected else "modem.offline", "warning", {})
+            if now - self._failing_since >= self.config.recover_after and now >= self._next_step:
+                await self._step(now)
+        else:
+            # no network at all (dead zone, no SIM, no modem): nothing a reconnect could fix; the modem notice says why
+            self._failing_since = None
+            self._show(failing_since=None)
+            self._notice("internet", "modem.offline" if m.present else None, "warning", {})
+        await self._sample(wall)
+        return self.state
+
+    def _recovered(self) -> None:
+        self._failing_since = None
+        self._next_step = float("-inf")
+        if self.state.attempts:
+            self.outlet.publish(RecoveryStep("recovered", self.state.attempts))
+            self._notice("recovery", "modem.recovery.done", "info", {})
+        elif self._shown.get("recovery") is not None:
+            self._notice("recovery", None, "info", {})
+        self._show(failing_since=None, recovery=None, attempts=0, next_step_at=None)
+
+    async def _step(self, now: float) -> None:
+        cfg = self.config
+        attempt = self.state.attempts + 1
+        action = STEPS[(attempt - 1) % len(STEPS)]
+        wait = min(cfg.backoff_max, cfg.backoff_initial * 2 ** (attempt - 1))
+        self._next_step = now + wait
+        minutes = int((now - (self._failing_since or now)) // 60)
+        self._show(recovery=action, attempts=attempt, next_step_at=self.clock.wall() + wait)
+        log.warning("no working data for %d min: recovery step %d (%s), next in %.0f s", minutes, attempt, action, wait)
+        self.outlet.publish(RecoveryStep(action, attempt, wait))
+        params = {"minutes": minutes, "attempt": attempt, "next": math.ceil(wait / 60)}
+        self._notice("recovery", f"modem.recovery.{action}", "warning", params)
+        try:
+            if action == "reconnect":
+                await self.modem.reconnect()
+            else:
+                await self.modem.reset()
+        except Exception as exc:
+            log.warning("recovery step %s failed: %s", action, exc)
+            self._notice("recovery", "modem.recovery.failed", "warning", {"step": action})
+
+    async def _sample(self, wall: float) -> None:
+        """One sample per ``sample_period`` at a named stop: the atlas's raw material (no personal data)."""
+        m, stop = self.last_modem, self.state.stop
+        if self.store is None or stop is None or not m.present or wall - self._last_sample < self.config.sample_period:
+            return
+        self._last_sample = wall
+        sample = SignalSample(wall, stop, m.signal, m.rsrp, m.rsrq, m.sinr, m.technology, self.state.internet)
+        try:
+            await self.store.add_signal_sample(sample)
+        except Exception:
+            log.exception("could not store a signal sample")
