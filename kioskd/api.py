@@ -67,6 +67,11 @@ class PrivacyCommand(BaseModel):
     on: bool | None = None  # None: toggle (the panel's and the button's one press)
 
 
+class StopCommand(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")  # None: left the stop
+
+
 class Result(BaseModel):
     ok: bool = True
     state: str
@@ -215,6 +220,18 @@ def create_app(station: Station, token: str | None = None, stopping: asyncio.Eve
         if station.store is None:
             return []
         return await station.store.power_samples(station.clock.wall() - hours * 3600)
+
+    @app.post("/stop", summary="Name the stop the van stands at (null: it left), for the signal atlas")
+    async def stop_named(command: StopCommand) -> dict[str, Any]:
+        connectivity = station.set_stop(command.name)
+        return {"ok": True, "stop": connectivity.stop, "source": connectivity.stop_source}
+
+    @app.get("/atlas", summary="Stops ranked by reachability and median signal over the last weeks")
+    async def atlas(weeks: Annotated[float | None, Query(gt=0, le=52)] = None) -> list[dict[str, Any]]:
+        if station.store is None:
+            return []
+        span = (weeks or station.profile.connectivity.atlas_weeks) * 7 * 24 * 3600
+        return await station.store.atlas(station.clock.wall() - span)
 
     @app.get("/sim", summary="The simulated van's verbs")
     async def sim_verbs() -> dict[str, str]:

@@ -79,13 +79,20 @@ def render_status(status: dict[str, Any], lang: Lang) -> str:
     rows.append(("power", power))
 
     m = status["modem"]
+    c = status.get("connectivity") or {}
+    reachable = c.get("internet", m["internet"])
+    internet = "?" if reachable is None else yes if reachable else no
+    if c.get("outcome") not in (None, "", "ok"):
+        internet += f" ({c['outcome']})"
     if not m["present"]:
-        modem = t("word.absent")
+        modem = f"{t('word.absent')} · {t('word.internet')} {internet}"
     else:
-        internet = "?" if m["internet"] is None else yes if m["internet"] else no
         signal = "-" if m["signal"] is None else f"{m['signal']} %"
+        signal += "" if m.get("rsrp") is None else f" {m['rsrp']:.0f} dBm"
         modem = f"{m['technology'].upper()} · {m['operator'] or '-'} · {m['registration']} · signal {signal}"
         modem += f" · {t('word.internet')} {internet}"
+    if c.get("stop"):
+        modem += f" · {t('stop.set', stop=c['stop'])}"
     rows.append(("modem", modem))
 
     d = status["displays"]
@@ -137,6 +144,18 @@ def render_receipt(r: dict[str, Any], lang: Lang) -> str:
     return line + "".join(f"\n    ! {p}" for p in r["problems"])
 
 
+def render_atlas(stops: list[dict[str, Any]], lang: Lang) -> str:
+    """The atlas as a table: best stop first."""
+    if not stops:
+        return messages.text("atlas.empty", lang)
+    lines = [messages.text("atlas.header", lang)]
+    for s in stops:
+        signal = "-" if s["median_signal"] is None else f"{s['median_signal']:.0f} %"
+        reach = "-" if s["reachability"] is None else f"{s['reachability'] * 100:.0f} %"
+        lines.append(f"{s['rank']:>4}  {s['stop'][:24]:<24}  {signal:>6}  {reach:>8}  {s['samples']:>12}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="kioskctl", description="Drive and inspect the van's station.")
     parser.add_argument("--socket", default=str(paths.socket_path()), help="kioskd's API socket ($KIOSKD_SOCKET)")
@@ -162,6 +181,10 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("scans", help="the current citizen's scans")
     privacy = sub.add_parser("privacy", help="privacy curtain on the citizen screen")
     privacy.add_argument("switch", choices=["on", "off", "toggle"])
+    stop = sub.add_parser("stop", help="name the stop the van stands at, for the signal atlas")
+    stop.add_argument("name", nargs="?", help="the stop's name (none: the van left its stop)")
+    atlas = sub.add_parser("atlas", help="stops ranked by Internet reachability and median signal")
+    atlas.add_argument("--weeks", type=float, default=None, help="weeks of samples (default: the profile's)")
     receipts = sub.add_parser("receipts", help="the latest wipe receipts")
     receipts.add_argument("--limit", type=int, default=10)
     doctor = sub.add_parser("doctor", help="self-test of the van: one verdict per device and system fact")
@@ -228,6 +251,25 @@ def main(argv: list[str] | None = None) -> None:
         else:
             for r in body:
                 print(render_receipt(r, lang))
+        return
+    if args.command == "atlas":
+        code, body = _request(args, "GET", "/atlas", params={"weeks": args.weeks} if args.weeks else {})
+        if code != 200:
+            raise SystemExit(_fail(body, lang))
+        print(json.dumps(body, indent=2, ensure_ascii=False) if args.json else render_atlas(body, lang))
+        return
+    if args.command == "stop":
+        code, body = _request(args, "POST", "/stop", json={"name": args.name})
+        if code != 200:
+            raise SystemExit(_fail(body, lang))
+        if args.json:
+            print(json.dumps(body, ensure_ascii=False))
+        else:
+            print(
+                messages.text("stop.set", lang, stop=body["stop"])
+                if body["stop"]
+                else messages.text("stop.cleared", lang)
+            )
         return
     if args.command == "sim" and args.verb == "help":
         code, body = _request(args, "GET", "/sim")

@@ -100,7 +100,9 @@ class SimVan:
     history: list[tuple[float, str, Any]] = field(default_factory=list)
     power_ok: bool = True  # the battery monitor answers
     modem: ModemState = field(
-        default_factory=lambda: ModemState(True, "home", "lte", 70, "Orange F", True, True, rsrp=rsrp_of(70), sim="ready")
+        default_factory=lambda: ModemState(
+            True, "home", "lte", 70, "Orange F", True, True, rsrp=rsrp_of(70), sim="ready"
+        )
     )
     modem_hung: bool = False  # answers nothing until reset
     bearer_broken: bool = False  # the data link is up but nothing passes (a stale bearer): a reconnect fixes it
