@@ -1,0 +1,444 @@
+"""The LTE modem through ModemManager on the system bus (dbus-fast, asyncio), followed through signals, not polled:
+modems coming and going (ObjectManager), their state, signal, technology, operator and registration
+(PropertiesChanged), and LTE/5G RSRP, RSRQ and SINR from the Signal interface once ``Signal.Setup`` set its rate.
+
+Every call and signal is checked against the introspection shipped next to this file (``modemmanager1.xml``), not
+the service's. It changes the modem only when the connectivity policy asks (reconnect, reset); it never blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+from dbus_fast import BusType, Message, MessageType, Variant
+from dbus_fast.aio import MessageBus
+from dbus_fast.introspection import Node
+from pydantic import Field
+
+from kioskd.hal import (
+    DeviceError,
+    DriverContext,
+    DriverOptions,
+    ModemChanged,
+    ModemState,
+    Registration,
+    SignalChanged,
+    SimStatus,
+    Technology,
+)
+
+log = logging.getLogger(__name__)
+
+MM = "org.freedesktop.ModemManager1"
+MM_PATH = "/org/freedesktop/ModemManager1"
+MODEMS = MM_PATH + "/Modems/"
+MODEM = MM + ".Modem"
+M3GPP = MODEM + ".Modem3gpp"
+SIMPLE = MODEM + ".Simple"
+SIGNAL = MODEM + ".Signal"
+LOCATION = MODEM + ".Location"
+PROPERTIES = "org.freedesktop.DBus.Properties"
+OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager"
+DBUS = "org.freedesktop.DBus"
+NOT_THERE = ("org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner")
+
+INTROSPECTION = Node.parse((Path(__file__).with_name("modemmanager1.xml")).read_text())
+METHODS: dict[tuple[str, str], tuple[str, str]] = {
+    (i.name, m.name): (m.in_signature, m.out_signature) for i in INTROSPECTION.interfaces for m in i.methods
+}
+SIGNALS: dict[tuple[str, str], str] = {
+    (i.name, s.name): s.signature for i in INTROSPECTION.interfaces for s in i.signals
+}
+
+# ModemManager's enumerations (ModemManager-enums.h)
+STATE_NAMES = {
+    -1: "failed",
+    0: "unknown",
+    1: "initializing",
+    2: "locked",
+    3: "disabled",
+    4: "disabling",
+    5: "enabling",
+    6: "enabled",
+    7: "searching",
+    8: "registered",
+    9: "disconnecting",
+    10: "connecting",
+    11: "connected",
+}
+STATE_LOCKED, STATE_SEARCHING, STATE_REGISTERED, STATE_CONNECTED = 2, 7, 8, 11
+FAILED_SIM_MISSING, FAILED_SIM_ERROR = 2, 3
+LOCK_SIM_PIN, LOCK_SIM_PUK = 2, 4
+REGISTRATION: dict[int, Registration] = {
+    0: "idle",
+    1: "home",
+    2: "searching",
+    3: "denied",
+    4: "unknown",
+    5: "roaming",
+    6: "home",  # SMS only
+    7: "roaming",  # SMS only
+    8: "denied",  # emergency services only
+    9: "home",  # CSFB not preferred
+    10: "roaming",
+}
+ACCESS_5GNR = 1 << 15
+ACCESS_LTE = (1 << 14) | (1 << 16) | (1 << 17)  # LTE, LTE Cat-M, NB-IoT
+ACCESS_UMTS = (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 9)
+ACCESS_GSM = (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4)
+LOCATION_GPS_RAW = 1 << 1
+IP_TYPES = {"ipv4": 1, "ipv6": 2, "ipv4v6": 4}
+
+MATCH_RULES = (
+    f"type='signal',sender='{MM}',interface='{PROPERTIES}',member='PropertiesChanged',path_namespace='{MM_PATH}'",
+    f"type='signal',sender='{MM}',interface='{OBJECT_MANAGER}',path='{MM_PATH}'",
+    f"type='signal',sender='{DBUS}',interface='{DBUS}',member='NameOwnerChanged',arg0='{MM}'",
+)
+
+
+class ModemManagerOptions(DriverOptions):
+    bus_address: str | None = Field(None, description="a D-Bus address; default the system bus")
+    modem: str | None = Field(None, description="a modem's object path or its last part; default the first one")
+    apn: str | None = Field(None, min_length=1, max_length=100, description="APN for Simple.Connect on recovery")
+    ip_type: Literal["ipv4", "ipv6", "ipv4v6"] | None = None
+    signal_rate: int = Field(30, ge=0, le=3600, description="seconds between RSRP/RSRQ/SINR refreshes; 0: off")
+    location: bool = Field(False, description="follow the modem's GPS (Location interface) to name the stop")
+    command_timeout: float = Field(120, gt=0, le=600, description="seconds a Connect or Reset may take")
+    reconnect: float = Field(5.0, gt=0, description="seconds between attempts to reach the bus")
+
+
+class DBusCallError(Exception):
+    def __init__(self, name: str, text: str) -> None:
+        super().__init__(f"{name}: {text}")
+        self.name = name
+
+
+def plain(value: Any) -> Any:
+    """A D-Bus value without its variants (nested dictionaries of variants included)."""
+    if isinstance(value, Variant):
+        return plain(value.value)
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+def technology_of(access: int) -> Technology:
+    if access & ACCESS_5GNR:
+        return "5gnr"
+    if access & ACCESS_LTE:
+        return "lte"
+    if access & ACCESS_UMTS:
+        return "umts"
+    if access & ACCESS_GSM:
+        return "gsm"
+    return "none"
+
+
+def _number(values: dict[str, Any], key: str) -> float | None:
+    value = values.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return None
+    return round(float(value), 1)
+
+
+def modem_state(props: dict[str, dict[str, Any]]) -> ModemState:
+    """The HAL's view of one modem's properties (interface → name → plain value)."""
+    modem, m3gpp = props.get(MODEM, {}), props.get(M3GPP, {})
+    state = int(modem.get("State", 0))
+    failed = int(modem.get("StateFailedReason", 0))
+    sim_path = str(modem.get("Sim", "/"))
+    sim: SimStatus
+    if failed in (FAILED_SIM_MISSING, FAILED_SIM_ERROR) or sim_path == "/":
+        sim = "missing"
+    elif state == STATE_LOCKED or int(modem.get("UnlockRequired", 0)) in (LOCK_SIM_PIN, LOCK_SIM_PUK):
+        sim = "locked"
+    else:
+        sim = "ready"
+    registration: Registration
+    if "RegistrationState" in m3gpp:
+        registration = REGISTRATION.get(int(m3gpp["RegistrationState"]), "unknown")
+    elif state >= STATE_REGISTERED:
+        registration = "home"  # no 3GPP interface (or an old mock): registered is all ModemManager says
+    elif state == STATE_SEARCHING:
+        registration = "searching"
+    else:
+        registration = "idle" if state > STATE_LOCKED else "unknown"
+    quality = modem.get("SignalQuality")
+    signal = int(quality[0]) if isinstance(quality, list | tuple) and quality else None
+    technology = technology_of(int(modem.get("AccessTechnologies", 0)))
+    # 5G figures when the modem is on 5G, else LTE's (ModemManager reports NaN or nothing for what it cannot tell)
+    radio = props.get(SIGNAL, {})
+    figures = radio.get("Nr5g") if technology == "5gnr" and radio.get("Nr5g") else radio.get("Lte")
+    figures = figures if isinstance(figures, dict) else {}
+    latitude = longitude = None
+    fix = props.get(LOCATION, {}).get("Location")
+    if isinstance(fix, dict):
+        gps = fix.get(LOCATION_GPS_RAW)
+        if isinstance(gps, dict):
+            latitude, longitude = _number(gps, "latitude"), _number(gps, "longitude")
+    detail = STATE_NAMES.get(state, str(state))
+    return ModemState(
+        present=True,
+        registration=registration,
+        technology=technology,
+        signal=signal,
+        operator=str(m3gpp.get("OperatorName") or "") or None,
+        connected=state == STATE_CONNECTED,
+        internet=None,
+        detail=detail,
+        rsrp=_number(figures, "rsrp"),
+        rsrq=_number(figures, "rsrq"),
+        sinr=_number(figures, "snr"),
+        sim=sim,
+        latitude=latitude,
+        longitude=longitude,
+    )
+
+
+class ModemManagerModem:
+    """A ``Modem`` on ModemManager's first modem (or the one the profile names).
+
+    The modem's properties are read once (``GetManagedObjects``) and then kept current from signals. A modem that
+    disappears (USB reset, ``Reset``) is dropped and the next one that appears is adopted, without a restart."""
+
+    def __init__(self, ctx: DriverContext) -> None:
+        self.options = ctx.parse_options(ModemManagerOptions)
+        self.ctx = ctx
+        self._state = ModemState(detail="ModemManager not reached yet")
+        self._bus: MessageBus | None = None
+        self._path: str | None = None
+        self._props: dict[str, dict[str, Any]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._setups: set[asyncio.Task[None]] = set()
+        self._rescan = asyncio.Event()
+
+    @property
+    def state(self) -> ModemState:
+        return self._state
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="modemmanager")
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        for pending in [*self._setups, *([task] if task else [])]:
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending
+        self._disconnect()
+
+    # ------------------------------------------------------------------------------------------- commands
+    async def reset(self) -> None:
+        path = self._require()
+        await self._command(path, MODEM, "Reset")
+
+    async def reconnect(self) -> None:
+        path = self._require()
+        try:
+            await self._command(path, SIMPLE, "Disconnect", "/")  # "/": every bearer of the modem
+        except DeviceError as exc:
+            log.info("ModemManager: nothing to disconnect (%s)", exc.what)  # a broken bearer may be gone already
+        settings: dict[str, Variant] = {}
+        if self.options.apn:
+            settings["apn"] = Variant("s", self.options.apn)
+        if self.options.ip_type:
+            settings["ip-type"] = Variant("u", IP_TYPES[self.options.ip_type])
+        await self._command(path, SIMPLE, "Connect", settings)
+
+    async def check_internet(self) -> bool:
+        """Whether ModemManager has a data bearer up; whether the Internet answers through it is the connectivity
+        policy's probe (ModemManager cannot tell)."""
+        return self._state.connected
+
+    def _require(self) -> str:
+        if self._bus is None or self._path is None:
+            raise DeviceError("no modem", where="modem", action="check the modem's USB cable", key="modem.absent")
+        return self._path
+
+    async def _command(self, path: str, iface: str, member: str, *args: Any) -> Any:
+        try:
+            return await asyncio.wait_for(self._call(path, iface, member, *args), self.options.command_timeout)
+        except (DBusCallError, OSError, TimeoutError) as exc:
+            raise DeviceError(
+                f"ModemManager {member}: {exc or 'no answer'}", where="modem", key="modem.recovery.failed"
+            ) from None
+
+    # ------------------------------------------------------------------------------------------- the bus
+    async def _run(self) -> None:
+        while True:
+            try:
+                bus = await self._connect()
+            except (OSError, EOFError, DBusCallError) as exc:
+                log.warning("ModemManager: D-Bus not reachable: %s", exc)
+                self._disconnect()
+                self._lost("D-Bus not reachable")
+                await asyncio.sleep(self.options.reconnect)
+                continue
+            watcher = asyncio.get_running_loop().create_task(self._rescans())
+            try:
+                self._rescan.set()
+                await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+                self._disconnect()
+            log.warning("ModemManager: D-Bus connection lost")
+            self._lost("D-Bus connection lost")
+            await asyncio.sleep(self.options.reconnect)
+
+    async def _connect(self) -> MessageBus:
+        address = self.options.bus_address
+        bus = MessageBus(bus_address=address) if address else MessageBus(bus_type=BusType.SYSTEM)
+        await bus.connect()
+        self._bus = bus
+        bus.add_message_handler(self._on_message)
+        for rule in MATCH_RULES:
+            add = Message(
+                destination=DBUS,
+                path="/org/freedesktop/DBus",
+                interface=DBUS,
+                member="AddMatch",
+                signature="s",
+                body=[rule],
+            )
+            reply = await bus.call(add)
+            if reply is None or reply.message_type == MessageType.ERROR:
+                raise DBusCallError("AddMatch", str(None if reply is None else reply.error_name))
+        return bus
+
+    def _disconnect(self) -> None:
+        bus, self._bus = self._bus, None
+        if bus is not None:
+            bus.remove_message_handler(self._on_message)
+            bus.disconnect()
+
+    async def _call(self, path: str, iface: str, member: str, *args: Any) -> Any:
+        """A ModemManager method with the signatures of the shipped introspection; its one result (or None)."""
+        if self._bus is None:
+            raise OSError("not connected")
+        in_sig, out_sig = METHODS[(iface, member)]
+        request = Message(destination=MM, path=path, interface=iface, member=member, signature=in_sig, body=list(args))
+        reply = await self._bus.call(request)
+        if reply is None or reply.message_type == MessageType.ERROR:
+            name = "" if reply is None else str(reply.error_name)
+            text = "" if reply is None or not reply.body else str(reply.body[0])
+            raise DBusCallError(name, text)
+        if reply.signature != out_sig:
+            raise DBusCallError("signature", f"{member} answered {reply.signature!r}, expected {out_sig!r}")
+        return reply.body[0] if reply.body else None
+
+    # ------------------------------------------------------------------------------------------- modems
+    async def _rescans(self) -> None:
+        """One enumeration at a time; requests made while one runs are folded into the next."""
+        while True:
+            await self._rescan.wait()
+            self._rescan.clear()
+            try:
+                objects = await self._call(MM_PATH, OBJECT_MANAGER, "GetManagedObjects")
+            except DBusCallError as exc:
+                if exc.name not in NOT_THERE:
+                    log.warning("ModemManager: %s", exc)
+                self._lost("ModemManager not running")
+                continue
+            self._path, self._props = None, {}
+            for path, interfaces in sorted(objects.items()):
+                if self._wanted(str(path), interfaces):
+                    self._adopt(str(path), interfaces)
+                    break
+            else:
+                self._lost("no modem")
+
+    def _wanted(self, path: str, interfaces: dict[str, Any]) -> bool:
+        if not path.startswith(MODEMS) or MODEM not in interfaces:
+            return False
+        wanted = self.options.modem
+        return wanted is None or path == wanted or path.rsplit("/", 1)[-1] == wanted
+
+    def _adopt(self, path: str, interfaces: dict[str, Any]) -> None:
+        log.info("ModemManager: modem %s", path.rsplit("/", 1)[-1])
+        self._path = path
+        self._props = {iface: plain(props) for iface, props in interfaces.items()}
+        self._publish()
+        task = asyncio.get_running_loop().create_task(self._setup(path))
+        self._setups.add(task)
+        task.add_done_callback(self._setups.discard)
+
+    async def _setup(self, path: str) -> None:
+        """Ask for the extended signal figures at the profile's rate, and for GPS fixes when the profile wants them."""
+        if self.options.signal_rate and SIGNAL in self._props:
+            try:
+                await self._call(path, SIGNAL, "Setup", self.options.signal_rate)
+            except (DBusCallError, OSError) as exc:
+                log.warning("ModemManager: Signal.Setup refused: %s", exc)
+        if self.options.location and LOCATION in self._props:
+            try:
+                await self._call(path, LOCATION, "Setup", LOCATION_GPS_RAW, True)
+            except (DBusCallError, OSError) as exc:
+                log.warning("ModemManager: Location.Setup refused: %s", exc)
+
+    def _lost(self, why: str) -> None:
+        self._path, self._props = None, {}
+        self._set(ModemState(present=False, detail=why))
+
+    def _on_message(self, msg: Message) -> None:
+        if msg.message_type != MessageType.SIGNAL:
+            return
+        if msg.member == "NameOwnerChanged" and msg.interface == DBUS and msg.signature == "sss":
+            if msg.body[0] != MM:
+                return
+            if msg.body[2]:
+                self._rescan.set()
+            else:
+                log.warning("ModemManager left the bus")
+                self._lost("ModemManager not running")
+            return
+        if SIGNALS.get((str(msg.interface), str(msg.member))) != msg.signature:
+            return  # not one of ours, or not the shape the shipped introspection promises
+        if msg.member == "PropertiesChanged":
+            if msg.path != self._path:
+                return
+            iface, changed, invalidated = msg.body
+            self._props.setdefault(iface, {}).update({name: plain(value) for name, value in changed.items()})
+            if invalidated:
+                self._rescan.set()  # values ModemManager will not send: read them all again
+            self._publish()
+        elif msg.member == "InterfacesAdded":
+            path, interfaces = str(msg.body[0]), msg.body[1]
+            if path == self._path:
+                self._props.update({iface: plain(props) for iface, props in interfaces.items()})
+                self._publish()
+            elif self._path is None and self._wanted(path, interfaces):
+                self._adopt(path, interfaces)
+        elif msg.member == "InterfacesRemoved":
+            path, gone = str(msg.body[0]), msg.body[1]
+            if path != self._path:
+                return
+            if MODEM in gone:
+                log.warning("ModemManager: modem %s went away", path.rsplit("/", 1)[-1])
+                self._lost("modem went away")
+                self._rescan.set()  # another modem may be there already
+            else:
+                for iface in gone:
+                    self._props.pop(iface, None)
+                self._publish()
+
+    # ------------------------------------------------------------------------------------------- state
+    def _publish(self) -> None:
+        if self._path is not None:
+            self._set(modem_state(self._props))
+
+    def _set(self, new: ModemState) -> None:
+        before = self._state
+        if new == before:
+            return
+        self._state = new
+        if (before.signal, before.technology) != (new.signal, new.technology):
+            self.ctx.emit(SignalChanged(new.signal, new.technology))
+        self.ctx.emit(ModemChanged(new))
