@@ -411,8 +411,9 @@ class ModemManagerModem:
             self._publish()
         elif msg.member == "InterfacesAdded":
             path, interfaces = str(msg.body[0]), msg.body[1]
-            if path == self._path:
-                self._props.update({iface: plain(props) for iface, props in interfaces.items()})
+            if path == self._path:  # an interface the modem gained (Signal once enabled, Simple once registered)
+                for iface, props in interfaces.items():
+                    self._props.setdefault(iface, {}).update(plain(props))
                 self._publish()
             elif self._path is None and self._wanted(path, interfaces):
                 self._adopt(path, interfaces)
