@@ -150,6 +150,7 @@ class ConnectivityPolicy:
         self._seen_modem = False
         self._timer: TimerHandle | None = None
         self._running = False
+        self._busy = False
         self._failing_since: float | None = None  # monotonic
         self._next_step: float = float("-inf")  # monotonic
         self._last_sample = float("-inf")
@@ -157,7 +158,7 @@ class ConnectivityPolicy:
 
     # ------------------------------------------------------------------------------------------- life
     def start(self) -> None:
-        """The first probe now, then one every ``period`` (each after the previous one finished)."""
+        """The first probe now, then one every ``period``."""
         if not self._running:
             self._running = True
             self._schedule(0.0)
@@ -173,14 +174,16 @@ class ConnectivityPolicy:
             self._timer = self.clock.call_later(delay, self._tick)
 
     def _tick(self) -> None:
-        self._timer = None
-        self.outlet.spawn(self._round())
+        self._schedule(self.config.period)  # a steady cadence, whatever a round costs
+        if not self._busy:  # a round still running (a modem reset) makes this one pointless: skip it
+            self.outlet.spawn(self._round())
 
     async def _round(self) -> None:
+        self._busy = True
         try:
             await self.check()
         finally:
-            self._schedule(self.config.period)
+            self._busy = False
 
     # ------------------------------------------------------------------------------------------- modem
     def update(self, modem: ModemState) -> None:
@@ -258,7 +261,7 @@ class ConnectivityPolicy:
             self._failing_since = None
             self._show(failing_since=None)
             self._notice("internet", "modem.offline" if m.present else None, "warning", {})
-        await self._sample(wall)
+        self._sample(wall)
         return self.state
 
     def _recovered(self) -> None:
@@ -292,14 +295,12 @@ class ConnectivityPolicy:
             log.warning("recovery step %s failed: %s", action, exc)
             self._notice("recovery", "modem.recovery.failed", "warning", {"step": action})
 
-    async def _sample(self, wall: float) -> None:
-        """One sample per ``sample_period`` at a named stop: the atlas's raw material (no personal data)."""
+    def _sample(self, wall: float) -> None:
+        """One sample per ``sample_period`` at a named stop: the atlas's raw material (no personal data). Written
+        beside the round, so a slow disk never holds the next probe back."""
         m, stop = self.last_modem, self.state.stop
         if self.store is None or stop is None or not m.present or wall - self._last_sample < self.config.sample_period:
             return
         self._last_sample = wall
         sample = SignalSample(wall, stop, m.signal, m.rsrp, m.rsrq, m.sinr, m.technology, self.state.internet)
-        try:
-            await self.store.add_signal_sample(sample)
-        except Exception:
-            log.exception("could not store a signal sample")
+        self.outlet.spawn(self.store.add_signal_sample(sample))

@@ -123,7 +123,7 @@ async def test_state_signal_and_operator_changes_reach_the_station_within_one_ev
     for interface, properties, field, value in changes:
         mark = len(rig.events)
         mm.set(interface, **properties)
-        await wait_until(lambda m=mark: bool(modem_events(rig, m)), f"the {field} change")  # type: ignore[misc]
+        await wait_until(lambda m=mark: bool(modem_events(rig, m)), f"the {field} change")
         first = modem_events(rig, mark)[0]
         assert getattr(first.state, field) == value, field  # the first event already carries it
         assert getattr(rig.station.state.modem, field) == value, field
