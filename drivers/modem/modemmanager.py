@@ -139,11 +139,11 @@ def technology_of(access: int) -> Technology:
     return "none"
 
 
-def _number(values: dict[str, Any], key: str) -> float | None:
+def _number(values: dict[str, Any], key: str, digits: int = 1) -> float | None:
     value = values.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # NaN: "cannot tell"
         return None
-    return round(float(value), 1)
+    return round(float(value), digits)
 
 
 def modem_state(props: dict[str, dict[str, Any]]) -> ModemState:
@@ -180,7 +180,7 @@ def modem_state(props: dict[str, dict[str, Any]]) -> ModemState:
     if isinstance(fix, dict):
         gps = fix.get(LOCATION_GPS_RAW)
         if isinstance(gps, dict):
-            latitude, longitude = _number(gps, "latitude"), _number(gps, "longitude")
+            latitude, longitude = _number(gps, "latitude", 6), _number(gps, "longitude", 6)  # 0.1 m
     detail = STATE_NAMES.get(state, str(state))
     return ModemState(
         present=True,

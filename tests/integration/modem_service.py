@@ -19,6 +19,7 @@ MODEM = MM + ".Modem"
 M3GPP = MODEM + ".Modem3gpp"
 SIMPLE = MODEM + ".Simple"
 SIGNAL = MODEM + ".Signal"
+LOCATION = MODEM + ".Location"
 OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager"
 SIM_PATH = "/org/freedesktop/ModemManager1/SIM/2"
 BEARER = "/org/freedesktop/ModemManager1/Bearer/0"
@@ -78,6 +79,25 @@ class ModemManagerMock:
         )  # fmt: skip
         modem.UpdateProperties(MODEM, {"State": dbus.Int32(state), "StateFailedReason": dbus.UInt32(0)})
         return self.path
+
+    def add_gps(self, latitude: float, longitude: float) -> None:
+        """The Location interface with a raw GPS fix (MM_MODEM_LOCATION_SOURCE_GPS_RAW = 2), as ModemManager
+        publishes it once ``Location.Setup`` enabled the source with signals."""
+        modem = self.modem
+        modem.AddProperty(LOCATION, "Capabilities", dbus.UInt32(2))
+        modem.AddProperty(LOCATION, "Enabled", dbus.UInt32(0))
+        modem.AddProperty(LOCATION, "Location", self.fix(latitude, longitude))
+        modem.AddMethod(LOCATION, "Setup", "ub", "", f"self.UpdateProperties('{LOCATION}', {{'Enabled': args[0]}})")
+        self.manager.EmitSignal(
+            OBJECT_MANAGER, "InterfacesAdded", "oa{sa{sv}}",
+            [dbus.ObjectPath(self.path), {LOCATION: dbus.Dictionary({"Capabilities": dbus.UInt32(2)}, signature="sv")}],
+            dbus_interface=dbusmock.MOCK_IFACE,
+        )  # fmt: skip
+
+    @staticmethod
+    def fix(latitude: float, longitude: float) -> dbus.Dictionary:
+        gps = dbus.Dictionary({"latitude": dbus.Double(latitude), "longitude": dbus.Double(longitude)}, signature="sv")
+        return dbus.Dictionary({dbus.UInt32(2): gps}, signature="uv")
 
     def remove_modem(self) -> None:
         gone = [MODEM, M3GPP, SIMPLE, SIGNAL, MODEM + ".CellBroadcast", MODEM + ".Voice"]

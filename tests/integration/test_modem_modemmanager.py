@@ -17,6 +17,7 @@ from kioskd.hal import ModemChanged
 from kioskd.profile import SIM_PROFILE, parse_profile
 from tests.conftest import Rig, make_rig
 from tests.integration.modem_service import (
+    LOCATION,
     M3GPP,
     MODEM,
     REGISTERED,
@@ -55,10 +56,17 @@ def target() -> Iterator[ProbeTarget]:
         server.close()
 
 
-def mm_profile(bus: PrivateBus, target: ProbeTarget, **connectivity: Any) -> Any:
+def mm_profile(bus: PrivateBus, target: ProbeTarget, modem: dict[str, Any] | None = None, **connectivity: Any) -> Any:
     data = tomllib.loads(SIM_PROFILE.read_text())
     data["station"]["workspace"] = "directory"
-    data["devices"]["modem"] = {"driver": "modemmanager", "bus_address": bus.address, "apn": "orange", "signal_rate": 7}
+    data["devices"]["modem"] = {
+        "driver": "modemmanager",
+        "bus_address": bus.address,
+        "apn": "orange",
+        "signal_rate": 7,
+        "reconnect": 0.2,
+        **(modem or {}),
+    }
     data["connectivity"] = {
         "probe": "http",
         "probe_url": target.url,
@@ -252,3 +260,42 @@ async def test_recovery_reconnects_then_resets_with_growing_waits_and_stops_once
         await tick(rig, 60)
     assert len(mm.calls()) == calls  # the link works: no more steps
     assert rig.station.state.connectivity.attempts == 0
+
+
+async def test_modemmanager_restarting_is_followed_without_restarting_kioskd(
+    tmp_path: Path, bus: PrivateBus, mm: ModemManagerMock, target: ProbeTarget, station_on: list[Rig]
+) -> None:
+    mm.add_modem()
+    rig = await start(tmp_path, station_on, mm_profile(bus, target))
+    await wait_until(lambda: rig.station.state.modem.present, "the modem")
+
+    mm.close()  # ModemManager stops (an upgrade, a crash): its name leaves the bus
+    await wait_until(lambda: not rig.station.state.modem.present, "the modem to go with ModemManager")
+    assert notice_keys(rig)["connectivity.modem"] == "modem.absent"
+
+    again = ModemManagerMock(bus)
+    try:
+        again.add_modem()
+        await wait_until(lambda: rig.station.state.modem.present, "the modem of the new ModemManager")
+        assert "connectivity.modem" not in notice_keys(rig)
+    finally:
+        again.close()
+
+
+async def test_the_modems_gps_names_the_stop_of_the_profile(
+    tmp_path: Path, bus: PrivateBus, mm: ModemManagerMock, target: ProbeTarget, station_on: list[Rig]
+) -> None:
+    mm.add_modem()
+    mm.add_gps(44.0, 1.0)  # somewhere else
+    stops = [{"name": "Sarlat", "latitude": 44.889, "longitude": 1.2166, "radius": 300}]
+    rig = await start(tmp_path, station_on, mm_profile(bus, target, modem={"location": True}, stops=stops))
+    await wait_until(lambda: rig.station.state.modem.latitude == 44.0, "the first fix")
+    await wait_until(lambda: bool(mm.modem.GetMethodCalls("Setup")), "Location.Setup")
+    assert rig.station.state.connectivity.stop is None
+
+    mm.set(LOCATION, Location=mm.fix(44.8893, 1.2170))
+    await wait_until(lambda: rig.station.state.connectivity.stop == "Sarlat", "the stop from the GPS")
+    assert rig.station.state.connectivity.stop_source == "gps"
+    assert rig.station.state.modem.latitude == 44.8893  # not rounded off the stop
+    setups = [[int(a) for a in args] for _, args in mm.modem.GetMethodCalls("Setup")]
+    assert [2, 1] in setups  # Location.Setup(GPS raw, with signals)
