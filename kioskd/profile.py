@@ -77,9 +77,9 @@ class PowerPolicyConfig(_Section):
 class AtlasStop(_Section):
     """A stop of the tour; with coordinates, the modem's GPS names it without the agent."""
 
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")
-    latitude: float | None = Field(None, ge=-90, le=90)
-    longitude: float | None = Field(None, ge=-180, le=180)
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$", description="as the agents say it")
+    latitude: float | None = Field(None, ge=-90, le=90, description="degrees (WGS 84); none: the agent names it")
+    longitude: float | None = Field(None, ge=-180, le=180, description="degrees (WGS 84)")
     radius: float = Field(300, gt=0, le=20_000, description="metres around the point that count as this stop")
 
 
@@ -98,7 +98,7 @@ class ConnectivityConfig(_Section):
     weak_signal: int = Field(20, ge=0, le=100, description="signal quality (%) below which the agent is warned")
     sample_period: float = Field(300, ge=10, description="seconds between signal samples kept for the atlas")
     atlas_weeks: float = Field(6, gt=0, le=52, description="weeks of samples the atlas ranks by default")
-    stops: tuple[AtlasStop, ...] = ()
+    stops: tuple[AtlasStop, ...] = Field((), description="the tour's stops; with coordinates the GPS names them")
 
     @model_validator(mode="after")
     def _probe_target(self) -> ConnectivityConfig:

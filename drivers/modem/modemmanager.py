@@ -103,7 +103,7 @@ class ModemManagerOptions(DriverOptions):
     bus_address: str | None = Field(None, description="a D-Bus address; default the system bus")
     modem: str | None = Field(None, description="a modem's object path or its last part; default the first one")
     apn: str | None = Field(None, min_length=1, max_length=100, description="APN for Simple.Connect on recovery")
-    ip_type: Literal["ipv4", "ipv6", "ipv4v6"] | None = None
+    ip_type: Literal["ipv4", "ipv6", "ipv4v6"] | None = Field(None, description="bearer IP family; default MM's")
     signal_rate: int = Field(30, ge=0, le=3600, description="seconds between RSRP/RSRQ/SINR refreshes; 0: off")
     location: bool = Field(False, description="follow the modem's GPS (Location interface) to name the stop")
     command_timeout: float = Field(120, gt=0, le=600, description="seconds a Connect or Reset may take")
