@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from kioskd.cli import render_status
 from tests.integration.daemon_process import Daemon, start_daemon
 
 pytestmark = pytest.mark.integration
@@ -48,19 +49,25 @@ def test_a_named_stop_gets_samples_and_shows_in_the_atlas(daemon: Daemon) -> Non
     assert daemon.ctl("stop").stdout.strip() == "Aucun arrêt en cours"
 
 
-def test_link_up_without_internet_shows_in_status_and_notices(daemon: Daemon) -> None:
-    daemon.ctl("sim", "internet", "down")
+def test_link_up_without_internet_shows_in_status_and_notices(tmp_path: Path) -> None:
+    daemon = start_daemon(tmp_path, "--speed", "60")  # 5 real seconds between the failure and the recovery step
+    try:
+        daemon.wait_for("READY=1")
+        daemon.ctl("sim", "internet", "down")
 
-    def failing() -> dict[str, Any] | None:
-        status = daemon.status()
-        return status if status["connectivity"]["internet"] is False else None  # type: ignore[index]
+        def failing() -> dict[str, Any] | None:
+            status = daemon.status()
+            return status if status["connectivity"]["internet"] is False else None  # type: ignore[index]
 
-    status = eventually("the probe to fail", failing)
-    assert status["modem"]["connected"] is True
-    assert "modem.no_internet" in [n["key"] for n in status["notices"]]
-    assert "Internet non (unreachable)" in daemon.ctl("status").stdout
-    # five simulated minutes later the policy reconnects the bearer, which cures a stale one
-    eventually("the recovery", lambda: daemon.status()["connectivity"]["internet"] is True)  # type: ignore[index]
+        status = eventually("the probe to fail", failing, within=30)
+        assert status["modem"]["connected"] is True
+        assert "modem.no_internet" in [n["key"] for n in status["notices"]]
+        assert "Internet non (unreachable)" in render_status(status, "fr")
+        # five simulated minutes later the policy reconnects the bearer, which cures a stale one
+        recovered = lambda: daemon.status()["connectivity"]["internet"] is True  # type: ignore[index]  # noqa: E731
+        eventually("the recovery", recovered, within=60)
+    finally:
+        daemon.stop()
 
 
 def test_a_stop_name_too_long_is_refused_with_a_clear_error(daemon: Daemon) -> None:
