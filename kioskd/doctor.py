@@ -52,6 +52,7 @@ class DoctorInputs:
     state_dir: Path
     wall: Callable[[], float]
     wait_for_press: Callable[[float], Awaitable[bool]]
+    probe_internet: Callable[[], Awaitable[str]]  # the connectivity policy's probe: "ok" or what failed
     printer_driver: str = ""
     app_user: str | None = None
     cupsd_conf: Path = CUPSD_CONF
@@ -62,7 +63,7 @@ async def run(inputs: DoctorInputs, button_seconds: float = 0.0) -> list[Check]:
     d = inputs.devices
     probes: list[tuple[str, Callable[[], Awaitable[Check]]]] = [
         ("power", lambda: _power(d)),
-        ("modem", lambda: _modem(d)),
+        ("modem", lambda: _modem(d, inputs.probe_internet)),
         ("displays", lambda: _displays(d)),
         ("scanner", lambda: _scanner(d, inputs.in_session)),
         ("printer", lambda: _printer(d)),
@@ -96,15 +97,16 @@ async def _power(d: Any) -> Check:
     return Check("power", "ok", detail)
 
 
-async def _modem(d: Any) -> Check:
+async def _modem(d: Any, probe: Callable[[], Awaitable[str]]) -> Check:
     s = d.modem.state
     if not s.present:
         return Check("modem", "fail", "absent", "doctor.modem.absent")
     detail = f"{s.registration}, {s.technology}, {s.operator or '-'}, signal {_fmt(s.signal, '%')}"
     if s.registration not in ("home", "roaming"):
         return Check("modem", "fail", detail, "doctor.modem.unregistered", {"registration": s.registration})
-    if not await d.modem.check_internet():
-        return Check("modem", "warn", detail + ", internet unreachable", "doctor.modem.no_internet")
+    outcome = await probe()  # the profile's own probe (HTTP, DNS): a bearer up is not the Internet
+    if outcome != "ok":
+        return Check("modem", "warn", f"{detail}, internet probe: {outcome}", "doctor.modem.no_internet")
     return Check("modem", "ok", detail + ", internet reachable")
 
 

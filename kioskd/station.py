@@ -257,6 +257,7 @@ class Station:
             state_dir=self.sessions.journal_dir.parent,
             wall=self.clock.wall,
             wait_for_press=self.wait_for_press,
+            probe_internet=self.connectivity.probe,
             printer_driver=self.profile.devices["printer"].driver,
             app_user=self.profile.station.app_user,
         )

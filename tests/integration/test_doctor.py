@@ -84,3 +84,10 @@ def test_a_button_that_is_never_pressed_fails_after_the_wait(daemon: Daemon) -> 
     code, checks = _doctor(daemon, "--button", "0.5")
     assert code == 1 and checks["button"]["verdict"] == "fail"
     assert "0.5 s" in checks["button"]["action"]["en"]
+
+
+def test_a_link_that_carries_nothing_is_a_warning_from_the_profiles_probe(daemon: Daemon) -> None:
+    daemon.ctl("sim", "internet", "down")  # the bearer stays up, nothing passes
+    code, checks = _doctor(daemon)
+    assert code == 1 and checks["modem"]["verdict"] == "warn", checks["modem"]
+    assert "probe" in checks["modem"]["detail"] and "APN" in checks["modem"]["action"]["fr"]
