@@ -157,7 +157,7 @@ async def _button(d: Any, inputs: DoctorInputs, seconds: float) -> Check:
     if seconds <= 0:
         return Check("button", "info", f"LED {s.led}", "doctor.button.untested")
     before = s.led
-    await d.button.set_led("blink_fast")  # the LED says "press me"
+    await d.button.set_led("fast")  # the LED says "press me" (fast: needs attention)
     try:
         pressed = await inputs.wait_for_press(seconds)
     finally:

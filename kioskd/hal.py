@@ -162,7 +162,17 @@ class PrintJob:
     reasons: tuple[str, ...] = ()
 
 
-LedPattern = Literal["off", "on", "blink", "blink_fast", "pulse"]
+# What the LED tells an agent without a screen (README, "Le voyant"): off = station off; slow blink = starting,
+# wiping or shutting down; steady = ready; double blink = a citizen's session; fast blink = needs attention.
+LedPattern = Literal["off", "steady", "slow", "double", "fast"]
+# Each pattern as one cycle of (lit, seconds) steps, repeated; LED backends play it, the README describes it.
+LED_CYCLES: dict[LedPattern, tuple[tuple[bool, float], ...]] = {
+    "off": ((False, 0.0),),
+    "steady": ((True, 0.0),),
+    "slow": ((True, 1.0), (False, 1.0)),
+    "double": ((True, 0.15), (False, 0.15), (True, 0.15), (False, 1.05)),
+    "fast": ((True, 0.1), (False, 0.1)),
+}
 
 
 @dataclass(frozen=True)

@@ -57,13 +57,28 @@ TRANSITIONS: dict[Mode, frozenset[Mode]] = {
 
 LED: dict[Mode, LedPattern] = {
     "off": "off",
-    "starting": "blink",
-    "ready": "on",
-    "in_session": "pulse",
-    "wiping": "blink_fast",
+    "starting": "slow",
+    "ready": "steady",
+    "in_session": "double",
+    "wiping": "slow",
     "travelling": "off",
-    "shutting_down": "blink",
+    "shutting_down": "slow",
 }
+
+
+def needs_attention(notice: Notice) -> bool:
+    """A notice the LED must show by itself (fast blink): a failed wipe, a device fault, a power warning."""
+    if notice.level == "info":
+        return False
+    return notice.topic in ("wipe", "power") or notice.topic.startswith("device.")
+
+
+def led_pattern(state: StationState) -> LedPattern:
+    """The LED for a snapshot: the mode's pattern, or fast blink while something needs the agent (the station
+    running: an LED blinking on a station that is off or shutting down would say it still needs something)."""
+    if state.mode not in ("off", "shutting_down") and any(needs_attention(n) for n in state.notices):
+        return "fast"
+    return LED[state.mode]
 
 
 def check_transition(current: Mode, target: Mode) -> None:
@@ -104,6 +119,7 @@ class Station:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._press_waiters: list[asyncio.Future[bool]] = []
         self._scans_running = 0
+        self._led: LedPattern = "off"  # the pattern last sent to the button's LED
         self.connectivity = ConnectivityPolicy(profile.connectivity, clock, devices.modem, self, store)
         self._unsubscribe = bus.subscribe(self._on_event)
         self.connectivity.start()
@@ -122,6 +138,10 @@ class Station:
             return
         previous, self._state = self._state, new
         self.bus.publish(StationChanged(new, previous))
+        led = led_pattern(new)
+        if led != self._led:
+            self._led = led
+            self._spawn(self.devices.button.set_led(led))
 
     def _notice(self, topic: str, key: str, level: Level = "info", **params: Any) -> None:
         notice = Notice(topic, key, level, tuple(sorted(params.items())), self.clock.wall())
@@ -150,7 +170,6 @@ class Station:
         check_transition(self.mode, target)
         log.info("station %s → %s (%s)", self.mode, target, reason)
         self._set(dataclasses.replace(self._state, mode=target, since=self.clock.wall(), reason=reason))
-        self._spawn(self.devices.button.set_led(LED[target]))
 
     # ------------------------------------------------------------------------------------------- events
     def _on_event(self, event: Event) -> None:

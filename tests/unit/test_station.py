@@ -159,15 +159,65 @@ async def test_failed_wipe_blocks_new_sessions_until_retry_succeeds(rig: Rig) ->
     assert all(n.key != "wipe.failed" for n in rig.station.state.notices)
 
 
+def _leds(rig: Rig) -> list[str]:
+    return [value for _, what, value in rig.devices.simulation.van.history if what == "led"]  # type: ignore[union-attr]
+
+
 async def test_led_follows_the_station(rig: Rig) -> None:
     await _into(rig, "in_session")
     await rig.station.idle()
-    assert rig.devices.button.state.led == "pulse"
+    assert rig.devices.button.state.led == "double"
     await rig.station.end_of_day()
     await rig.station.idle()
     assert rig.devices.button.state.led == "off"
-    leds = [value for _, what, value in rig.devices.simulation.van.history if what == "led"]  # type: ignore[union-attr]
-    assert leds == ["blink", "on", "pulse", "blink_fast", "blink", "off"]
+    # starting, ready, in session, wiping and shutting down (one slow blink, sent once), off
+    assert _leds(rig) == ["slow", "steady", "double", "slow", "off"]
+
+
+async def test_led_blinks_fast_while_a_failed_wipe_blocks_the_station(rig: Rig) -> None:
+    await _into(rig, "wiping")
+    await rig.station.idle()
+    assert rig.devices.button.state.led == "fast"
+    await rig.sim("printer", "unstuck")
+    await rig.station.retry_wipe()
+    await rig.station.idle()
+    assert rig.devices.button.state.led == "steady"
+
+
+async def test_led_blinks_fast_during_a_device_fault_and_stops_when_it_clears(rig: Rig) -> None:
+    from kioskd.hal import DeviceFault
+
+    await _into(rig, "in_session")
+    rig.bus.publish(DeviceFault("camera", "camera.black"))
+    await rig.station.idle()
+    assert rig.devices.button.state.led == "fast"
+    rig.bus.publish(DeviceFault("camera", "camera.black", cleared=True))
+    await rig.station.idle()
+    assert rig.devices.button.state.led == "double"
+
+
+async def test_led_blinks_fast_on_a_low_battery_but_not_on_an_idle_warning(rig: Rig) -> None:
+    await _into(rig, "ready")
+    await rig.sim("shore", "off")
+    await rig.run(6)  # the shore debounce
+    await rig.sim("soc", "25")
+    assert rig.devices.button.state.led == "fast"
+    await rig.sim("shore", "on")
+    await rig.sim("soc", "80")
+    assert rig.devices.button.state.led == "steady"
+    await rig.station.next_citizen()
+    cfg = rig.station.profile.station
+    await rig.run(cfg.idle_timeout - cfg.idle_warning + 1)
+    assert any(n.topic == "idle" for n in rig.station.state.notices)
+    assert rig.devices.button.state.led == "double"
+
+
+async def test_led_stays_off_while_the_station_is_off_whatever_the_notices(rig: Rig) -> None:
+    await rig.sim("shore", "off")
+    await rig.run(6)
+    await rig.sim("soc", "25")
+    assert any(n.topic == "power" and n.level != "info" for n in rig.station.state.notices)
+    assert rig.devices.button.state.led == "off"
 
 
 async def test_ignition_during_a_session_wipes_it_and_travels(rig: Rig) -> None:
