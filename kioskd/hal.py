@@ -460,6 +460,10 @@ class Audio(Device, Protocol):
     @property
     def state(self) -> AudioState: ...
 
+    async def session_start(self) -> None:
+        """A citizen arrives: output unmuted at the profile's volume, microphone open (video calls)."""
+        ...
+
     async def reset(self) -> None:
         """Back to the van's defaults between citizens: streams closed, default volume, microphone muted."""
         ...

@@ -205,6 +205,30 @@ CATALOGUE: dict[str, Message] = {
     ),
     "device.unplugged": Message("{device} débranché : vérifiez le câble", "{device} unplugged: check the cable"),
     "device.back": Message("{device} de nouveau disponible", "{device} available again"),
+    # button, audio, camera (drivers/button, drivers/audio, drivers/camera, issue 9)
+    "audio.no-output": Message(
+        "Casque ou haut-parleur introuvable : branchez le casque USB",
+        "No headset or speaker found: plug in the USB headset",
+    ),
+    "audio.no-microphone": Message(
+        "Micro introuvable : branchez le casque USB (visio impossible sans micro)",
+        "No microphone found: plug in the USB headset (no video call without one)",
+    ),
+    "audio.unreachable": Message(
+        "Le son ne répond pas : redémarrez la station, sinon appelez le technicien",
+        "Audio is not responding: restart the station, else call the technician",
+    ),
+    "camera.absent": Message("Caméra introuvable : vérifiez son câble USB", "Camera not found: check its USB cable"),
+    "camera.black": Message(
+        "Image de la caméra noire : retirez le cache de l'objectif", "Camera picture is black: remove the lens cover"
+    ),
+    "camera.frozen": Message(
+        "Image de la caméra figée : débranchez-la et rebranchez-la", "Camera picture frozen: unplug it and plug it back"
+    ),
+    "camera.held": Message(
+        "Caméra encore utilisée par un programme après l'effacement : appelez le technicien",
+        "Camera still used by a program after the wipe: call the technician",
+    ),
     # printer (drivers/printer, issue 4) — add printer messages here
     "printer.media-low": Message(
         "Papier bientôt épuisé : préparez une ramette pour le bac 1", "Paper low: have paper ready for tray 1"

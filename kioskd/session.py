@@ -122,6 +122,10 @@ class Sessions:
         )
         session = Session(session_id, workspace, opened)
         self.open_sessions[session_id] = session
+        try:  # before the app: a video call must find the headset and an open microphone
+            await self.devices.audio.session_start()
+        except Exception as exc:  # the citizen is served anyway; the backend's fault notice says what is missing
+            log.warning("session %s: audio not ready: %s", session_id, type(exc).__name__)
         try:
             await self.app.start(session_id, workspace)
         except OSError as exc:

@@ -30,6 +30,11 @@ class SimAudio:
     async def close(self) -> None:
         self.van.stop("audio")
 
+    async def session_start(self) -> None:
+        self.van.audio = replace(self.van.audio, volume=self.opts.volume, muted=False, mic_muted=False)
+        self.van.record("audio", "session_start")
+        self.van.publish("audio")
+
     async def reset(self) -> None:
         self.van.audio = replace(self.van.audio, volume=self.opts.volume, muted=False, mic_muted=True, streams=0)
         self.van.record("audio", "reset")

@@ -47,7 +47,9 @@ async def button(tmp_path: Path, pins: MockFactory) -> AsyncIterator[tuple[GpioB
     await backend.close()
 
 
-async def test_a_short_press_is_reported_once_on_release(button: tuple[GpioButton, Recorder], pins: MockFactory) -> None:
+async def test_a_short_press_is_reported_once_on_release(
+    button: tuple[GpioButton, Recorder], pins: MockFactory
+) -> None:
     backend, events = button
     assert isinstance(backend, Button)
     assert backend.state.present and not backend.state.pressed

@@ -286,3 +286,13 @@ async def test_privacy_toggles_the_curtain_and_is_refused_while_the_screens_are_
     assert await rig.station.set_privacy(True) is True, "on stays on"
     assert await rig.station.set_privacy() is False
     assert rig.station.state.displays.curtain is False
+
+
+async def test_the_microphone_opens_with_a_session_and_closes_with_its_wipe(rig: Rig) -> None:
+    await _into(rig, "ready")
+    assert rig.devices.audio.state.mic_muted is True
+    await rig.station.next_citizen()
+    assert rig.devices.audio.state.mic_muted is False
+    await rig.station.next_citizen()  # the wipe mutes it, the next session opens it again
+    history = [value for _, what, value in rig.devices.simulation.van.history if what == "audio"]  # type: ignore[union-attr]
+    assert history == ["session_start", "reset", "session_start"]

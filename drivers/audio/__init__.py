@@ -1,0 +1,1 @@
+"""Audio backends: PulseAudio (pulsectl)."""

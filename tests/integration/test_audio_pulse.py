@@ -1,0 +1,175 @@
+"""The PulseAudio backend against a private pulseaudio: preferred devices made default as they appear, fallback when
+they go, the session's levels and the wipe's, a missing microphone as a fault, an unreachable server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drivers.audio.pulse import PulseAudio
+from kioskd.clock import RealClock
+from kioskd.hal import Audio, AudioChanged, DeviceError, DeviceFault, DriverContext
+from tests.integration import require
+from tests.integration.power_services import Recorder, wait_until
+from tests.integration.pulse_service import PulseServer, private_pulse
+
+pytestmark = pytest.mark.integration
+
+SPEAKER = "module-null-sink sink_name=van_speaker sink_properties=device.description=Haut-parleurs"
+MIC = "module-null-source source_name=van_mic description=Micro-plafond"
+HEADSET = "sink_name=usb_headset sink_properties=device.description=USB-Headset"
+HEADSET_MIC = "source_name=usb_headset_mic description=USB-Headset-Mic"
+PROFILE: dict[str, Any] = {
+    "sinks": ["*headset*", "van_speaker"],  # the headset when plugged, else the van's speaker
+    "sources": ["*headset*", "van_mic"],
+    "volume": 55,
+}
+
+
+@pytest.fixture
+def pulse() -> Iterator[PulseServer]:
+    # a short path: the native socket's must fit in 107 bytes
+    with tempfile.TemporaryDirectory(prefix="kioskd-pa-") as base, private_pulse(Path(base), [SPEAKER, MIC]) as server:
+        yield server
+
+
+def context(options: dict[str, Any], emit: Recorder, runtime_dir: Path) -> DriverContext:
+    return DriverContext("audio", "pulse", options, RealClock(), emit, runtime_dir, source="test-profile.toml")
+
+
+@pytest.fixture
+async def audio(pulse: PulseServer, tmp_path: Path) -> AsyncIterator[tuple[PulseAudio, Recorder]]:
+    events = Recorder()
+    backend = PulseAudio(context({**PROFILE, "server": pulse.server}, events, tmp_path))
+    await backend.start()
+    yield backend, events
+    await backend.close()
+
+
+def _play(pulse: PulseServer) -> subprocess.Popen[bytes]:
+    """A call's playback stream: pacat playing silence until killed."""
+    return subprocess.Popen(
+        [require.binary("pacat", "pulseaudio-utils"), "--playback", "--raw", "/dev/zero"],
+        env=pulse.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def defaults(pulse: PulseServer) -> tuple[str, str]:
+    info = dict(line.split(": ", 1) for line in pulse.pactl("info").splitlines() if ": " in line)
+    return info["Default Sink"], info["Default Source"]
+
+
+def volume_percent(pulse: PulseServer, kind: str, name: str) -> int:
+    line = pulse.pactl(f"get-{kind}-volume", name).splitlines()[0]
+    return int(line.split("/")[1].strip().rstrip("%"))
+
+
+def muted(pulse: PulseServer, kind: str, name: str) -> bool:
+    return pulse.pactl(f"get-{kind}-mute", name).endswith("yes")
+
+
+async def test_at_start_the_preferred_devices_are_default_and_the_microphone_is_muted(
+    audio: tuple[PulseAudio, Recorder], pulse: PulseServer
+) -> None:
+    backend, events = audio
+    assert isinstance(backend, Audio)
+    await wait_until(lambda: backend.state.present, "the first report")
+    assert defaults(pulse) == ("van_speaker", "van_mic")
+    assert muted(pulse, "source", "van_mic"), "between citizens the microphone is muted"
+    assert volume_percent(pulse, "sink", "van_speaker") == 55
+    state = backend.state
+    assert (state.sink, state.source, state.volume, state.mic_muted) == ("Haut-parleurs", "Micro-plafond", 55, True)
+    assert events.of(DeviceFault) == []
+
+
+async def test_a_headset_plugged_mid_session_becomes_default_takes_the_stream_and_its_removal_falls_back(
+    audio: tuple[PulseAudio, Recorder], pulse: PulseServer
+) -> None:
+    backend, events = audio
+    await backend.session_start()
+    assert not muted(pulse, "source", "van_mic"), "a citizen's video call needs the microphone"
+    pacat = _play(pulse)
+    try:
+        await wait_until(lambda: backend.state.streams == 1, "the call's playback stream")
+        sink_module = pulse.pactl("load-module", "module-null-sink", *HEADSET.split())
+        source_module = pulse.pactl("load-module", "module-null-source", *HEADSET_MIC.split())
+        await wait_until(lambda: backend.state.sink == "USB-Headset", "the headset made default")
+        await wait_until(lambda: backend.state.source == "USB-Headset-Mic", "the headset's microphone")
+        assert defaults(pulse) == ("usb_headset", "usb_headset_mic")
+        assert volume_percent(pulse, "sink", "usb_headset") == 55
+        assert not muted(pulse, "source", "usb_headset_mic"), "in session, the new microphone is open"
+        streams = pulse.pactl("list", "short", "sink-inputs").split()
+        headset_index = next(
+            line.split()[0] for line in pulse.pactl("list", "short", "sinks").splitlines() if "usb_headset" in line
+        )
+        assert streams[1] == headset_index, "the running call moved to the headset"
+
+        pulse.pactl("unload-module", sink_module)
+        pulse.pactl("unload-module", source_module)
+        await wait_until(lambda: backend.state.sink == "Haut-parleurs", "the fallback to the speaker")
+        await wait_until(lambda: backend.state.source == "Micro-plafond", "the fallback microphone")
+        assert defaults(pulse) == ("van_speaker", "van_mic")
+        assert events.of(DeviceFault) == []
+    finally:
+        os.killpg(pacat.pid, signal.SIGKILL)
+        pacat.wait()
+
+
+async def test_the_wipe_mutes_the_microphone_and_puts_the_volume_back(
+    audio: tuple[PulseAudio, Recorder], pulse: PulseServer
+) -> None:
+    backend, _ = audio
+    await backend.session_start()
+    pulse.pactl("set-sink-volume", "van_speaker", "90%")  # the citizen turned it up during the call
+    pulse.pactl("set-sink-mute", "van_speaker", "1")
+    await wait_until(lambda: backend.state.volume == 90, "the citizen's volume reported")
+    assert backend.state.mic_muted is False
+    await backend.reset()
+    assert muted(pulse, "source", "van_mic")
+    assert volume_percent(pulse, "sink", "van_speaker") == 55
+    assert backend.state.mic_muted is True and backend.state.volume == 55
+    await backend.session_start()
+    assert not muted(pulse, "sink", "van_speaker"), "the next citizen hears the call"
+
+
+async def test_a_missing_microphone_is_a_fault_the_agent_sees_and_its_arrival_clears_it(
+    pulse: PulseServer, tmp_path: Path
+) -> None:
+    events = Recorder()
+    backend = PulseAudio(context({**PROFILE, "sources": ["*headset*"], "server": pulse.server}, events, tmp_path))
+    await backend.start()
+    try:
+        assert events.of(DeviceFault) == [DeviceFault("audio", "audio.no-microphone")]
+        assert backend.state.present and backend.state.source is None
+        await backend.session_start()  # no crash: the citizen is served without a microphone
+        await backend.reset()
+        pulse.pactl("load-module", "module-null-source", *HEADSET_MIC.split())
+        await wait_until(lambda: backend.state.source == "USB-Headset-Mic", "the headset's microphone")
+        assert events.of(DeviceFault)[-1] == DeviceFault("audio", "audio.no-microphone", cleared=True)
+        assert muted(pulse, "source", "usb_headset_mic"), "a microphone arriving between citizens stays muted"
+    finally:
+        await backend.close()
+
+
+async def test_an_unreachable_server_is_a_fault_and_the_wipe_handler_says_so(tmp_path: Path) -> None:
+    events = Recorder()
+    backend = PulseAudio(context({**PROFILE, "server": f"unix:{tmp_path}/nothing", "retry": 0.2}, events, tmp_path))
+    await backend.start()
+    try:
+        assert events.of(DeviceFault) == [DeviceFault("audio", "audio.unreachable")]
+        assert not backend.state.present
+        assert not [e for e in events.of(AudioChanged) if e.state.present]
+        with pytest.raises(DeviceError, match="cannot be reached"):
+            await backend.reset()
+    finally:
+        await backend.close()
