@@ -209,6 +209,10 @@ def create_app(station: Station, token: str | None = None, stopping: asyncio.Eve
         station.touch()
         return Result(state=station.mode)
 
+    @app.get("/camera/health", summary="Open the camera, grab a few frames, judge them (black, frozen), release it")
+    async def camera_health() -> dict[str, Any]:
+        return dataclasses.asdict(await station.devices.camera.health())
+
     @app.get("/receipts", summary="The latest wipe receipts (no personal data)")
     async def receipts(limit: Annotated[int, Query(ge=1, le=500)] = 20) -> list[dict[str, Any]]:
         if station.store is None:

@@ -200,6 +200,23 @@ class CameraState:
     in_use: bool = False
 
 
+@dataclass(frozen=True)
+class CameraHealth:
+    """One health check of the camera (``kioskctl doctor``, ``GET /camera/health``): opened, a few frames grabbed,
+    released. ``fault`` is a catalogue key (camera.absent, camera.black, camera.frozen) or None when it is fine."""
+
+    ok: bool
+    present: bool
+    width: int = 0
+    height: int = 0
+    frames: int = 0  # frames grabbed
+    brightness: float = 0.0  # mean luminance 0–255 over the frames
+    black: bool = False
+    frozen: bool = False
+    fault: str | None = None
+    seconds: float = 0.0
+
+
 DeviceState = (
     PowerState | ModemState | DisplaysState | ScannerState | PrinterState | ButtonState | AudioState | CameraState
 )
@@ -476,8 +493,12 @@ class Camera(Device, Protocol):
     @property
     def state(self) -> CameraState: ...
 
+    async def health(self) -> CameraHealth:
+        """Open, grab a few frames, judge them (black, frozen), release."""
+        ...
+
     async def reset(self) -> None:
-        """Release the camera and drop every frame held."""
+        """Release the camera and drop every frame held; fails while another process still holds it."""
         ...
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from drivers.sim.van import SimVan
-from kioskd.hal import CameraState, DriverContext, DriverOptions
+from kioskd.hal import CameraHealth, CameraState, DriverContext, DriverOptions
 
 
 class SimCamera:
@@ -22,6 +22,11 @@ class SimCamera:
 
     async def close(self) -> None:
         self.van.stop("camera")
+
+    async def health(self) -> CameraHealth:
+        if not self.van.camera.present:
+            return CameraHealth(ok=False, present=False, fault="camera.absent")
+        return CameraHealth(ok=True, present=True, width=1280, height=720, frames=5, brightness=118.0)
 
     async def reset(self) -> None:
         self.van.camera = replace(self.van.camera, in_use=False)

@@ -1,0 +1,1 @@
+"""Camera backends: V4L2 through OpenCV."""
