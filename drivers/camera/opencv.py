@@ -39,6 +39,11 @@ class OpenCvCameraOptions(DriverOptions):
     frozen_change: float = Field(
         0.3, ge=0, le=50, description="mean luminance change between frames under which the picture is frozen"
     )
+    allowed_holders: list[str] = Field(
+        default_factory=list,
+        description="command names that may keep the camera open between citizens (e.g. 'pipewire' when its V4L2 "
+        "monitor is on); any other holder fails the wipe",
+    )
 
 
 class OpenCvCamera:
@@ -148,7 +153,8 @@ class OpenCvCamera:
     async def reset(self) -> None:
         """The wipe handler: kioskd holds nothing between checks; any other process holding the device now is left
         from the session (or spying on the next one): the wipe fails and says which programs."""
-        holders = await asyncio.to_thread(holders_of, self.node)
+        allowed = set(self.options.allowed_holders)
+        holders = [h for h in await asyncio.to_thread(holders_of, self.node) if h[1] not in allowed]
         self._publish(replace(self._state, in_use=bool(holders)))
         if holders:
             names = ", ".join(sorted({name for _, name in holders}))

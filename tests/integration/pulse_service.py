@@ -20,6 +20,7 @@ from tests.integration import require
 @dataclass(frozen=True)
 class PulseServer:
     server: str  # unix:<socket>
+    pid: int
     env: dict[str, str]  # for clients started by the test (pactl, pacat)
     log: Path
 
@@ -78,7 +79,7 @@ def private_pulse(base: Path, devices: list[str]) -> Iterator[PulseServer]:
         if b"Failed to load module" in log.read_bytes():  # pulseaudio goes on without it: the test would lie
             raise RuntimeError(f"a device module did not load: {log.read_text()[-2000:]}")
         client = {**env, "PULSE_SERVER": f"unix:{socket}"}
-        yield PulseServer(f"unix:{socket}", client, log)
+        yield PulseServer(f"unix:{socket}", process.pid, client, log)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)

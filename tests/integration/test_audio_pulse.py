@@ -173,3 +173,15 @@ async def test_an_unreachable_server_is_a_fault_and_the_wipe_handler_says_so(tmp
             await backend.reset()
     finally:
         await backend.close()
+
+
+async def test_the_server_going_away_is_a_fault_not_a_crash(
+    audio: tuple[PulseAudio, Recorder], pulse: PulseServer
+) -> None:
+    backend, events = audio
+    await wait_until(lambda: backend.state.present, "the first report")
+    os.kill(pulse.pid, signal.SIGKILL)
+    await wait_until(lambda: DeviceFault("audio", "audio.unreachable") in events.of(DeviceFault), "the fault")
+    await wait_until(lambda: not backend.state.present, "the absent state")
+    with pytest.raises(DeviceError):
+        await backend.reset()

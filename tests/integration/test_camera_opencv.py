@@ -142,3 +142,18 @@ async def test_the_wipe_fails_while_a_process_still_holds_the_camera_and_passes_
         holder.wait()
     await camera.reset()
     assert not camera.state.in_use
+
+
+async def test_a_holder_the_profile_allows_does_not_fail_the_wipe(tmp_path: Path) -> None:
+    device = write_video(tmp_path / "room.avi", scene)
+    options = {"device": str(device), "allowed_holders": ["sleep"]}  # as 'pipewire' would be in a van
+    camera = OpenCvCamera(context(options, Recorder(), tmp_path))
+    await camera.start()
+    holder = _hold(device)
+    try:
+        await camera.reset()
+        assert not camera.state.in_use
+    finally:
+        holder.kill()
+        holder.wait()
+        await camera.close()
