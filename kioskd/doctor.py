@@ -69,7 +69,7 @@ async def run(inputs: DoctorInputs, button_seconds: float = 0.0) -> list[Check]:
         ("printer", lambda: _printer(d)),
         ("button", lambda: _button(d, inputs, button_seconds)),
         ("audio", lambda: _audio(d)),
-        ("camera", lambda: _camera(d)),
+        ("camera", lambda: _camera(d, inputs.in_session)),
     ]
     checks = []
     for name, probe in probes:
@@ -177,11 +177,17 @@ async def _audio(d: Any) -> Check:
     return Check("audio", "ok", detail)
 
 
-async def _camera(d: Any) -> Check:
+async def _camera(d: Any, in_session: bool) -> Check:
     s = d.camera.state
     if not s.present:
         return Check("camera", "warn", "absent", "doctor.camera.absent")
-    return Check("camera", "ok", s.name or "present")
+    if in_session:  # the citizen's video call may have it open: no health check then
+        return Check("camera", "ok", s.name or "present")
+    h = await d.camera.health()  # opens it, grabs a few frames, releases it
+    detail = f"{s.name}: {h.width}x{h.height}, {h.frames} frames, brightness {h.brightness:g}"
+    if h.fault is not None:
+        return Check("camera", "fail", detail, h.fault)
+    return Check("camera", "ok", detail)
 
 
 # ------------------------------------------------------------------------------------------- the PC itself

@@ -45,6 +45,7 @@ def test_a_healthy_simulated_van_passes_every_line(daemon: Daemon) -> None:
     for name in ("power", "modem", "displays", "scanner", "printer", "audio", "camera", "clock", "disk", "runtime"):
         assert verdicts[name] == "ok", checks[name]
     assert "test scan" in checks["scanner"]["detail"]
+    assert "1280x720" in checks["camera"]["detail"], "the camera's health check ran"
     assert verdicts["button"] == "info" and "--button" in checks["button"]["action"]["fr"]
     human = daemon.ctl("doctor").stdout
     assert "scanner" in human and "OK" in human
