@@ -31,7 +31,7 @@ DEFAULT_CACHE = Path(os.environ.get("KIOSKD_IMAGE_CACHE", "/var/cache/kioskd-ima
 # venv sees them through --system-site-packages and pip counts them as installed, so they are not fetched here.
 DEBIAN_BINDINGS = {"pycups", "python-sane", "systemd-python"}
 # Debian packages a profile's backends need on top of mkosi.conf's, by driver name (``[devices.*] driver = …``).
-DRIVER_PACKAGES = {"nut": ["nut-client"], "upower": ["upower"]}
+DRIVER_PACKAGES = {"nut": ["nut-client"], "upower": ["upower"], "evdev": ["python3-evdev"]}
 # The session app: Chromium and the smallest X server that shows it on the van's two screens.
 CHROMIUM_PACKAGES = ["chromium", "xserver-xorg-core", "xserver-xorg-input-libinput", "xinit", "x11-xserver-utils"]
 # What the image is made of: a change to any of these files rebuilds it.

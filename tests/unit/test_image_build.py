@@ -37,6 +37,11 @@ def test_a_chromium_session_app_brings_chromium_and_an_x_server() -> None:
     assert "chromium" in packages and "xserver-xorg-core" in packages
 
 
+def test_a_usb_button_brings_debians_evdev_binding_and_no_wheel() -> None:
+    assert "python3-evdev" in build.profile_packages(_profile("example-van.toml"))
+    assert not any(requirement.startswith("evdev") for requirement in build.requirements())
+
+
 def test_backends_nested_in_a_combined_power_source_bring_their_packages() -> None:
     profile = {"devices": {"power": {"driver": "combined", "parts": {"ups": {"driver": "nut"}}}}}
     assert build.profile_packages(profile) == ["nut-client"]
