@@ -367,6 +367,7 @@ CATALOGUE: dict[str, Message] = {
     "panel.field.registration": Message("Réseau", "Network"),
     "panel.field.display": Message("Affichage", "Display"),
     "panel.field.status": Message("État", "State"),
+    "panel.field.name": Message("Appareil", "Device"),
     "panel.field.sink": Message("Haut-parleur", "Speaker"),
     "panel.field.volume": Message("Volume", "Volume"),
     "panel.field.mic": Message("Micro", "Microphone"),

@@ -25,7 +25,7 @@ PANEL_DIR = Path(__file__).resolve().parent / "panel"
 COOKIE = "kioskd_panel"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
 # What the browser may fetch without the token: the page, its script and style, and its words (no station data).
-PUBLIC_PATHS = frozenset({"/", "/panel/messages"})
+PUBLIC_PATHS = frozenset({"/", "/panel/messages", "/favicon.ico"})
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css"}
 # The panel's own words, and the catalogue entries it shows as they are (printer reasons, scanner faults).
 MESSAGE_PREFIXES = ("panel.", "label.", "word.", "printer.", "scanner.")
@@ -100,6 +100,10 @@ def add_routes(app: FastAPI, station: Station) -> None:
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return _static("index.html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(status_code=204)  # none: the browser asks anyway, and a 401 in its console would mislead
 
     @app.get("/panel/static/{name}", include_in_schema=False)
     async def static(name: Annotated[str, PathParam(pattern=r"^[a-z]+\.(js|css|html)$")]) -> FileResponse:
