@@ -376,6 +376,7 @@ CATALOGUE: dict[str, Message] = {
     "panel.power.battery": Message("Sur batterie", "On battery"),
     "panel.power.charging": Message("en charge", "charging"),
     "panel.power.chart": Message("Charge de la batterie, dernières {hours} h", "Battery charge, last {hours} h"),
+    "panel.power.chart_empty": Message("Historique en cours de collecte", "History being collected"),
     "panel.registration.home": Message("enregistré", "registered"),
     "panel.registration.roaming": Message("itinérance", "roaming"),
     "panel.registration.searching": Message("recherche…", "searching…"),
@@ -387,11 +388,9 @@ CATALOGUE: dict[str, Message] = {
     "panel.output.other": Message("Autre écran", "Other screen"),
     "panel.display.connected": Message("branché", "connected"),
     "panel.display.unplugged": Message("débranché", "unplugged"),
-    "panel.display.mirror": Message("Miroir : le citoyen voit votre écran", "Mirror: the citizen sees your screen"),
-    "panel.display.curtain": Message(
-        "Masqué : le citoyen voit un écran neutre", "Hidden: the citizen sees a neutral screen"
-    ),
-    "panel.display.off": Message("Écrans éteints", "Screens off"),
+    "panel.display.mirror": Message("Le citoyen voit votre écran", "The citizen sees your screen"),
+    "panel.display.curtain": Message("Le citoyen voit un écran neutre", "The citizen sees a neutral screen"),
+    "panel.display.off": Message("Rien n'est montré au citoyen", "Nothing is shown to the citizen"),
     "panel.privacy.hide": Message("Masquer l'écran citoyen", "Hide the citizen screen"),
     "panel.privacy.show": Message("Montrer l'écran citoyen", "Show the citizen screen"),
     "panel.scanner.idle": Message("Prêt", "Ready"),

@@ -212,6 +212,8 @@ function renderPower(p) {
       ...extras(p, known),
     ]),
     powerChart(p),
+    el("p", { class: "muted caption", "data-main-text": true },
+      P.history.filter((s) => s.soc !== null).length < 2 ? t("panel.power.chart_empty") : t("panel.power.chart", { hours: HISTORY_HOURS })),
   );
   box.section.dataset.shore = String(p.shore);
 }
@@ -221,7 +223,7 @@ function powerChart(p) {
   const chart = svg("svg", { class: "chart", viewBox: "0 0 300 90", preserveAspectRatio: "none", role: "img",
     "aria-label": title });
   chart.append(svg("title", {}, document.createTextNode(title)));
-  if (points.length < 1) return chart;
+  if (points.length < 2) return chart;
   const end = points[points.length - 1].at;
   const start = end - HISTORY_HOURS * 3600;
   const x = (at) => ((at - start) / (end - start)) * 300;

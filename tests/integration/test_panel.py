@@ -19,6 +19,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
+from kioskd.hal import PowerState
+from kioskd.store import Store
 from tests.integration.daemon_process import ROOT, Daemon, start_daemon
 from tests.integration.require import binary
 
@@ -204,11 +206,38 @@ def test_end_of_day_asks_first_and_cancel_keeps_the_session(daemon: Daemon, page
 
 
 # ----------------------------------------------------------------------------------------------- live
+def seed_power_history(state_dir: Path, hours: int = 10) -> int:
+    """A morning on tour in the store before kioskd starts: on shore, then on battery for the last three hours."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    store, now = Store(state_dir / "kioskd.sqlite"), time.time()
+    samples = hours * 12
+    for i in range(samples):
+        at = now - (samples - i) * 300
+        on_battery = at > now - 3 * 3600
+        soc = 95.0 - (at - (now - 3 * 3600)) / 3600 * 5 if on_battery else min(95.0, 60 + i * 0.8)
+        store._add_sample(at, PowerState(available=True, shore=not on_battery, soc=soc))
+    return samples
+
+
+@pytest.fixture
+def day_daemon(tmp_path: Path) -> Iterator[tuple[Daemon, int]]:
+    samples = seed_power_history(tmp_path / "state")
+    d = start_daemon(tmp_path)
+    try:
+        d.wait_for("READY=1")
+        yield d, samples
+    finally:
+        d.kill()
+
+
 def test_shore_off_changes_the_power_tile_within_a_second_without_reload(
-    daemon: Daemon, page: Page, tmp_path: Path
+    day_daemon: tuple[Daemon, int], page: Page, tmp_path: Path
 ) -> None:
+    daemon, samples = day_daemon
     daemon.open_session()
     open_panel(page, daemon)
+    points = page.locator("#tile-power polyline").get_attribute("points")
+    assert points is not None and len(points.split()) >= samples  # the chart of the last hours, plus now
     page.evaluate("window.loadedOnce = true")
     source = page.locator("#tile-power [data-field=source]")
     expect(source).to_contain_text("Secteur")
