@@ -20,8 +20,8 @@ const P = {
   seen: { session: null, scans: -1, prints: -1, mode: null, printer: "" },
 };
 const HISTORY_HOURS = 12;
-const KNOWN_PARTS = ["station", "power", "modem", "displays", "scanner", "printer", "audio", "camera", "button"];
-const HIDDEN_PARTS = ["vehicle", "session", "notices", "station", "button"];
+const KNOWN_PARTS = ["station", "power", "modem", "displays", "scanner", "printer", "audio", "camera"];
+const HIDDEN_PARTS = ["vehicle", "session", "notices"];
 
 // ---------------------------------------------------------------------------------------------------- words
 function t(key, params) {
@@ -429,7 +429,8 @@ function render() {
   renderAudio(state.audio, state.camera);
   renderReceipt();
   for (const [name, part] of Object.entries(state)) {
-    if (!KNOWN_PARTS.includes(name) && !HIDDEN_PARTS.includes(name) && part && typeof part === "object") {
+    if (!KNOWN_PARTS.includes(name) && !HIDDEN_PARTS.includes(name) && part && typeof part === "object"
+        && part.present !== false) {
       renderGeneric(name, part);
     }
   }

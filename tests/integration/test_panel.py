@@ -420,3 +420,20 @@ def test_the_lost_connection_banner_shows_when_kioskd_stops_and_goes_when_it_is_
         expect(page.locator("#state-title")).to_have_text("Prête")
     finally:
         again.kill()
+
+
+def test_fields_and_parts_the_panel_does_not_know_yet_still_show(daemon: Daemon, page: Page) -> None:
+    open_panel(page, daemon)
+    # what later work adds to the snapshot (a modem's rsrp, a GPS) goes through the panel's one render path
+    page.evaluate(
+        """async () => {
+          const state = await (await fetch('/status')).json();
+          state.modem.rsrp = -95;
+          state.gps = {present: true, fix: true, satellites: 7};
+          await onState(state);
+        }"""
+    )
+    expect(page.locator("#tile-modem [data-field=rsrp]")).to_have_text("-95")
+    expect(page.locator("#tile-gps [data-field=satellites]")).to_have_text("7")
+    expect(page.locator("#tile-gps [data-field=fix]")).to_have_text("oui")
+    expect(page.locator("#tile-button [data-field=led]")).to_have_text("off")  # the button's LED, as it is
