@@ -65,15 +65,16 @@ def protect(app: FastAPI, token: str) -> None:
         host = request.headers.get("host", "")
         if _hostname(host).lower() not in LOCAL_HOSTS:
             return _refuse(421, "this API answers for 127.0.0.1 and localhost only")
+        path = request.url.path
+        if request.method in SAFE_METHODS and (path in PUBLIC_PATHS or path.startswith("/panel/static/")):
+            # the page holds no data: a link to it from anywhere may open it (it then asks for the token)
+            return _with_security_headers(await call_next(request))
         origin = request.headers.get("origin")
         if origin is not None and origin != f"http://{host}":
             return _refuse(403, "cross-origin request refused")
         # another port of 127.0.0.1 is "same-site" and gets SameSite cookies: only the panel itself or a typed URL
         if request.headers.get("sec-fetch-site", "none") not in ("same-origin", "none"):
             return _refuse(403, "request from another site refused")
-        path = request.url.path
-        if request.method in SAFE_METHODS and (path in PUBLIC_PATHS or path.startswith("/panel/static/")):
-            return _with_security_headers(await call_next(request))
         bearer = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         cookie = request.cookies.get(COOKIE, "")
         if bearer:

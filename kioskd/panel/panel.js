@@ -495,7 +495,7 @@ function connect() {
   const source = new EventSource("/events");
   P.source = source;
   source.addEventListener("state", (event) => {
-    if (!P.online) setOnline(true);
+    if (document.body.dataset.connection !== "live") setOnline(true);
     onState(JSON.parse(event.data));
   });
   source.onerror = () => {

@@ -424,9 +424,12 @@ def test_the_lost_connection_banner_shows_when_kioskd_stops_and_goes_when_it_is_
 
 def test_fields_and_parts_the_panel_does_not_know_yet_still_show(daemon: Daemon, page: Page) -> None:
     open_panel(page, daemon)
-    # what later work adds to the snapshot (a modem's rsrp, a GPS) goes through the panel's one render path
+    expect(page.locator("body")).to_have_attribute("data-connection", "live")
+    # what later work adds to the snapshot (a modem's rsrp, a GPS) goes through the panel's one render path; the
+    # stream is closed first, or its next snapshot would replace the one made up here
     page.evaluate(
         """async () => {
+          P.source.close();
           const state = await (await fetch('/status')).json();
           state.modem.rsrp = -95;
           state.gps = {present: true, fix: true, satellites: 7};

@@ -52,6 +52,7 @@ async def test_other_host_names_are_refused_even_with_the_token(client: httpx.As
 
 async def test_the_page_needs_no_token_but_the_data_does(client: httpx.AsyncClient) -> None:
     assert (await client.get("/")).status_code == 200
+    assert (await client.get("/", headers={"Sec-Fetch-Site": "cross-site"})).status_code == 200  # a link to it
     assert (await client.get("/status")).status_code == 401
     assert (await client.get("/status", headers={"Authorization": "Bearer " + "u" * 32})).status_code == 401
 
