@@ -8,18 +8,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hmac
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kioskd import doctor, messages
+from kioskd import doctor, messages, panel
 from kioskd.errors import DeviceError, KioskError, TransitionRefused, WipeError
 from kioskd.hal import ScanMode, ScanSource
 from kioskd.state import StationChanged
@@ -91,7 +90,8 @@ def error_body(exc: KioskError, mode: str) -> dict[str, Any]:
 
 
 def create_app(station: Station, token: str | None = None, stopping: asyncio.Event | None = None) -> FastAPI:
-    """The API for ``station``; with ``token``, every request needs ``Authorization: Bearer <token>``."""
+    """The API for ``station``; with ``token``, every request needs it (``Authorization: Bearer`` or the panel's
+    cookie, see ``kioskd.panel``), except the panel's page itself."""
     app = FastAPI(
         title="kioskd",
         version="1",
@@ -100,13 +100,8 @@ def create_app(station: Station, token: str | None = None, stopping: asyncio.Eve
     stop = stopping or asyncio.Event()
 
     if token is not None:
-
-        @app.middleware("http")
-        async def require_token(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                return JSONResponse({"error": {"what": "missing or wrong panel token"}}, status_code=401)
-            return await call_next(request)
+        panel.protect(app, token)
+    panel.add_routes(app, station)
 
     @app.exception_handler(TransitionRefused)
     async def refused(_: Request, exc: TransitionRefused) -> JSONResponse:
@@ -183,6 +178,16 @@ def create_app(station: Station, token: str | None = None, stopping: asyncio.Eve
     @app.post("/scan", summary="Scan for the current citizen into one PDF fitted to an upload destination")
     async def scan(command: ScanCommand) -> dict[str, Any]:
         return await station.scan(command.source, command.mode, command.multi, command.destination)
+
+    @app.get("/scanning", summary="The profile's scan settings and upload destinations (the panel's picker)")
+    async def scanning() -> dict[str, Any]:
+        cfg = station.profile.scanning
+        return {
+            "resolution": cfg.resolution,
+            "mode": cfg.mode,
+            "default_destination": cfg.destination().name,
+            "destinations": [{"name": d.name, "max_bytes": d.max_bytes} for d in cfg.destinations],
+        }
 
     @app.get("/scans", summary="The current citizen's scans")
     async def scans() -> list[dict[str, Any]]:

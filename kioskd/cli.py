@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -185,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     stop.add_argument("name", nargs="?", help="the stop's name (none: the van left its stop)")
     atlas = sub.add_parser("atlas", help="stops ranked by Internet reachability and median signal")
     atlas.add_argument("--weeks", type=float, default=None, help="weeks of samples (default: the profile's)")
+    sub.add_parser("panel", help="the agent panel's address, with its token (open it in the browser)")
     receipts = sub.add_parser("receipts", help="the latest wipe receipts")
     receipts.add_argument("--limit", type=int, default=10)
     doctor = sub.add_parser("doctor", help="self-test of the van: one verdict per device and system fact")
@@ -220,6 +222,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "events":
         _follow(args)
+        return
+    if args.command == "panel":
+        print(_panel_url(Path(args.socket).parent, args.lang))
         return
     if args.command == "scan":
         payload = {"source": "adf" if args.adf or args.all else "flatbed", "multi": args.all}
@@ -353,6 +358,19 @@ def _profile(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(data, indent=2, ensure_ascii=False) if args.json else profile_check.to_toml(data), end="")
     return 0
+
+
+def _panel_url(runtime: Path, lang: Lang) -> str:
+    """The panel's link from the files kioskd keeps next to its socket. The token rides in the fragment (after
+    ``#``), which the browser never sends: it appears in no log; the page trades it for a cookie at once."""
+    try:
+        api = json.loads((runtime / "api.json").read_text())
+        token = (runtime / "panel-token").read_text().strip()
+    except (OSError, ValueError) as exc:
+        print(messages.text("cli.not_running", lang, socket=runtime / "kioskd.sock"), f"[{exc}]", file=sys.stderr)
+        raise SystemExit(2) from None
+    host = api.get("host", "127.0.0.1")
+    return f"http://{f'[{host}]' if ':' in host else host}:{api['port']}/#token={token}"
 
 
 def _follow(args: argparse.Namespace) -> None:

@@ -10,6 +10,7 @@ import grp
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
@@ -157,6 +158,24 @@ def _runtime_dir(path: Path, group: str | None, app_user: bool) -> Path:
     return path
 
 
+def _panel_token(path: Path, group: str | None) -> str:
+    """The panel's token: the previous run's while the runtime dir lives (a restarted daemon does not log the open
+    panel out; the dir is a tmpfs, so a reboot makes a new one). 0640, group ``group`` when it exists: the agents'
+    desktop user reads it (``kioskctl panel``)."""
+    token = ""
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        token = path.read_text().strip()
+    if not re.fullmatch(r"[A-Za-z0-9_-]{32,}", token):
+        token = secrets.token_urlsafe(24)
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others, not even briefly
+        with os.fdopen(fd, "w") as out:
+            out.write(token + "\n")
+    _give_group(path, group)
+    os.chmod(path, 0o640)
+    return token
+
+
 def _private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path, 0o700)
@@ -206,10 +225,8 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
         log.warning("%d session(s) left unwiped by the last run: wiping them first", len(left))
         await station.start()
 
-    token = secrets.token_urlsafe(24)
     token_file = runtime / "panel-token"
-    token_file.write_text(token + "\n")
-    os.chmod(token_file, 0o600)
+    token = _panel_token(token_file, profile.api.socket_group)
     unix = _unix_socket(opts.socket, profile.api.socket_group)
     port = opts.port if opts.port is not None else profile.api.port
     tcp = _tcp_socket(profile.api.host, port)
@@ -228,7 +245,9 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
         f"(panel token in {token_file}); profile {opts.profile}",
         flush=True,
     )
-    (runtime / "api.json").write_text(json.dumps({"socket": str(opts.socket), "port": bound_port}))
+    (runtime / "api.json").write_text(
+        json.dumps({"socket": str(opts.socket), "host": profile.api.host, "port": bound_port})
+    )
 
     if profile.station.autostart and station.mode == "off":
         with contextlib.suppress(KioskError):

@@ -107,7 +107,7 @@ def test_shore_unplug_shows_in_the_event_stream(daemon: Daemon) -> None:
 def test_panel_port_needs_the_token(daemon: Daemon) -> None:
     api = json.loads((daemon.runtime / "api.json").read_text())
     token = (daemon.runtime / "panel-token").read_text().strip()
-    assert stat.S_IMODE(os.stat(daemon.runtime / "panel-token").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(daemon.runtime / "panel-token").st_mode) == 0o640  # the agents' group reads it
     url = f"http://127.0.0.1:{api['port']}/status"
     assert httpx.get(url).status_code == 401
     assert httpx.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
