@@ -202,7 +202,9 @@ class Station:
     def _on_power_decision(self, decision: PowerDecision) -> None:
         if decision.action == "notice":
             soc = None if decision.soc is None else round(decision.soc)
-            self._notice("power", decision.key, decision.level, **({"soc": soc} if soc is not None else {}))
+            # the shore plug's news has its own line: it must not hide a low-battery warning (nor the reverse)
+            topic = "power.shore" if decision.key.startswith("power.shore.") else "power"
+            self._notice(topic, decision.key, decision.level, **({"soc": soc} if soc is not None else {}))
         elif decision.action == "clear":
             self._clear("power")
         elif decision.action == "shutdown":

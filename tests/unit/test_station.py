@@ -296,3 +296,13 @@ async def test_the_microphone_opens_with_a_session_and_closes_with_its_wipe(rig:
     await rig.station.next_citizen()  # the wipe mutes it, the next session opens it again
     history = [value for _, what, value in rig.devices.simulation.van.history if what == "audio"]  # type: ignore[union-attr]
     assert history == ["session_start", "reset", "session_start"]
+
+
+async def test_a_shore_notice_does_not_hide_a_low_battery_warning(rig: Rig) -> None:
+    await _into(rig, "ready")
+    await rig.sim("soc", "25")  # low, but on shore: no warning yet
+    await rig.sim("shore", "off")
+    await rig.run(6)  # the debounce: "shore disconnected", then the level is looked at
+    keys = {n.key for n in rig.station.state.notices}
+    assert {"power.shore.disconnected", "power.warn"} <= keys, keys
+    assert rig.devices.button.state.led == "fast", "the battery needs the agent; being on battery alone does not"
