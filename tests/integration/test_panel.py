@@ -248,10 +248,12 @@ def test_shore_off_changes_the_power_tile_within_a_second_without_reload(
     print(f"shore off: kioskctl {returned - started:.2f} s, DOM {time.monotonic() - returned:.3f} s after it")
     expect(source).to_contain_text("Sur batterie")
     assert page.evaluate("window.loadedOnce") is True  # the same page, not a reload
-    # the shore notice comes after its debounce and takes the power topic's one place: let it come first
-    expect(page.locator(".notice[data-topic=power]")).to_contain_text("Secteur débranché", timeout=15_000)
+    # the shore notice comes after its debounce, on its own line: the battery warning then shows beside it
+    shore_notice = page.locator('.notice[data-topic="power.shore"]')
+    expect(shore_notice).to_contain_text("Secteur débranché", timeout=15_000)
     daemon.ctl("sim", "soc", "25")
     expect(page.locator(".notice[data-topic=power]")).to_contain_text("Batterie faible (25 %)")
+    expect(shore_notice).to_contain_text("Secteur débranché")
     expect(page.locator("#tile-power [data-field=headline]")).to_have_text("25 %")
     shot(page, "power-warning", tmp_path)
 
