@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
@@ -112,7 +113,8 @@ class Station:
         self._state = StationState(vehicle=profile.vehicle.id, since=clock.wall())
         self.session: Session | None = None
         self.last_wipe: WipeOutcome | None = None
-        self.wipes: list[WipeOutcome] = []
+        # the last wipes, for scenarios and tests (bounded: the store keeps every receipt, a van runs for years)
+        self.wipes: deque[WipeOutcome] = deque(maxlen=500)
         self.power = PowerPolicy(profile.power_policy, profile.station.session_length, clock, self._on_power_decision)
         self._lock = asyncio.Lock()
         self._idle_timer: TimerHandle | None = None

@@ -5,6 +5,8 @@ its PC no longer draws from the battery. It stops no process and imports only ``
 
 from __future__ import annotations
 
+from collections import deque
+
 from drivers.sim.van import SimVan
 from kioskd.hal import DriverContext, DriverOptions
 
@@ -36,7 +38,7 @@ class SimHost:
     def __init__(self, ctx: DriverContext) -> None:
         ctx.parse_options(SimHostOptions)
         self.ctx = ctx
-        self.history: list[tuple[float, str, str]] = []
+        self.history: deque[tuple[float, str, str]] = deque(maxlen=1000)
         self.powered_off = False
         self.locks: list[SimInhibitLock] = []
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -97,7 +98,7 @@ class SimVan:
     battery: Battery = field(default_factory=Battery)
     tick: float = 30.0
     started: set[DeviceKind] = field(default_factory=set)
-    history: list[tuple[float, str, Any]] = field(default_factory=list)
+    history: deque[tuple[float, str, Any]] = field(default_factory=lambda: deque(maxlen=10_000))  # the latest
     power_ok: bool = True  # the battery monitor answers
     modem: ModemState = field(
         default_factory=lambda: ModemState(

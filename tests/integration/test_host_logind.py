@@ -111,7 +111,7 @@ async def test_sim_host_records_power_off_and_locks_on_the_van_timeline(tmp_path
     lock.release()
     await host.power_off()
     assert host.powered_off and host.held == []
-    assert host.history == [(100.0, "acquire", "wipe"), (105.0, "release", "wipe"), (105.0, "power_off", "")]
+    assert list(host.history) == [(100.0, "acquire", "wipe"), (105.0, "release", "wipe"), (105.0, "power_off", "")]
     assert [(t, what) for t, what, _ in power.van.history if what.startswith("host.")] == [
         (100.0, "host.acquire"),
         (105.0, "host.release"),

@@ -273,7 +273,7 @@ async def test_a_double_press_does_not_wipe_the_session_the_first_press_opened(r
     assert refused.value.key == "refused.busy"
     await first
     assert rig.station.mode == "in_session" and rig.station.state.sessions_today == 1
-    assert rig.station.wipes == []
+    assert not rig.station.wipes
 
 
 async def test_privacy_toggles_the_curtain_and_is_refused_while_the_screens_are_off(rig: Rig) -> None:
