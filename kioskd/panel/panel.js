@@ -187,7 +187,8 @@ function rows(pairs) {
 function extras(part, known) {
   return Object.entries(part || {})
     .filter(([key, value]) => !known.includes(key) && value !== null && value !== "" && typeof value !== "object")
-    .map(([key, value]) => [key, typeof value === "boolean" ? yesNo(value) : String(value)]);
+    .map(([key, value]) => [key, typeof value === "boolean" ? yesNo(value)
+      : typeof value === "number" && /(_at|_since)$/.test(key) ? clock(value) : String(value)]);
 }
 function scalarArrays(part, known) {
   return Object.entries(part || {})
