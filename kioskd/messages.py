@@ -447,6 +447,43 @@ CATALOGUE: dict[str, Message] = {
     "panel.receipt.none": Message("Pas encore d'effacement", "No wipe yet"),
     "panel.size.kb": Message("{n} Ko", "{n} kB"),
     "panel.size.mb": Message("{n} Mo", "{n} MB"),
+    # activity figures (kioskd/stats.py, issue 13)
+    "stats.title": Message(
+        "Activité {month} : {visits} visite(s), durée moyenne {minutes} min, {scans} scan(s), {prints} impression(s)",
+        "Activity {month}: {visits} visit(s), mean duration {minutes} min, {scans} scan(s), {prints} print(s)",
+    ),
+    "stats.empty": Message("Aucune visite enregistrée en {month}", "No visit recorded in {month}"),
+    "stats.per_stop": Message("Par arrêt :", "Per stop:"),
+    "stats.per_week": Message("Par semaine :", "Per week:"),
+    "stats.mean": Message("(moy. {minutes} min)", "(mean {minutes} min)"),
+    "stats.week": Message("S{week} (lun. {monday})", "W{week} (Mon {monday})"),
+    "stats.hour": Message("{hour} h ({visits})", "{hour}:00 ({visits})"),
+    "stats.busiest": Message("Heures les plus chargées : {hours}", "Busiest hours: {hours}"),
+    "stats.no_stop": Message("(arrêt non renseigné)", "(stop not named)"),
+    "stats.chart.per_stop": Message("Visites par arrêt — {month}", "Visits per stop — {month}"),
+    "stats.chart.per_week": Message("Visites par semaine — {month}", "Visits per week — {month}"),
+    "stats.chart.visits": Message("visites", "visits"),
+    "stats.column.day": Message("date", "date"),
+    "stats.column.hour": Message("heure", "hour"),
+    "stats.column.stop": Message("arrêt", "stop"),
+    "stats.column.minutes": Message("durée (min)", "duration (min)"),
+    "stats.column.scans": Message("scans", "scans"),
+    "stats.column.prints": Message("impressions", "prints"),
+    "stats.column.reason": Message("fin", "end"),
+    # fleet link (kioskd/fleet.py, issue 13)
+    "fleet.auth_failed": Message(
+        "Liaison avec le bureau refusée (identifiant ou mot de passe) : appelez le technicien",
+        "Link to the office refused (user name or password): call the technician",
+    ),
+    "fleet.tls_failed": Message(
+        "Liaison avec le bureau impossible (certificat) : appelez le technicien",
+        "Cannot link to the office (certificate): call the technician",
+    ),
+    "fleet.config": Message(
+        "Liaison avec le bureau mal configurée ({detail}) : appelez le technicien",
+        "Link to the office misconfigured ({detail}): call the technician",
+    ),
+    "fleet.unknown_command": Message("Commande inconnue : {command}", "Unknown command: {command}"),
     # kioskctl status labels
     "label.station": Message("Station", "Station"),
     "label.power": Message("Énergie", "Power"),

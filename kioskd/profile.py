@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import zoneinfo
 from pathlib import Path
 from typing import Any, Literal
 
@@ -160,6 +161,56 @@ class ScanningConfig(_Section):
         raise KeyError(wanted)
 
 
+class ActivityConfig(_Section):
+    """``[activity]``: the office's figures (visits per stop, week, hour) and how long they are kept."""
+
+    retention_months: int = Field(13, ge=1, le=120, description="months of activity figures and receipts kept")
+    timezone: str = Field("Europe/Paris", description="the local time of the dates and hours in the figures")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Europe/Paris, America/Cayenne)") from None
+        return value
+
+
+class FleetConfig(_Section):
+    """``[fleet]``: the link to the office's MQTT broker (absent: no fleet link). Defined here so that reading a
+    profile never imports paho-mqtt."""
+
+    region: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$", description="topic level per region")
+    host: str = Field(min_length=1)
+    port: int = Field(8883, ge=1, le=65535)
+    tls: bool = True
+    ca_file: Path | None = Field(None, description="the broker's CA (PEM); None: the system's CAs")
+    cert_file: Path | None = Field(None, description="this van's client certificate (PEM), if the broker asks one")
+    key_file: Path | None = None
+    username: str | None = None
+    password_file: Path | None = Field(None, description="a file holding the password (never in the profile)")
+    topic_prefix: str = Field("kioskd", pattern=r"^[a-z0-9_-]+$")
+    health_period: float = Field(60, ge=1, description="seconds: at most one health message per period")
+    keepalive: int = Field(60, ge=5, le=3600, description="seconds of MQTT keepalive (the Last Will's delay)")
+    retry_min: float = Field(5, gt=0, description="seconds before the first reconnection attempt")
+    retry_max: float = Field(300, gt=0, description="seconds between attempts at most (doubling up to it)")
+    window: int = Field(20, ge=1, le=1000, description="queued messages in flight before the broker's PUBACK")
+    commands: bool = True  # take status-report requests from the fleet topic
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FleetConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if (self.cert_file is not None or self.ca_file is not None) and not self.tls:
+            raise ValueError("ca_file and cert_file need tls = true")
+        if self.password_file is not None and self.username is None:
+            raise ValueError("password_file needs a username")
+        if self.retry_min > self.retry_max:
+            raise ValueError("retry_min must not exceed retry_max")
+        return self
+
+
 class DeviceSection(BaseModel):
     """``[devices.<kind>]``: a backend name and its own options (checked by the backend)."""
 
@@ -177,6 +228,8 @@ class Profile(_Section):
     connectivity: ConnectivityConfig = ConnectivityConfig()
     api: ApiConfig = ApiConfig()
     scanning: ScanningConfig = ScanningConfig()
+    activity: ActivityConfig = ActivityConfig()
+    fleet: FleetConfig | None = None  # no [fleet] section: no fleet link
     devices: dict[DeviceKind, DeviceSection]
     host: DeviceSection = DeviceSection(driver="logind")  # power off and inhibitor locks; "sim" in the simulator
     source: str = "<memory>"

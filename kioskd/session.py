@@ -26,9 +26,10 @@ from typing import Literal
 from kioskd import workspace as ws_ops
 from kioskd.backends import Devices
 from kioskd.hal import JOB_FINISHED, Clock
-from kioskd.profile import StationConfig
+from kioskd.profile import ActivityConfig, StationConfig
 from kioskd.session_app import AppUser, SessionApp, session_processes
-from kioskd.store import Receipt, Store
+from kioskd.stats import local_slot
+from kioskd.store import Activity, Receipt, Store
 from kioskd.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,10 @@ class Sessions:
         config: StationConfig | None = None,
         store: Store | None = None,
         retries: int = 1,
+        activity: ActivityConfig | None = None,
     ) -> None:
         self.root = root
+        self.activity = activity or ActivityConfig()
         self.journal_dir = state_dir / "wipe-journal"
         self.devices = devices
         self.clock = clock
@@ -109,11 +112,13 @@ class Sessions:
             os.chmod(self.root, 0o711)  # the app's user traverses to its own workspace; nobody lists the sessions
 
     # ------------------------------------------------------------------------------------------- open
-    async def open(self) -> Session:
+    async def open(self, stop: str | None = None) -> Session:
+        """A new session at ``stop`` (where the van stands, for the office's figures; None when unnamed)."""
         session_id = secrets.token_hex(4)
         opened = self.clock.wall()
         # journal first: a power cut between here and the first file written still leaves a wipe to do
-        self._journal_write(session_id, {"session": session_id, "phase": "open", "opened_at": opened})
+        entry = {"session": session_id, "phase": "open", "opened_at": opened, "stop": stop}
+        self._journal_write(session_id, entry)
         workspace = await ws_ops.create(
             self.root / session_id,
             self.config.workspace,
@@ -232,6 +237,10 @@ class Sessions:
             log.error("session %s wipe incomplete: %s", session_id, ", ".join(outcome.failed_handlers()))
         if self.store is not None:
             opened = journal.get("opened_at")
+            visit = self._visit(journal, outcome, counts, session)
+            if visit is not None and not outcome.verified:
+                # a failed wipe is retried: the visit it ended is counted once, by this first attempt
+                self._journal_write(session_id, {**journal, "phase": "wiping", "reason": reason, "counted": True})
             await self.store.add_receipt(
                 Receipt(
                     session=session_id,
@@ -244,9 +253,31 @@ class Sessions:
                     scans=counts["scans"],
                     downloads=counts["downloads"],
                     prints=len(session.job_ids) if session else 0,
-                )
+                ),
+                visit,
             )
         return outcome
+
+    def _visit(
+        self, journal: dict[str, object], outcome: WipeOutcome, counts: dict[str, int], session: Session | None
+    ) -> Activity | None:
+        """The visit this wipe ends, for the office's figures; None when already counted or its start is unknown
+        (a stray workspace without journal)."""
+        opened = journal.get("opened_at")
+        if journal.get("counted") or not isinstance(opened, int | float):
+            return None
+        stop = journal.get("stop")
+        day, hour = local_slot(float(opened), self.activity.timezone)
+        return Activity(
+            stop=stop if isinstance(stop, str) else None,
+            day=day,
+            hour=hour,
+            opened_at=float(opened),
+            seconds=round(max(0.0, outcome.started - float(opened)), 1),
+            scans=counts["scans"],
+            prints=len(session.job_ids) if session else 0,
+            reason=outcome.reason,
+        )
 
     async def _run(self, name: str, handler: Handler) -> HandlerVerdict:
         start = self.clock.monotonic()

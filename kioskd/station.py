@@ -112,6 +112,8 @@ class Station:
         self._last_sample = float("-inf")
         self._state = StationState(vehicle=profile.vehicle.id, since=clock.wall())
         self.session: Session | None = None
+        # where the van stands, for the office's figures: None until the connectivity policy names the stops
+        self.stop: str | None = None
         self.last_wipe: WipeOutcome | None = None
         # the last wipes, for scenarios and tests (bounded: the store keeps every receipt, a van runs for years)
         self.wipes: deque[WipeOutcome] = deque(maxlen=500)
@@ -144,6 +146,13 @@ class Station:
         if led != self._led:
             self._led = led
             self._spawn(self.devices.button.set_led(led))
+
+    def notice(self, topic: str, key: str, level: Level = "info", **params: Any) -> None:
+        """Show the agent a notice from outside the station (the fleet link); ``clear_notice`` removes it."""
+        self._notice(topic, key, level, **params)
+
+    def clear_notice(self, topic: str) -> None:
+        self._clear(topic)
 
     def _notice(self, topic: str, key: str, level: Level = "info", **params: Any) -> None:
         notice = Notice(topic, key, level, tuple(sorted(params.items())), self.clock.wall())
@@ -372,7 +381,7 @@ class Station:
             key, params = refusal
             raise TransitionRefused("not enough battery for a session", where="power", key=key, params=params)
         check_transition(self.mode, "in_session")
-        self.session = await self.sessions.open()
+        self.session = await self.sessions.open(stop=self.stop)
         self.devices.printer.set_session(self.session.id)
         info = SessionInfo(self.session.id, self.session.opened_at, str(self.session.workspace.root))
         self._set(dataclasses.replace(self._state, session=info, sessions_today=self._state.sessions_today + 1))

@@ -1,6 +1,7 @@
-"""The station's store (SQLite in the state directory): wipe receipts and samples for the panel.
+"""The station's store (SQLite in the state directory): wipe receipts, samples for the panel, the office's
+activity figures and the fleet link's outbox.
 
-It holds no personal data by construction: session ids, times, reasons, verdicts, durations and counts only.
+It holds no personal data by construction: session ids, stops, times, reasons, verdicts, durations and counts only.
 Blocking sqlite3 calls are short; they run in a worker thread so the event loop never waits on the disk."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import asyncio
 import json
 import sqlite3
 import statistics
-from dataclasses import dataclass
+from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,25 @@ CREATE TABLE IF NOT EXISTS signal_samples (
     internet    INTEGER         -- the reachability probe: 1, 0, or NULL when none ran
 );
 CREATE INDEX IF NOT EXISTS signal_samples_stop ON signal_samples (stop, at);
+CREATE TABLE IF NOT EXISTS activity (
+    stop      TEXT,               -- where the van stood; NULL until stops are named
+    day       TEXT NOT NULL,      -- local date YYYY-MM-DD of the visit's start
+    hour      INTEGER NOT NULL,   -- local start hour, 0-23
+    opened_at REAL NOT NULL,
+    seconds   REAL NOT NULL,      -- from the session's opening to the start of its wipe
+    scans     INTEGER NOT NULL,
+    prints    INTEGER NOT NULL,
+    reason    TEXT NOT NULL       -- how it ended: next, idle, power, end_of_day, travel, recovery
+);
+CREATE INDEX IF NOT EXISTS activity_day ON activity (day);
+-- AUTOINCREMENT: an id is never given twice, even after the rows before it are gone, so the office side can drop
+-- the duplicates QoS 1 allows by id alone
+CREATE TABLE IF NOT EXISTS outbox (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind      TEXT NOT NULL,      -- activity | receipt: the topic's last level
+    body      TEXT NOT NULL,      -- JSON, without personal data like everything here
+    queued_at REAL NOT NULL
+);
 """
 KEEP_SAMPLES = 7 * 24 * 3600  # seconds: a week of power history is enough for the panel and the technician
 KEEP_SIGNAL = 52 * 7 * 24 * 3600  # seconds: a year of signal samples, so the atlas can compare seasons
@@ -69,6 +89,30 @@ class SignalSample:
 
 
 @dataclass(frozen=True)
+class Activity:
+    """One visit as the office counts it: where, when, how long, how much was scanned and printed, how it ended."""
+
+    stop: str | None
+    day: str
+    hour: int
+    opened_at: float
+    seconds: float
+    scans: int
+    prints: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A message of the fleet link's outbox."""
+
+    id: int
+    kind: str
+    body: dict[str, Any]
+    queued_at: float
+
+
+@dataclass(frozen=True)
 class Receipt:
     session: str
     opened_at: float | None
@@ -85,6 +129,7 @@ class Receipt:
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.queue_for_fleet = False  # set when the profile has a [fleet] link: receipts and visits go to the outbox
         with self._connect() as db:
             db.executescript(SCHEMA)
 
@@ -96,8 +141,15 @@ class Store:
         db.execute("PRAGMA synchronous = FULL")
         return db
 
-    def _add(self, r: Receipt) -> None:
+    def _add(self, r: Receipt, activity: Activity | None = None) -> None:
+        # one transaction: the receipt, the visit and their outbox messages are all written, or none is
         with self._connect() as db:
+            if activity is not None:
+                db.execute("INSERT INTO activity VALUES (?, ?, ?, ?, ?, ?, ?, ?)", astuple(activity))
+            if self.queue_for_fleet:
+                if activity is not None:
+                    self._enqueue(db, "activity", asdict(activity), r.closed_at)
+                self._enqueue(db, "receipt", asdict(r), r.closed_at)
             db.execute(
                 "INSERT INTO receipts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -114,8 +166,68 @@ class Store:
                 ),
             )
 
-    async def add_receipt(self, receipt: Receipt) -> None:
-        await asyncio.to_thread(self._add, receipt)
+    async def add_receipt(self, receipt: Receipt, activity: Activity | None = None) -> None:
+        """A wipe's receipt, with the visit it ended when it is the first wipe of that session."""
+        await asyncio.to_thread(self._add, receipt, activity)
+
+    # ------------------------------------------------------------------------------------------- activity
+    def _activity(self, month: str) -> list[Activity]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM activity WHERE day LIKE ? ORDER BY opened_at", (f"{month}-%",)).fetchall()
+        return [Activity(*row) for row in rows]
+
+    async def activity(self, month: str) -> list[Activity]:
+        """The visits of ``month`` (YYYY-MM), oldest first."""
+        return await asyncio.to_thread(self._activity, month)
+
+    def _purge(self, before_day: str, before: float) -> dict[str, int]:
+        with self._connect() as db:
+            return {
+                "activity": db.execute("DELETE FROM activity WHERE day < ?", (before_day,)).rowcount,
+                "receipts": db.execute("DELETE FROM receipts WHERE closed_at < ?", (before,)).rowcount,
+                "outbox": db.execute("DELETE FROM outbox WHERE queued_at < ?", (before,)).rowcount,
+            }
+
+    async def purge(self, before_day: str, before: float) -> dict[str, int]:
+        """Retention: visits of days before ``before_day``, receipts and unsent messages older than ``before``."""
+        return await asyncio.to_thread(self._purge, before_day, before)
+
+    # ------------------------------------------------------------------------------------------- outbox
+    @staticmethod
+    def _enqueue(db: sqlite3.Connection, kind: str, body: dict[str, Any], at: float) -> None:
+        db.execute("INSERT INTO outbox (kind, body, queued_at) VALUES (?, ?, ?)", (kind, json.dumps(body), at))
+
+    def _queue(self, kind: str, body: dict[str, Any], at: float) -> None:
+        with self._connect() as db:
+            self._enqueue(db, kind, body, at)
+
+    async def enqueue(self, kind: str, body: dict[str, Any], at: float) -> None:
+        """A message for the fleet link, kept until the broker acknowledges it."""
+        await asyncio.to_thread(self._queue, kind, body, at)
+
+    def _pending(self, after: int, limit: int) -> list[Queued]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (after, limit)).fetchall()
+        return [Queued(row[0], row[1], json.loads(row[2]), row[3]) for row in rows]
+
+    async def outbox(self, after: int = 0, limit: int = 100) -> list[Queued]:
+        """Queued messages with an id above ``after``, in order."""
+        return await asyncio.to_thread(self._pending, after, limit)
+
+    def _acked(self, ids: list[int]) -> None:
+        with self._connect() as db:
+            db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    async def acknowledged(self, ids: list[int]) -> None:
+        """The broker has these (PUBACK): they leave the outbox."""
+        await asyncio.to_thread(self._acked, ids)
+
+    def _outbox_size(self) -> int:
+        with self._connect() as db:
+            return int(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    async def outbox_size(self) -> int:
+        return await asyncio.to_thread(self._outbox_size)
 
     def _add_sample(self, at: float, state: PowerState) -> None:
         with self._connect() as db:
