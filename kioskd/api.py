@@ -10,19 +10,22 @@ import contextlib
 import dataclasses
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kioskd import doctor, messages, panel
+from kioskd import doctor, messages, panel, stats
 from kioskd.errors import DeviceError, KioskError, TransitionRefused, WipeError
 from kioskd.hal import ScanMode, ScanSource
 from kioskd.state import StationChanged
 from kioskd.station import Station, refusal_params
+
+if TYPE_CHECKING:
+    from kioskd.fleet import FleetLink
 
 KEEPALIVE_SECONDS = 15.0
 SIM_SETTLE_SECONDS = 5.0
@@ -89,7 +92,9 @@ def error_body(exc: KioskError, mode: str) -> dict[str, Any]:
     }
 
 
-def create_app(station: Station, token: str | None = None, stopping: asyncio.Event | None = None) -> FastAPI:
+def create_app(
+    station: Station, token: str | None = None, stopping: asyncio.Event | None = None, fleet: FleetLink | None = None
+) -> FastAPI:
     """The API for ``station``; with ``token``, every request needs it (``Authorization: Bearer`` or the panel's
     cookie, see ``kioskd.panel``), except the panel's page itself."""
     app = FastAPI(
@@ -241,6 +246,39 @@ def create_app(station: Station, token: str | None = None, stopping: asyncio.Eve
             return []
         span = (weeks or station.profile.connectivity.atlas_weeks) * 7 * 24 * 3600
         return await station.store.atlas(station.clock.wall() - span)
+
+    async def _month_visits(month: str | None) -> tuple[str, list[Any]]:
+        if station.store is None:
+            raise DeviceError("this station keeps no store", where="stats", key="api.bad_request")
+        month = month or stats.month_of(station.clock.wall(), station.profile.activity.timezone)
+        return month, await station.store.activity(month)
+
+    @app.get("/stats", summary="The office's activity figures of a month (visits per stop, week, hour)")
+    async def activity_stats(month: Annotated[str | None, Query(pattern=stats.MONTH.pattern)] = None) -> dict[str, Any]:
+        month, visits = await _month_visits(month)
+        return stats.summarize(month, visits)
+
+    @app.get("/stats.csv", summary="One line per visit of a month, for the office's spreadsheet")
+    async def activity_csv(
+        month: Annotated[str | None, Query(pattern=stats.MONTH.pattern)] = None, lang: Literal["fr", "en"] = "fr"
+    ) -> Response:
+        month, visits = await _month_visits(month)
+        headers = {"Content-Disposition": f'attachment; filename="kioskd-{station.state.vehicle}-{month}.csv"'}
+        return Response(stats.to_csv(visits, lang), media_type="text/csv; charset=utf-8", headers=headers)
+
+    @app.get("/stats/chart.png", summary="Visits per stop and per week of a month, as a chart")
+    async def activity_chart(
+        month: Annotated[str | None, Query(pattern=stats.MONTH.pattern)] = None, lang: Literal["fr", "en"] = "fr"
+    ) -> Response:
+        month, visits = await _month_visits(month)
+        png = await asyncio.to_thread(stats.chart_png, stats.summarize(month, visits), lang)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @app.get("/fleet", summary="The link to the office's broker (state, messages sent, waiting in the outbox)")
+    async def fleet_link() -> dict[str, Any]:
+        if fleet is None or station.store is None:
+            return {"state": "disabled"}
+        return {**fleet.describe(), "outbox": await station.store.outbox_size()}
 
     @app.get("/sim", summary="The simulated van's verbs")
     async def sim_verbs() -> dict[str, str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from kioskd import messages, paths
+from kioskd import messages, paths, stats
 from kioskd.messages import Lang
 
 
@@ -187,6 +187,10 @@ def main(argv: list[str] | None = None) -> None:
     atlas = sub.add_parser("atlas", help="stops ranked by Internet reachability and median signal")
     atlas.add_argument("--weeks", type=float, default=None, help="weeks of samples (default: the profile's)")
     sub.add_parser("panel", help="the agent panel's address, with its token (open it in the browser)")
+    stats_cmd = sub.add_parser("stats", help="the office's activity figures of a month")
+    stats_cmd.add_argument("--month", help="YYYY-MM (default: this month)")
+    stats_cmd.add_argument("--csv", action="store_true", help="one line per visit, for a spreadsheet")
+    stats_cmd.add_argument("--chart", metavar="OUT.png", help="draw visits per stop and per week into a PNG")
     receipts = sub.add_parser("receipts", help="the latest wipe receipts")
     receipts.add_argument("--limit", type=int, default=10)
     doctor = sub.add_parser("doctor", help="self-test of the van: one verdict per device and system fact")
@@ -226,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "panel":
         print(_panel_url(Path(args.socket).parent, args.lang))
         return
+    if args.command == "stats":
+        raise SystemExit(_stats(args, lang))
     if args.command == "scan":
         payload = {"source": "adf" if args.adf or args.all else "flatbed", "multi": args.all}
         payload |= {"mode": "gray"} if args.gray else {}
@@ -371,6 +377,35 @@ def _panel_url(runtime: Path, lang: Lang) -> str:
         raise SystemExit(2) from None
     host = api.get("host", "127.0.0.1")
     return f"http://{f'[{host}]' if ':' in host else host}:{api['port']}/#token={token}"
+
+
+def _stats(args: argparse.Namespace, lang: Lang) -> int:
+    params = {"month": args.month} if args.month else {}
+    if args.chart or args.csv:
+        path = "/stats/chart.png" if args.chart else "/stats.csv"
+        try:
+            with _client(args.socket) as client:
+                response = client.get(path, params={**params, "lang": lang})
+        except (httpx.ConnectError, FileNotFoundError, PermissionError):
+            print(messages.text("cli.not_running", args.lang, socket=args.socket), file=sys.stderr)
+            return 2
+        if response.status_code != 200:
+            return _fail(response.json(), lang)
+        if args.csv:
+            sys.stdout.write(response.text)
+            return 0
+        try:
+            with open(args.chart, "wb") as out:
+                out.write(response.content)
+        except OSError as exc:
+            print(f"kioskctl: {args.chart}: {exc.strerror}", file=sys.stderr)
+            return 1
+        return 0
+    code, body = _request(args, "GET", "/stats", params=params)
+    if code != 200:
+        return _fail(body, lang)
+    print(json.dumps(body, indent=2, ensure_ascii=False) if args.json else stats.render(body, lang))
+    return 0
 
 
 def _follow(args: argparse.Namespace) -> None:

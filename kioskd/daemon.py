@@ -34,6 +34,7 @@ from kioskd.scenario import Scenario, load_scenario, play, start_of_day
 from kioskd.session import Sessions
 from kioskd.state import StationChanged
 from kioskd.station import Station
+from kioskd.stats import Retention
 from kioskd.store import Store
 
 log = logging.getLogger("kioskd")
@@ -197,7 +198,10 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
     bus.bind(loop)
     devices: Devices = build_devices(profile, clock, bus.publish_threadsafe, runtime)
     store = Store(state / "kioskd.sqlite")
-    sessions = Sessions(runtime / "sessions", state, devices, clock, profile.station, store)
+    store.queue_for_fleet = profile.fleet is not None
+    retention = Retention(store, profile.activity, clock)
+    await retention.start()
+    sessions = Sessions(runtime / "sessions", state, devices, clock, profile.station, store, activity=profile.activity)
     station = Station(profile, devices, bus, clock, sessions, store=store)
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -225,14 +229,21 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
         log.warning("%d session(s) left unwiped by the last run: wiping them first", len(left))
         await station.start()
 
+    fleet = None
+    if profile.fleet is not None:
+        from kioskd.fleet import FleetLink  # paho-mqtt only for vans with a [fleet] section
+
+        fleet = FleetLink(profile.fleet, station, store, clock)
+        await fleet.start()
+
     token_file = runtime / "panel-token"
     token = _panel_token(token_file, profile.api.socket_group)
     unix = _unix_socket(opts.socket, profile.api.socket_group)
     port = opts.port if opts.port is not None else profile.api.port
     tcp = _tcp_socket(profile.api.host, port)
     servers = [
-        (_Server(_config(create_app(station, None, stopping))), unix),
-        (_Server(_config(create_app(station, token, stopping))), tcp),
+        (_Server(_config(create_app(station, None, stopping, fleet))), unix),
+        (_Server(_config(create_app(station, token, stopping, fleet))), tcp),
     ]
     serving = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in servers]
     while not all(server.started for server, _ in servers):
@@ -281,6 +292,9 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
     await asyncio.gather(*serving, return_exceptions=True)
     for task in background:
         task.cancel()
+    retention.close()
+    if fleet is not None:
+        await fleet.close()
     await station.close()
     for kind, device in devices.all():
         try:

@@ -12,14 +12,16 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from kioskd import messages
-from kioskd.hal import Clock, TimerHandle
 from kioskd.messages import Lang
-from kioskd.profile import ActivityConfig
-from kioskd.store import Activity, Store
+
+if TYPE_CHECKING:  # kioskctl renders figures too: it must not pay for pydantic and the HAL
+    from kioskd.hal import Clock, TimerHandle
+    from kioskd.profile import ActivityConfig
+    from kioskd.store import Activity, Store
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +164,8 @@ def chart_png(summary: dict[str, Any], lang: Lang) -> bytes:
     if not summary["visits"]:
         figure.suptitle(messages.text("stats.empty", lang, month=summary["month"]))
     out = io.BytesIO()
-    FigureCanvasAgg(figure).print_png(out)
+    FigureCanvasAgg(figure)  # the Agg canvas: no display needed
+    figure.savefig(out, format="png")
     return out.getvalue()
 
 
@@ -188,7 +191,7 @@ class Retention:
         self.config = config
         self.clock = clock
         self._timer: TimerHandle | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[dict[str, int]] | None = None
         self.last: dict[str, int] = {}
 
     async def start(self) -> None:

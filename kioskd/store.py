@@ -10,6 +10,7 @@ import asyncio
 import json
 import sqlite3
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.queue_for_fleet = False  # set when the profile has a [fleet] link: receipts and visits go to the outbox
+        self.on_queued: Callable[[], None] | None = None  # the fleet link's wake-up, called on the event loop
         with self._connect() as db:
             db.executescript(SCHEMA)
 
@@ -169,6 +171,11 @@ class Store:
     async def add_receipt(self, receipt: Receipt, activity: Activity | None = None) -> None:
         """A wipe's receipt, with the visit it ended when it is the first wipe of that session."""
         await asyncio.to_thread(self._add, receipt, activity)
+        self._queued()
+
+    def _queued(self) -> None:
+        if self.queue_for_fleet and self.on_queued is not None:
+            self.on_queued()
 
     # ------------------------------------------------------------------------------------------- activity
     def _activity(self, month: str) -> list[Activity]:
@@ -204,6 +211,7 @@ class Store:
     async def enqueue(self, kind: str, body: dict[str, Any], at: float) -> None:
         """A message for the fleet link, kept until the broker acknowledges it."""
         await asyncio.to_thread(self._queue, kind, body, at)
+        self._queued()
 
     def _pending(self, after: int, limit: int) -> list[Queued]:
         with self._connect() as db:
