@@ -75,8 +75,8 @@ class Rig:
         return [e for e in self.events if isinstance(e, kind)]
 
 
-async def make_rig(tmp_path: Path, profile: Profile | None = None) -> Rig:
-    clock = ManualClock()
+async def make_rig(tmp_path: Path, profile: Profile | None = None, clock: ManualClock | None = None) -> Rig:
+    clock = clock or ManualClock()
     bus = EventBus()
     bus.bind(asyncio.get_running_loop())
     events: list[Event] = []
