@@ -192,6 +192,10 @@ class FleetLink:
             self._link_down(getattr(exc, "problem", None) or f"config:{type(exc).__name__}")
 
     def _link_up(self) -> None:
+        if self._closed or not self.online(self.station.state):  # the modem dropped while we were connecting
+            self.state = "offline"
+            self._spawn(self.transport.close(farewell=(self.topic("status"), b"offline")))
+            return
         log.info("fleet: linked to %s:%d as %s", self.config.host, self.config.port, self.base)
         self.state, self.problem = "up", None
         self._backoff = self.config.retry_min
