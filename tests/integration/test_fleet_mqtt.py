@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,6 +20,7 @@ from kioskd.clock import RealClock
 from kioskd.fleet import FleetLink
 from kioskd.profile import FleetConfig
 from tests.conftest import Rig, make_rig
+from tests.integration.daemon_process import ROOT, start_daemon
 from tests.integration.mosquitto_service import VAN_PASSWORD, VAN_USER, Broker, Office, make_certificates
 from tests.integration.power_services import wait_until
 
@@ -290,3 +294,45 @@ async def test_nothing_the_office_receives_holds_a_byte_of_the_session(fleet: Fl
         "status", "health", "reply", "activity", "receipt", "cmd",
     }  # fmt: skip
     office.close()
+
+
+# --------------------------------------------------------------------------------------------------- the daemon
+def test_the_daemon_links_a_profile_with_a_fleet_section_and_kioskctl_prints_the_month(
+    tmp_path: Path, broker: Broker
+) -> None:
+    password = tmp_path / "fleet-password"
+    password.write_text(VAN_PASSWORD + "\n")
+    profile = tmp_path / "van.toml"
+    profile.write_text(
+        (ROOT / "profiles" / "sim.toml").read_text().replace('workspace = "auto"', 'workspace = "directory"')
+        + f'\n[fleet]\nregion = "test"\nhost = "localhost"\nport = {broker.tls_port}\n'
+        f'ca_file = "{broker.directory / "ca.pem"}"\nusername = "{VAN_USER}"\npassword_file = "{password}"\n'
+        "health_period = 1\n"
+    )
+    office = Office(broker, ["kioskd/#"], client_id="office-d")
+    daemon = start_daemon(tmp_path, "--profile", str(profile))
+    try:
+        daemon.open_session()
+        daemon.ctl("next")  # the first citizen's visit ends
+        deadline = time.monotonic() + 15
+        while len(office.of(lambda m: m.topic.endswith(("/activity", "/receipt")))) < 2:
+            assert time.monotonic() < deadline, f"nothing queued reached the office; log:\n{daemon.log.read_text()}"
+            time.sleep(0.05)
+        french = daemon.ctl("stats").stdout
+        month = datetime.now(ZoneInfo("Europe/Paris")).strftime("%Y-%m")  # the van's month, as the figures count
+        assert french.startswith(f"Activité {month} : 1 visite(s)"), french
+        assert "(arrêt non renseigné)" in french and "Heures les plus chargées" in french
+        assert "Busiest hours" in daemon.ctl("--lang", "en", "stats").stdout
+        csv = daemon.ctl("stats", "--csv").stdout.splitlines()
+        assert csv[0].startswith("date;heure;arrêt") and len(csv) == 2
+        chart = tmp_path / "chart.png"
+        daemon.ctl("stats", "--chart", str(chart))
+        assert chart.read_bytes().startswith(b"\x89PNG")
+        wrong = daemon.ctl("stats", "--month", "2026-13", check=False)
+        assert wrong.returncode == 1 and "Requête invalide" in wrong.stderr
+        assert daemon.stop() == 0
+        status = office.of(lambda m: m.topic == f"{BASE}/status")
+        assert [m.payload for m in status][-1] == b"offline", "a clean stop says offline itself"
+    finally:
+        daemon.kill()
+        office.close()
