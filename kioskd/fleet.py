@@ -7,12 +7,13 @@ Topic layout (``<prefix>`` is ``kioskd`` unless the profile says otherwise)::
 
     <prefix>/<region>/<vehicle>/status    retained  "online" | "offline" (the Last Will)
     <prefix>/<region>/<vehicle>/health    retained  JSON: station, power, modem, device faults, notice keys
-    <prefix>/<region>/<vehicle>/activity  QoS 1     JSON {"id", "kind", "vehicle", "queued_at", "data": visit}
+    <prefix>/<region>/<vehicle>/activity  QoS 1     JSON {"id", "store", "kind", "vehicle", "queued_at", "data"}
     <prefix>/<region>/<vehicle>/receipt   QoS 1     JSON {"id", …, "data": wipe receipt}
     <prefix>/<region>/<vehicle>/cmd       in        "status-report" | "health" | "ping", or JSON {"command", "request"}
     <prefix>/<region>/<vehicle>/reply     QoS 1     JSON {"request", "command", "ok", …}
 
-``id`` grows by one per queued message of a van and is never reused: the office drops what it has seen already.
+``id`` grows by one per queued message of a van and is never reused within one store file (``store`` names that
+file: a reflashed van starts again at 1 under a new name): the office drops a (vehicle, store, id) it has seen.
 The region level lets an office subscribe to ``<prefix>/<region>/+/…`` and a clustered broker share the load by
 region (see README.md). Whether the van is online comes from ``online`` (the modem's state today; the connectivity
 policy can hand in its own judgement)."""
@@ -290,6 +291,7 @@ class FleetLink:
         return _json(
             {
                 "id": message.id,
+                "store": self.store.instance,  # ids count per store file: (vehicle, store, id) names a message
                 "kind": message.kind,
                 "vehicle": self.station.profile.vehicle.id,
                 "region": self.config.region,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import sqlite3
 import statistics
 from collections.abc import Callable
@@ -70,6 +71,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     body      TEXT NOT NULL,      -- JSON, without personal data like everything here
     queued_at REAL NOT NULL
 );
+-- one random name per store file: a reflashed van starts its ids again at 1 under a new name
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 KEEP_SAMPLES = 7 * 24 * 3600  # seconds: a week of power history is enough for the panel and the technician
 KEEP_SIGNAL = 52 * 7 * 24 * 3600  # seconds: a year of signal samples, so the atlas can compare seasons
@@ -134,6 +137,8 @@ class Store:
         self.on_queued: Callable[[], None] | None = None  # the fleet link's wake-up, called on the event loop
         with self._connect() as db:
             db.executescript(SCHEMA)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (secrets.token_hex(8),))
+            self.instance: str = db.execute("SELECT value FROM meta WHERE key = 'instance'").fetchone()[0]
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=10)

@@ -188,7 +188,7 @@ async def test_a_link_cut_queues_visits_and_receipts_and_a_restart_delivers_each
     assert ids == list(range(ids[0], ids[0] + 8)), "one id per message, none skipped"
     kinds = [b["kind"] for b in bodies]
     assert kinds == ["activity", "receipt"] * 4, "each visit, then the receipt of the wipe that ended it"
-    assert all(b["vehicle"] == "sim-01" and b["region"] == "test" for b in bodies)
+    assert all(b["vehicle"] == "sim-01" and b["region"] == "test" and b["store"] == store.instance for b in bodies)
     assert [b["data"]["reason"] for b in bodies if b["kind"] == "activity"] == ["next"] * 4
     assert await store.outbox_size() == 0, "removed once acknowledged"
     office.close()
