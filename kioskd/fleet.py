@@ -305,17 +305,23 @@ class FleetLink:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self.state == "up" and len(self._inflight) < self.config.window:
-                room = self.config.window - len(self._inflight)
-                batch = [m for m in await self.store.outbox(self._cursor, room) if m.id not in self._acked]
-                if not batch or self.state != "up":
-                    break
-                for message in batch:
-                    mid = self.transport.publish(self.topic(message.kind), self._payload(message), qos=1)
-                    if mid is None:
-                        break  # the link went down; link_up starts again from the oldest
-                    self._inflight[mid] = message.id
-                    self._cursor = message.id
+            try:
+                await self._fill()
+            except Exception:  # a store error must not end the link for the rest of the day
+                log.exception("fleet: sending from the outbox failed")
+
+    async def _fill(self) -> None:
+        while self.state == "up" and len(self._inflight) < self.config.window:
+            room = self.config.window - len(self._inflight)
+            batch = [m for m in await self.store.outbox(self._cursor, room) if m.id not in self._acked]
+            if not batch or self.state != "up":
+                return
+            for message in batch:
+                mid = self.transport.publish(self.topic(message.kind), self._payload(message), qos=1)
+                if mid is None:
+                    return  # the link went down; link_up starts again from the oldest
+                self._inflight[mid] = message.id
+                self._cursor = message.id
 
     def acked(self, mid: int) -> None:
         outbox_id = self._inflight.pop(mid, None)
@@ -332,9 +338,14 @@ class FleetLink:
             await self._ack_ready.wait()
             self._ack_ready.clear()
             batch = sorted(self._acked)
-            if batch:
+            if not batch:
+                continue
+            try:
                 await self.store.acknowledged(batch)
-                self._acked.difference_update(batch)
+            except Exception:  # kept in memory: the next acknowledgement tries again
+                log.exception("fleet: removing acknowledged messages failed")
+                continue
+            self._acked.difference_update(batch)
 
     async def drained(self) -> None:
         """Wait until the outbox is empty and every acknowledgement is written (tests, benchmarks, shutdown)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
 from kioskd.clock import RealClock
@@ -318,6 +319,9 @@ def test_the_daemon_links_a_profile_with_a_fleet_section_and_kioskctl_prints_the
         while len(office.of(lambda m: m.topic.endswith(("/activity", "/receipt")))) < 2:
             assert time.monotonic() < deadline, f"nothing queued reached the office; log:\n{daemon.log.read_text()}"
             time.sleep(0.05)
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(daemon.socket_path)), base_url="http://k") as api:
+            link = api.get("/fleet").json()
+        assert link["state"] == "up" and link["topic"] == BASE and link["outbox"] == 0 and link["sent"] == 2
         french = daemon.ctl("stats").stdout
         month = datetime.now(ZoneInfo("Europe/Paris")).strftime("%Y-%m")  # the van's month, as the figures count
         assert french.startswith(f"Activité {month} : 1 visite(s)"), french
