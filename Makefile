@@ -13,7 +13,8 @@ APT_BUILD := python3-venv python3-dev gcc pkg-config libcups2-dev libsane-dev li
 APT_TEST  := cups cups-ipp-utils cups-client dbus sane-utils libsane1 pulseaudio pulseaudio-utils chromium \
              nut-server umockdev gir1.2-umockdev-1.0 unpaper socat systemd \
              xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils x11-apps xclip \
-             mkosi debootstrap systemd-container mosquitto mosquitto-clients openssl
+             mkosi debootstrap systemd-container \
+             mosquitto mosquitto-clients openssl
 
 # Installs the Debian packages in $(1) that are not installed yet (root only; otherwise says what to run).
 define apt_ensure
