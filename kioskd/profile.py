@@ -182,21 +182,21 @@ class FleetConfig(_Section):
     profile never imports paho-mqtt."""
 
     region: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$", description="topic level per region")
-    host: str = Field(min_length=1)
-    port: int = Field(8883, ge=1, le=65535)
-    tls: bool = True
+    host: str = Field(min_length=1, description="the broker's name (as in its certificate) or address")
+    port: int = Field(8883, ge=1, le=65535, description="the broker's port (8883: MQTT over TLS)")
+    tls: bool = Field(True, description="false only for a broker on a trusted network")
     ca_file: Path | None = Field(None, description="the broker's CA (PEM); None: the system's CAs")
     cert_file: Path | None = Field(None, description="this van's client certificate (PEM), if the broker asks one")
-    key_file: Path | None = None
-    username: str | None = None
+    key_file: Path | None = Field(None, description="the key of cert_file (PEM)")
+    username: str | None = Field(None, description="the van's login at the broker (its vehicle id suits ACLs)")
     password_file: Path | None = Field(None, description="a file holding the password (never in the profile)")
-    topic_prefix: str = Field("kioskd", pattern=r"^[a-z0-9_-]+$")
+    topic_prefix: str = Field("kioskd", pattern=r"^[a-z0-9_-]+$", description="first topic level")
     health_period: float = Field(60, ge=1, description="seconds: at most one health message per period")
     keepalive: int = Field(60, ge=5, le=3600, description="seconds of MQTT keepalive (the Last Will's delay)")
     retry_min: float = Field(5, gt=0, description="seconds before the first reconnection attempt")
     retry_max: float = Field(300, gt=0, description="seconds between attempts at most (doubling up to it)")
     window: int = Field(20, ge=1, le=1000, description="queued messages in flight before the broker's PUBACK")
-    commands: bool = True  # take status-report requests from the fleet topic
+    commands: bool = Field(True, description="answer status-report, health and ping from <prefix>/…/cmd")
 
     @model_validator(mode="after")
     def _consistent(self) -> FleetConfig:

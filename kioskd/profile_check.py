@@ -236,6 +236,9 @@ def schema_markdown() -> str:
         if name == "source":
             continue
         model = _model_of(field.annotation)
+        optional = model is None and type(None) in typing.get_args(field.annotation)
+        if optional:  # an optional section ([fleet]): absent means the feature is off
+            model = next((m for m in map(_model_of, typing.get_args(field.annotation)) if m is not None), None)
         if name == "devices":
             out += ["## `[devices.<kind>]`", "", f"One table per device kind: {', '.join(DEVICE_KINDS)}.", ""]
             out += ['Each names its backend with `driver = "…"`; the other keys are the backend\'s options:', ""]
@@ -247,7 +250,7 @@ def schema_markdown() -> str:
             continue
         if model is None:
             continue
-        out += [f"## `[{name}]`" + (" (required)" if field.is_required() else ""), ""]
+        out += [f"## `[{name}]`" + (" (required)" if field.is_required() else " (optional)" if optional else ""), ""]
         out += _doc_lines(model)
         out += _fields_table(model)
         for inner_name, inner in model.model_fields.items():
