@@ -111,7 +111,11 @@ class Broker:
     def stop(self) -> None:
         """SIGTERM by PID (mosquitto saves its persistence file then), SIGKILL if it lingers."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
+            return
+        if proc.stderr is not None:
+            proc.stderr.close()
+        if proc.poll() is not None:
             return
         os.kill(proc.pid, signal.SIGCONT)  # a paused broker would not act on SIGTERM
         proc.send_signal(signal.SIGTERM)
