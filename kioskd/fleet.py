@@ -55,9 +55,11 @@ class Transport(Protocol):
 
 
 def modem_online(state: StationState) -> bool:
-    """Online as the modem sees it: a data bearer up and no failed reachability check."""
+    """Online: a data bearer up and no failed reachability check (the connectivity policy's probe when it ran one,
+    else the modem's own)."""
     modem = state.modem
-    return modem.present and modem.connected and modem.internet is not False
+    internet = state.connectivity.internet if state.connectivity.internet is not None else modem.internet
+    return modem.present and modem.connected and internet is not False
 
 
 def health(state: StationState) -> dict[str, Any]:
@@ -69,6 +71,7 @@ def health(state: StationState) -> dict[str, Any]:
         "station": state.mode,
         "since": state.since,
         "sessions_today": state.sessions_today,
+        "stop": state.connectivity.stop,  # a place of the tour
         "power": {
             "available": power.available,
             "shore": power.shore,

@@ -112,8 +112,6 @@ class Station:
         self._last_sample = float("-inf")
         self._state = StationState(vehicle=profile.vehicle.id, since=clock.wall())
         self.session: Session | None = None
-        # where the van stands, for the office's figures: None until the connectivity policy names the stops
-        self.stop: str | None = None
         self.last_wipe: WipeOutcome | None = None
         # the last wipes, for scenarios and tests (bounded: the store keeps every receipt, a van runs for years)
         self.wipes: deque[WipeOutcome] = deque(maxlen=500)
@@ -255,6 +253,11 @@ class Station:
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         self._spawn(coro)
+
+    @property
+    def stop(self) -> str | None:
+        """The stop the van stands at (named by the agent or found by GPS), for the office's figures."""
+        return self._state.connectivity.stop
 
     def set_stop(self, name: str | None) -> ConnectivityState:
         """The agent names the stop the van stands at (``kioskctl stop NAME``), for the signal atlas."""

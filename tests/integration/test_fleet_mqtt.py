@@ -156,6 +156,7 @@ async def test_the_link_follows_the_modem_and_leaves_offline_retained(fleet: Fle
     await wait_until(lambda: fleet.link.state == "offline", "the link offline with the modem")
     await wait_until(lambda: office.messages[-1].payload == b"offline", "the status offline")
     await fleet.rig.sim("link", "up")
+    await fleet.rig.run(fleet.rig.station.profile.connectivity.period + 1)  # the next probe finds the Internet
     await fleet.up()
     await wait_until(lambda: office.messages[-1].payload == b"online", "the status online again")
     office.close()
@@ -216,6 +217,7 @@ async def test_messages_in_flight_when_the_link_drops_are_sent_again_and_leave_t
     finally:
         fleet.broker.resume()  # it now reads what was sent before the cut and passes it on
     await fleet.rig.sim("link", "up")
+    await fleet.rig.run(fleet.rig.station.profile.connectivity.period + 1)  # the next probe finds the Internet
     await fleet.up()
     await drained(fleet)
     await wait_until(lambda: len(office.messages) >= 4, "every message at the office")

@@ -121,7 +121,7 @@ def test_profile_refuses_an_unknown_time_zone() -> None:
 async def test_each_session_leaves_one_visit_row_with_stop_local_hour_duration_and_counts(tmp_path: Path) -> None:
     clock = ManualClock(start_wall=epoch("2026-11-03 08:40"))
     rig = await _rig_on(tmp_path, clock)
-    rig.station.stop = "Ribérac"
+    rig.station.set_stop("Ribérac")  # the agent names the stop (kioskctl stop)
     await rig.station.start()
     await rig.station.next_citizen()
     session = rig.station.session
@@ -132,7 +132,7 @@ async def test_each_session_leaves_one_visit_row_with_stop_local_hour_duration_a
     rig.station.touch()  # the agent works with the citizen: no idle wipe
     await rig.run(10 * 60, step=30)
     await rig.drive(rig.station.next_citizen())  # closes the first visit, opens a second one
-    rig.station.stop = None
+    rig.station.set_stop(None)
     await rig.run(5 * 60, step=30)
     await rig.drive(rig.station.end_of_day())
     visits = await rig.station.store.activity("2026-11")  # type: ignore[union-attr]
