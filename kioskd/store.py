@@ -7,16 +7,20 @@ Blocking sqlite3 calls are short; they run in a worker thread so the event loop 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import secrets
 import sqlite3
 import statistics
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, astuple, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kioskd.hal import PowerState
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS receipts (
@@ -133,6 +137,8 @@ class Receipt:
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._db: sqlite3.Connection | None = None
         self.queue_for_fleet = False  # set when the profile has a [fleet] link: receipts and visits go to the outbox
         self.on_queued: Callable[[], None] | None = None  # the fleet link's wake-up, called on the event loop
         with self._connect() as db:
@@ -140,8 +146,19 @@ class Store:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (secrets.token_hex(8),))
             self.instance: str = db.execute("SELECT value FROM meta WHERE key = 'instance'").fetchone()[0]
 
+    async def _run(self, call: Callable[..., T], *args: Any) -> T:
+        """``call`` on the store's own thread: one connection, one writer at a time. Threads of their own (one per
+        call) fought over SQLite's write lock and lost samples to "database is locked" under load."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, functools.partial(call, *args))
+
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=10)
+        """The store's connection, opened once (then used only by the store's thread)."""
+        if self._db is None:
+            self._db = self._open()
+        return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
         # secure_delete overwrites freed pages: nothing lingers in the file (there is nothing personal anyway)
         db.execute("PRAGMA secure_delete = ON")
         db.execute("PRAGMA journal_mode = WAL")
@@ -175,7 +192,7 @@ class Store:
 
     async def add_receipt(self, receipt: Receipt, activity: Activity | None = None) -> None:
         """A wipe's receipt, with the visit it ended when it is the first wipe of that session."""
-        await asyncio.to_thread(self._add, receipt, activity)
+        await self._run(self._add, receipt, activity)
         self._queued()
 
     def _queued(self) -> None:
@@ -190,7 +207,7 @@ class Store:
 
     async def activity(self, month: str) -> list[Activity]:
         """The visits of ``month`` (YYYY-MM), oldest first."""
-        return await asyncio.to_thread(self._activity, month)
+        return await self._run(self._activity, month)
 
     def _purge(self, before_day: str, before: float) -> dict[str, int]:
         with self._connect() as db:
@@ -202,7 +219,7 @@ class Store:
 
     async def purge(self, before_day: str, before: float) -> dict[str, int]:
         """Retention: visits of days before ``before_day``, receipts and unsent messages older than ``before``."""
-        return await asyncio.to_thread(self._purge, before_day, before)
+        return await self._run(self._purge, before_day, before)
 
     # ------------------------------------------------------------------------------------------- outbox
     @staticmethod
@@ -215,7 +232,7 @@ class Store:
 
     async def enqueue(self, kind: str, body: dict[str, Any], at: float) -> None:
         """A message for the fleet link, kept until the broker acknowledges it."""
-        await asyncio.to_thread(self._queue, kind, body, at)
+        await self._run(self._queue, kind, body, at)
         self._queued()
 
     def _pending(self, after: int, limit: int) -> list[Queued]:
@@ -225,7 +242,7 @@ class Store:
 
     async def outbox(self, after: int = 0, limit: int = 100) -> list[Queued]:
         """Queued messages with an id above ``after``, in order."""
-        return await asyncio.to_thread(self._pending, after, limit)
+        return await self._run(self._pending, after, limit)
 
     def _acked(self, ids: list[int]) -> None:
         with self._connect() as db:
@@ -233,14 +250,14 @@ class Store:
 
     async def acknowledged(self, ids: list[int]) -> None:
         """The broker has these (PUBACK): they leave the outbox."""
-        await asyncio.to_thread(self._acked, ids)
+        await self._run(self._acked, ids)
 
     def _outbox_size(self) -> int:
         with self._connect() as db:
             return int(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
     async def outbox_size(self) -> int:
-        return await asyncio.to_thread(self._outbox_size)
+        return await self._run(self._outbox_size)
 
     def _add_sample(self, at: float, state: PowerState) -> None:
         with self._connect() as db:
@@ -252,7 +269,7 @@ class Store:
             db.execute("DELETE FROM power_samples WHERE at < ?", (at - KEEP_SAMPLES,))
 
     async def add_power_sample(self, at: float, state: PowerState) -> None:
-        await asyncio.to_thread(self._add_sample, at, state)
+        await self._run(self._add_sample, at, state)
 
     def _samples(self, since: float) -> list[dict[str, Any]]:
         with self._connect() as db:
@@ -261,7 +278,7 @@ class Store:
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     async def power_samples(self, since: float) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self._samples, since)
+        return await self._run(self._samples, since)
 
     def _add_signal(self, s: SignalSample) -> None:
         with self._connect() as db:
@@ -273,7 +290,7 @@ class Store:
             db.execute("DELETE FROM signal_samples WHERE at < ?", (s.at - KEEP_SIGNAL,))
 
     async def add_signal_sample(self, sample: SignalSample) -> None:
-        await asyncio.to_thread(self._add_signal, sample)
+        await self._run(self._add_signal, sample)
 
     def _atlas(self, since: float) -> list[dict[str, Any]]:
         with self._connect() as db:
@@ -304,7 +321,7 @@ class Store:
 
     async def atlas(self, since: float) -> list[dict[str, Any]]:
         """Stops ranked for planning the tour: by reachability, then by median signal, over samples since ``since``."""
-        return await asyncio.to_thread(self._atlas, since)
+        return await self._run(self._atlas, since)
 
     def _latest(self, limit: int) -> list[Receipt]:
         with self._connect() as db:
@@ -315,4 +332,4 @@ class Store:
         ]
 
     async def receipts(self, limit: int = 20) -> list[Receipt]:
-        return await asyncio.to_thread(self._latest, limit)
+        return await self._run(self._latest, limit)
