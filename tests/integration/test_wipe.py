@@ -5,7 +5,6 @@ when kioskd is killed at any step of the wipe."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import threading
@@ -18,6 +17,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from kioskd.profile import SIM_PROFILE
+from kioskd.scenario import find_canary
 from kioskd.workspace import is_mountpoint
 from tests.integration.daemon_process import Daemon, short_runtime, start_daemon
 from tests.integration.require import binary
@@ -25,19 +25,7 @@ from tests.integration.require import binary
 
 def find(canary: str, *roots: Path) -> list[str]:
     """Every file under ``roots`` holding the canary, as UTF-8 or UTF-16 (Chromium's localStorage)."""
-    needles = [canary.encode(), canary.encode("utf-16-le")]
-    hits = []
-    for root in roots:
-        for dirpath, _, files in os.walk(root):
-            for name in files:
-                path = Path(dirpath) / name
-                try:
-                    data = path.read_bytes()
-                except OSError:
-                    continue
-                if any(n in data for n in needles):
-                    hits.append(str(path))
-    return hits
+    return find_canary(canary, list(roots))
 
 
 def profile_with(tmp: Path, app: list[str], **station: object) -> Path:
