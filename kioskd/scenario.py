@@ -218,6 +218,7 @@ async def _do(station: Station, simulation: Simulation | None, words: list[str],
     """One step; returns how many canaries it planted."""
     verb, args = words[0], words[1:]
     if verb in STATION_COMMANDS:
+        await station.settle()  # e.g. an idle wipe the clock set off just before this step
         if verb == "start":
             await station.start()
         elif verb == "next":

@@ -279,6 +279,13 @@ class Station:
         except Exception:
             log.exception("station command failed")
 
+    async def settle(self) -> None:
+        """Wait until no command runs at all, the lock included (a scenario is a timeline, not an agent's double
+        press: its next step waits for the previous one's consequences instead of being refused as busy)."""
+        await self.idle()
+        async with self._lock:
+            pass
+
     async def idle(self) -> None:
         """Wait until every background command has finished (tests, scenario steps, shutdown)."""
         while self._tasks:
