@@ -311,6 +311,10 @@ def _config(app: Any) -> uvicorn.Config:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # Blocked in this thread before any other starts, so in all of them: a C library may set SIGPIPE back to its
+    # default for the whole process (libsane's reader threads do), and a write to a closed socket must then still
+    # give EPIPE, not kill the station. The session app is started with it unblocked (session_app.py).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
     opts = parse_args(argv)
     notify.setup_logging(opts.log_level, opts.runtime_dir / "sessions")
     try:

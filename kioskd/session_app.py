@@ -117,7 +117,16 @@ class SessionApp:
     async def start(self, session_id: str, ws: Workspace) -> None:
         if not self.command:
             return
-        self.process = await asyncio.create_subprocess_exec(
+        # the child inherits this thread's signal mask: the daemon blocks SIGPIPE (daemon.py), the app must not
+        previous = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGPIPE})
+        try:
+            self.process = await self._spawn(session_id, ws)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        log.info("session %s: app started (pid %d)", session_id, self.process.pid)
+
+    async def _spawn(self, session_id: str, ws: Workspace) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
             *expand(self.command, session_id, ws),
             env=environment(session_id, ws),
             cwd=ws.home,
@@ -131,7 +140,6 @@ class SessionApp:
             extra_groups=[] if self.user else None,
             umask=0o007 if self.user else -1,
         )
-        log.info("session %s: app started (pid %d)", session_id, self.process.pid)
 
     async def stop(self, session_id: str) -> None:
         """SIGTERM to every process of the session, SIGKILL to those still there after the grace period."""

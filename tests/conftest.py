@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import tomllib
 from collections.abc import AsyncIterator, Awaitable, Iterator
@@ -115,3 +116,19 @@ def _no_mount_left_behind(tmp_path: Path) -> Iterator[None]:
     yield
     for point in sorted(mounts_under(tmp_path), key=len, reverse=True):
         subprocess.run(["umount", "--lazy", point], check=False)
+
+
+def _sigpipe_ignored() -> bool:
+    status = Path("/proc/self/status").read_text().splitlines()
+    return bool(int(next(x for x in status if x.startswith("SigIgn:")).split()[1], 16) & (1 << (signal.SIGPIPE - 1)))
+
+
+@pytest.fixture(autouse=True)
+def _sigpipe_stays_ignored() -> Iterator[None]:
+    """A library that sets SIGPIPE back to its default (libsane's reader threads do) would let the next write to a
+    closed socket kill the process: kioskd in a van, the test runner here. Such a test fails (and the default is
+    mended so the other tests still run)."""
+    yield
+    if not _sigpipe_ignored():
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        pytest.fail("SIGPIPE is no longer ignored after this test (see drivers/scanner/sane.py)")

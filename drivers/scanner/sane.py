@@ -7,8 +7,10 @@ page once a job has returned it."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import itertools
 import logging
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +81,20 @@ class SaneScannerOptions(DriverOptions):
         description="udev properties that identify the scanner (SANE's udev rules set libsane_matched); "
         "empty: no hotplug, the scanner is present when SANE opens it (a network scanner)",
     )
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.signal.restype = ctypes.c_void_p
+_libc.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
+_SIG_IGN = 1
+
+
+def _keep_sigpipe_ignored() -> None:
+    """Put SIGPIPE back to "ignored" for the whole process. libsane's reader threads (sanei_thread) set it to its
+    default, process-wide, when a backend reads in a thread: the next write to a closed socket (a panel tab closed
+    on its event stream) would then kill kioskd. Python's ``signal.signal`` only works on the main thread, hence
+    libc's own ``signal()``; the daemon also blocks SIGPIPE in every thread for the time a page is read."""
+    _libc.signal(signal.SIGPIPE, _SIG_IGN)
 
 
 def fault_of(error: BaseException) -> str:
@@ -391,6 +407,7 @@ class SaneScanner:
                     self.before_page(len(pages) + 1, self._handle)
                 self._handle.start()
                 data, width, height, samples, sample_size = self._handle.dev.snap(True, True, None)
+                _keep_sigpipe_ignored()
                 pages.append(_page(data, width, height, samples, sample_size, dpi))
                 if not stack:
                     break
@@ -425,6 +442,7 @@ class SaneScanner:
                 self._handle.cancel()
             except sane._sane.error as exc:
                 log.info("scanner: %s on cancel", exc)
+        _keep_sigpipe_ignored()  # the reader thread of a failed page, too
 
     def _w_end(self, job: int, pages: list[RawPage], fault: str | None) -> ScanResult:
         present = self._plugged_in() and fault != "unplugged"

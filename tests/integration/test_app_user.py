@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import signal
 import subprocess
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def test_the_app_runs_as_its_own_user_sees_nothing_of_kioskd_and_leaves_nothing(
     assert os.geteuid() == 0, "this test starts the app as another user: run the tests as root (CI does)"
     canary = "APPUSER-" + os.urandom(6).hex()
     script = (
-        'id -u > "$HOME/uid"; '
+        'id -u > "$HOME/uid"; grep SigBlk /proc/$$/status > "$HOME/sigblk"; '
         f'mkdir -m 700 "$HOME/.private" && echo {canary} > "$HOME/.private/secret"; '
         f'mkdir -m 700 "$XDG_DOWNLOAD_DIR/sub" && echo {canary} > "$XDG_DOWNLOAD_DIR/sub/avis.pdf"; '
         "exec sleep 600"
@@ -56,6 +57,13 @@ def test_the_app_runs_as_its_own_user_sees_nothing_of_kioskd_and_leaves_nothing(
         home = Path(session["workspace"]) / "home"
         _wait(lambda: (home / "uid").exists() and (home / ".private" / "secret").exists())
         assert (home / "uid").read_text().strip() == str(uid)
+        # kioskd blocks SIGPIPE in all its threads (a library may reset its disposition); the app must not inherit it
+        pipe_bit = 1 << (signal.SIGPIPE - 1)
+        assert not int((home / "sigblk").read_text().split()[1], 16) & pipe_bit, "the app starts with SIGPIPE open"
+        daemon_blocked = next(
+            x for x in Path(f"/proc/{daemon.proc.pid}/status").read_text().splitlines() if x.startswith("SigBlk")
+        )
+        assert int(daemon_blocked.split()[1], 16) & pipe_bit, "kioskd's main thread blocks SIGPIPE"
         assert _processes_of(uid), "the app runs as the app user"
         # what the app must not reach: kioskd's state, the panel token, the API socket, other sessions
         for target in (tmp_path / "state" / "kioskd.sqlite", runtime / "panel-token"):
