@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from kioskd.backends import Devices, build_devices
 from kioskd.bus import EventBus
 from kioskd.clock import ManualClock
-from kioskd.hal import Event
+from kioskd.hal import Devices, Event
+from kioskd.hal.loader import build_devices
 from kioskd.profile import SIM_PROFILE, Profile, parse_profile
 from kioskd.session import Sessions
 from kioskd.station import Station

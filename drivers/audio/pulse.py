@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pulsectl
 from pydantic import Field
@@ -70,8 +70,10 @@ class PulseAudio:
     ``reset`` (a wipe handler) mutes it again and puts the volume back. A missing device is a fault the agent sees,
     never an exception out of the backend."""
 
+    options_model: ClassVar[type[PulseOptions]] = PulseOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(PulseOptions)
+        self.options = ctx.parse_options(self.options_model)
         self._emit: Callable[[Event], None] = ctx.emit
         self._state = AudioState()
         self._faults: set[str] = set()

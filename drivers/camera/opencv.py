@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -50,8 +50,10 @@ class OpenCvCamera:
     """A ``Camera``. ``health()`` is the check ``kioskctl doctor`` and ``GET /camera/health`` run; a picture that is
     black or frozen is also raised as a device fault, cleared by the next good check."""
 
+    options_model: ClassVar[type[OpenCvCameraOptions]] = OpenCvCameraOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(OpenCvCameraOptions)
+        self.options = ctx.parse_options(self.options_model)
         self._emit = ctx.emit
         self._state = CameraState(name=self.options.name)
         self._faults: set[str] = set()

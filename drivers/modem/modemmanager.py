@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
@@ -206,8 +206,10 @@ class ModemManagerModem:
     The modem's properties are read once (``GetManagedObjects``) and then kept current from signals. A modem that
     disappears (USB reset, ``Reset``) is dropped and the next one that appears is adopted, without a restart."""
 
+    options_model: ClassVar[type[ModemManagerOptions]] = ModemManagerOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(ModemManagerOptions)
+        self.options = ctx.parse_options(self.options_model)
         self.ctx = ctx
         self._state = ModemState(detail="ModemManager not reached yet")
         self._bus: MessageBus | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -104,8 +105,10 @@ class NutPower:
     The poll period and timeouts are real seconds on the event loop: upsd and its driver live in real time, so the
     injected (possibly accelerated) clock must not pace them."""
 
+    options_model: ClassVar[type[NutOptions]] = NutOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(NutOptions)
+        self.options = ctx.parse_options(self.options_model)
         self._report = PowerReport(ctx.emit)
         self._task: asyncio.Task[None] | None = None
         self._since: float | None = None  # when start() ran, until the first reading

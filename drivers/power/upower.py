@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
@@ -58,8 +58,10 @@ class UPowerPower:
     Device properties are read once (``EnumerateDevices`` + ``GetAll``) and then kept current from signals; a
     re-enumeration runs when devices come or go or when UPower itself restarts (``NameOwnerChanged``)."""
 
+    options_model: ClassVar[type[UPowerOptions]] = UPowerOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(UPowerOptions)
+        self.options = ctx.parse_options(self.options_model)
         self._report = PowerReport(ctx.emit)
         self._bus: MessageBus | None = None
         self._devices: dict[str, dict[str, Any]] = {}  # path → properties of org.freedesktop.UPower.Device

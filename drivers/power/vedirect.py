@@ -12,6 +12,7 @@ import logging
 import os
 import termios
 from dataclasses import asdict
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -73,8 +74,10 @@ class VeDirectPower:
     the latest blocks are merged and forgotten only when the data is lost. Hardware speaks in real seconds, so the
     silence timeout runs on the event loop's time, not on the injected (possibly accelerated) clock."""
 
+    options_model: ClassVar[type[VeDirectOptions]] = VeDirectOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(VeDirectOptions)
+        self.options = ctx.parse_options(self.options_model)
         self.parser = TextParser()
         self.reading = Reading()
         self._report = PowerReport(ctx.emit)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import cups
 from pydantic import Field
@@ -199,9 +199,11 @@ class CupsPrinter:
     open when this backend first sees it adopts it (none open: nobody's, ``""``) under an anonymous title; every
     purge removes all foreign jobs, whoever adopted them, since after a restart nobody knows whose they were."""
 
+    options_model: ClassVar[type[CupsPrinterOptions]] = CupsPrinterOptions
+
     def __init__(self, ctx: DriverContext) -> None:
         self.ctx = ctx
-        self.opts = ctx.parse_options(CupsPrinterOptions)
+        self.opts = ctx.parse_options(self.options_model)
         self._state = PrinterState(present=False, name=self.opts.queue, status="unavailable", reasons=())
         self._executor: ThreadPoolExecutor | None = None
         self._probe: DeviceProbe | None = None

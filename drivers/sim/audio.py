@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -15,8 +16,10 @@ class SimAudioOptions(DriverOptions):
 
 
 class SimAudio:
+    options_model: ClassVar[type[SimAudioOptions]] = SimAudioOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.opts = ctx.parse_options(SimAudioOptions)
+        self.opts = ctx.parse_options(self.options_model)
         self.van = SimVan.of(ctx)
         self.van.audio = replace(self.van.audio, volume=self.opts.volume)
 

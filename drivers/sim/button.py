@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from drivers.sim.van import SimVan
@@ -13,8 +15,10 @@ class SimButtonOptions(DriverOptions):
 
 
 class SimButton:
+    options_model: ClassVar[type[SimButtonOptions]] = SimButtonOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        opts = ctx.parse_options(SimButtonOptions)
+        opts = ctx.parse_options(self.options_model)
         self.van = SimVan.of(ctx)
         self.van.hold_time = opts.hold_time
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from drivers.sim.van import SimVan
 from kioskd.hal import DisplaysState, DriverContext, DriverOptions
 
 
 class SimDisplays:
+    options_model: ClassVar[type[DriverOptions]] = DriverOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        ctx.parse_options(DriverOptions)
+        ctx.parse_options(self.options_model)
         self.van = SimVan.of(ctx)
 
     @property

@@ -6,6 +6,7 @@ its PC no longer draws from the battery. It stops no process and imports only ``
 from __future__ import annotations
 
 from collections import deque
+from typing import ClassVar
 
 from drivers.sim.van import SimVan
 from kioskd.hal import DriverContext, DriverOptions
@@ -35,8 +36,10 @@ class SimHost:
     ``history`` holds ``(simulated time, what, detail)`` for ``power_off``, ``acquire`` and ``release``; when the
     simulated van exists its own history gets the same entries, so a scenario reads one timeline."""
 
+    options_model: ClassVar[type[SimHostOptions]] = SimHostOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        ctx.parse_options(SimHostOptions)
+        ctx.parse_options(self.options_model)
         self.ctx = ctx
         self.history: deque[tuple[float, str, str]] = deque(maxlen=1000)
         self.powered_off = False

@@ -4,6 +4,7 @@ bearer while the link looks up (a reconnect cures it), lose or lock its SIM, and
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -19,8 +20,10 @@ class SimModemOptions(DriverOptions):
 
 
 class SimModem:
+    options_model: ClassVar[type[SimModemOptions]] = SimModemOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.opts = ctx.parse_options(SimModemOptions)
+        self.opts = ctx.parse_options(self.options_model)
         self.van = SimVan.of(ctx)
         self.van.modem = replace(self.van.modem, operator=self.opts.operator, signal=self.opts.signal)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from drivers.sim.van import SimVan
@@ -21,8 +23,10 @@ class SimPowerOptions(DriverOptions):
 
 
 class SimPower:
+    options_model: ClassVar[type[SimPowerOptions]] = SimPowerOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        opts = ctx.parse_options(SimPowerOptions)
+        opts = ctx.parse_options(self.options_model)
         self.van = SimVan.of(ctx)
         b = self.van.battery
         b.capacity_wh, b.soc, b.shore, b.ignition = opts.capacity_wh, opts.soc, opts.shore, opts.ignition

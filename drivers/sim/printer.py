@@ -6,6 +6,7 @@ purged, so the wipe's verification checks real files."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -20,8 +21,10 @@ class SimPrinterOptions(DriverOptions):
 
 
 class SimPrinter:
+    options_model: ClassVar[type[SimPrinterOptions]] = SimPrinterOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        opts = ctx.parse_options(SimPrinterOptions)
+        opts = ctx.parse_options(self.options_model)
         self.van = SimVan.of(ctx)
         self.van.paper, self.van.toner, self.van.page_print_seconds = (
             opts.paper,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from drivers.sim.van import SimVan
@@ -14,8 +16,10 @@ class SimScannerOptions(DriverOptions):
 
 
 class SimScanner:
+    options_model: ClassVar[type[SimScannerOptions]] = SimScannerOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        opts = ctx.parse_options(SimScannerOptions)
+        opts = ctx.parse_options(self.options_model)
         self.van = SimVan.of(ctx)
         self.van.adf_sheets, self.van.page_seconds = opts.adf_sheets, opts.page_seconds
 
