@@ -7,7 +7,6 @@ this module must not interpret bytes itself."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import termios
@@ -16,6 +15,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from drivers.backend_task import BackgroundTask
 from drivers.power.report import NO_DATA, PowerReport, alarm_key
 from drivers.power.vedirect_protocol import Reading, TextParser, decode
 from kioskd.hal import DriverContext, DriverOptions, PowerState
@@ -82,7 +82,7 @@ class VeDirectPower:
         self.reading = Reading()
         self._report = PowerReport(ctx.emit)
         self._fields: dict[str, str] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("vedirect")
         self._watchdog: asyncio.TimerHandle | None = None
         self._lost: asyncio.Future[None] | None = None
 
@@ -96,15 +96,10 @@ class VeDirectPower:
         return asdict(self.parser.counters)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="vedirect")
+        self._task.start(self._run)
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.close()
         self._disarm()
         self._report.forget()
 
