@@ -15,11 +15,14 @@ from kioskd.hal.base import (
     DeviceFault,
     DeviceKind,
     DeviceUnsupported,
+    Diagnosable,
+    Diagnosis,
     DriverKind,
     Event,
     ProfileError,
     StateEvent,
     TimerHandle,
+    Verdict,
 )
 from kioskd.hal.button import LED_CYCLES, Button, ButtonChanged, ButtonPressed, ButtonState, LedPattern
 from kioskd.hal.camera import Camera, CameraChanged, CameraHealth, CameraState
@@ -97,6 +100,8 @@ __all__ = [
     "DeviceState",
     "DeviceUnsupported",
     "Devices",
+    "Diagnosable",
+    "Diagnosis",
     "DisplayLayout",
     "Displays",
     "DisplaysChanged",
@@ -146,6 +151,7 @@ __all__ = [
     "StateEvent",
     "Technology",
     "TimerHandle",
+    "Verdict",
     "contract_of",
     "options_model_of",
 ]

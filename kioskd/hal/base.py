@@ -5,9 +5,9 @@ override; a backend that cannot do an optional thing raises ``DeviceUnsupported`
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import ClassVar, Literal, Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 # Drivers import the errors they raise from the HAL, so that drivers/sim/ needs nothing but kioskd.hal.
 from kioskd.errors import DeviceError as DeviceError
@@ -88,8 +88,33 @@ class Device(Protocol):
     A backend MAY declare:
     - ``options_model``: a class attribute, the ``DriverOptions`` model of its profile section, read by
       ``kioskctl profile schema`` and ``profile check`` without building the backend (none means no options);
-    - ``async diagnose() -> list[Check]``-like findings of its own for ``kioskctl doctor`` (see ``doctor.py``)."""
+    - ``async diagnose() -> list[Diagnosis]``: findings of its own for ``kioskctl doctor`` (``Diagnosable``), as
+      Home Assistant's integrations keep their diagnostics and redaction with them."""
 
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+Verdict = Literal["ok", "warn", "fail", "info"]
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """One line a backend adds to ``kioskctl doctor``: ``key`` is the catalogue entry saying what to do (with its
+    ``params``); ``detail`` is technical and carries no citizen data."""
+
+    name: str  # the doctor's line, e.g. "cups"
+    verdict: Verdict
+    detail: str = ""
+    key: str = ""
+    params: Mapping[str, object] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Diagnosable(Protocol):
+    """A backend with checks of its own (its service's configuration, say) beyond what its state shows."""
+
+    async def diagnose(self) -> list[Diagnosis]:
+        """Look (read-only, no citizen data) and say what is wrong; never raises for what it finds."""
+        ...
