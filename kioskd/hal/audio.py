@@ -31,8 +31,9 @@ class AudioChanged(StateEvent):
 class Audio(Device, Protocol):
     """Speakers and microphone (PulseAudio).
 
-    MUST: ``state`` and ``AudioChanged``; ``session_start`` and ``reset``; a lost sound server reported once
-    through ``FaultReporter`` (``audio.unavailable``). MAY: have no microphone (``source`` ``None``)."""
+    MUST: ``state`` and ``AudioChanged``; ``session_start`` and ``reset``; a missing output or an unreachable
+    sound server is a ``DeviceFault`` (told once, through ``FaultReporter``), never an exception out of the
+    backend. MAY: have no microphone (``source`` ``None``, the fault ``audio.no-microphone``)."""
 
     @property
     def state(self) -> AudioState: ...

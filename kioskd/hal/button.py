@@ -45,8 +45,8 @@ class Button(Device, Protocol):
     """The station's one button and its LED (gpiozero, evdev).
 
     MUST: ``state``; one ``ButtonPressed`` per settled press (``long`` for a hold of the profile's hold time);
-    ``set_led`` plays ``LED_CYCLES[pattern]``. MAY: have no LED (a USB key): ``set_led`` then only records the
-    pattern in ``state``."""
+    ``set_led`` plays ``LED_CYCLES[pattern]`` and shows the pattern in ``state``. MAY: have no LED of its own to
+    drive (a USB key): the pattern is then only shown in ``state``."""
 
     @property
     def state(self) -> ButtonState: ...

@@ -44,8 +44,9 @@ class CameraChanged(StateEvent):
 class Camera(Device, Protocol):
     """The document/face camera (V4L2 through OpenCV).
 
-    MUST: ``state`` and ``CameraChanged``; ``health`` (never raises for a missing camera: ``fault``
-    ``camera.absent``); ``reset``. MAY: report a camera held by another process through ``FaultReporter``."""
+    MUST: ``state`` and ``CameraChanged``; ``health`` (a missing camera is the result's ``fault``
+    ``camera.absent``, not an exception); ``reset``. MAY: raise a black or frozen picture as a ``DeviceFault``
+    (through ``FaultReporter``), cleared by the next good check."""
 
     @property
     def state(self) -> CameraState: ...

@@ -126,12 +126,6 @@ class DriverContext:
             )
         return part
 
-    def faults(self) -> FaultReporter:
-        """A fault reporter for this backend's kind."""
-        if self.kind == "host":
-            raise ValueError("the host reports no device faults")
-        return FaultReporter(self.kind, self.emit)
-
 
 class FaultReporter:
     """The faults one device has raised, each told once: raised when it appears, cleared when it goes.
