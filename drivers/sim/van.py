@@ -27,8 +27,8 @@ class Record(NamedTuple):
 
 
 class SimHistory:
-    """The van's timeline (the latest 10,000 records), as gpiozero's ``MockPin`` keeps its states: tests and
-    scenarios assert on it with ``assert_states`` and ``assert_states_and_times``."""
+    """The van's timeline (the latest 10,000 records), as gpiozero's ``MockPin`` keeps its states: tests assert on
+    it with ``assert_states`` and ``assert_states_and_times`` (``tests.conftest.Rig.history``)."""
 
     def __init__(self, maxlen: int = 10_000) -> None:
         self._records: deque[Record] = deque(maxlen=maxlen)
