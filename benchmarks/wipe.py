@@ -20,9 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from kioskd.backends import build_devices
 from kioskd.bus import EventBus
 from kioskd.clock import RealClock
+from kioskd.hal.loader import build_devices
 from kioskd.profile import SIM_PROFILE, parse_profile
 from kioskd.session import Sessions
 from kioskd.workspace import create

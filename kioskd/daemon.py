@@ -24,11 +24,11 @@ import uvicorn
 
 from kioskd import __version__, notify, paths
 from kioskd.api import create_app
-from kioskd.backends import Devices, build_devices
 from kioskd.bus import EventBus
 from kioskd.clock import RealClock, SimClock
 from kioskd.errors import KioskError, ProfileError, ScenarioError
-from kioskd.hal import Clock
+from kioskd.hal import Clock, Devices
+from kioskd.hal.loader import build_devices
 from kioskd.profile import Profile, default_profile_path, load_profile
 from kioskd.scenario import Scenario, load_scenario, play, start_of_day
 from kioskd.session import Sessions

@@ -3,28 +3,26 @@
 One line per device kind and per system fact, each with a verdict (ok, warn, fail, info), what the device reports,
 and what to do (from the message catalogue). It reads the devices through their contracts only; the active probes
 (a test scan, the LED, "press the button now") run only when no citizen is in session. ``fail`` or ``warn`` on any
-line makes the exit status non-zero."""
+line makes the exit status non-zero. A backend's own checks (the CUPS server's privacy settings) come from its
+``diagnose()``: the doctor knows no backend by name."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import pwd
-import re
 import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from kioskd import messages
 from kioskd.errors import KioskError
-from kioskd.hal import ScanRequest
+from kioskd.hal import Devices, Diagnosable, DriverKind, ScanRequest, Verdict
 
-Verdict = Literal["ok", "warn", "fail", "info"]
 CLOCK_FLOOR = 1_767_225_600  # 2026-01-01: a PC clock before this date lost its RTC battery or never had NTP
 DISK_FLOOR = 200 * 1024 * 1024  # bytes free in the state directory (receipts, store, journal)
-CUPSD_CONF = Path("/etc/cups/cupsd.conf")
 
 
 @dataclass(frozen=True)
@@ -46,16 +44,15 @@ class Check:
 class DoctorInputs:
     """What the doctor looks at: the station's devices, the press waiter, and the places on disk."""
 
-    devices: Any  # kioskd.backends.Devices (not imported: the doctor runs inside the daemon and in tests alike)
+    devices: Devices
     in_session: bool
     runtime_dir: Path
     state_dir: Path
     wall: Callable[[], float]
     wait_for_press: Callable[[float], Awaitable[bool]]
     probe_internet: Callable[[], Awaitable[str]]  # the connectivity policy's probe: "ok" or what failed
-    printer_driver: str = ""
+    printer_driver: str = ""  # the printer's backend name (the doctor no longer needs it: its backend diagnoses)
     app_user: str | None = None
-    cupsd_conf: Path = CUPSD_CONF
 
 
 async def run(inputs: DoctorInputs, button_seconds: float = 0.0) -> list[Check]:
@@ -78,6 +75,9 @@ async def run(inputs: DoctorInputs, button_seconds: float = 0.0) -> list[Check]:
         except (KioskError, OSError, TimeoutError) as exc:
             checks.append(Check(name, "fail", f"{type(exc).__name__}: {exc}", "doctor.device_error"))
     checks += await asyncio.to_thread(_system, inputs)
+    for kind, device in d.all():
+        checks += await _diagnoses(kind, device)
+    checks += await asyncio.to_thread(_app_user, inputs)
     return checks
 
 
@@ -86,7 +86,18 @@ def passed(checks: list[Check]) -> bool:
 
 
 # ------------------------------------------------------------------------------------------- devices
-async def _power(d: Any) -> Check:
+async def _diagnoses(kind: DriverKind, device: object) -> list[Check]:
+    """A backend's own findings (``Diagnosable``), if it has any; one that raises is a ``fail`` line."""
+    if not isinstance(device, Diagnosable):
+        return []
+    try:
+        found = await asyncio.wait_for(device.diagnose(), timeout=30.0)
+    except (KioskError, OSError, TimeoutError) as exc:
+        return [Check(kind, "fail", f"{type(exc).__name__}: {exc}", "doctor.device_error")]
+    return [Check(f.name, f.verdict, f.detail, f.key, dict(f.params)) for f in found]
+
+
+async def _power(d: Devices) -> Check:
     s = d.power.state
     if not s.available:
         return Check("power", "fail", "no reading", "doctor.power.no_reading")
@@ -97,7 +108,7 @@ async def _power(d: Any) -> Check:
     return Check("power", "ok", detail)
 
 
-async def _modem(d: Any, probe: Callable[[], Awaitable[str]]) -> Check:
+async def _modem(d: Devices, probe: Callable[[], Awaitable[str]]) -> Check:
     s = d.modem.state
     if not s.present:
         return Check("modem", "fail", "absent", "doctor.modem.absent")
@@ -110,7 +121,7 @@ async def _modem(d: Any, probe: Callable[[], Awaitable[str]]) -> Check:
     return Check("modem", "ok", detail + ", internet reachable")
 
 
-async def _displays(d: Any) -> Check:
+async def _displays(d: Devices) -> Check:
     s = d.displays.state
     outputs = {o.role: o for o in s.outputs if o.role in ("agent", "citizen")}
     detail = ", ".join(
@@ -122,7 +133,7 @@ async def _displays(d: Any) -> Check:
     return Check("displays", "ok", detail)
 
 
-async def _scanner(d: Any, in_session: bool) -> Check:
+async def _scanner(d: Devices, in_session: bool) -> Check:
     s = d.scanner.state
     if not s.present:
         return Check("scanner", "fail", "absent", "doctor.scanner.absent")
@@ -138,7 +149,7 @@ async def _scanner(d: Any, in_session: bool) -> Check:
     return Check("scanner", "ok", f"{s.name}: test scan {page.shape[1]}x{page.shape[0]} px")
 
 
-async def _printer(d: Any) -> Check:
+async def _printer(d: Devices) -> Check:
     s = d.printer.state
     if not s.present:
         return Check("printer", "fail", "absent", "doctor.printer.absent")
@@ -148,7 +159,7 @@ async def _printer(d: Any) -> Check:
     return Check("printer", "ok", detail)
 
 
-async def _button(d: Any, inputs: DoctorInputs, seconds: float) -> Check:
+async def _button(d: Devices, inputs: DoctorInputs, seconds: float) -> Check:
     s = d.button.state
     if not s.present:
         return Check("button", "fail", "absent", "doctor.button.absent")
@@ -167,7 +178,7 @@ async def _button(d: Any, inputs: DoctorInputs, seconds: float) -> Check:
     return Check("button", "ok", "press received, LED driven")
 
 
-async def _audio(d: Any) -> Check:
+async def _audio(d: Devices) -> Check:
     s = d.audio.state
     if not s.present or not s.sink:
         return Check("audio", "warn", "no output device", "doctor.audio.absent")
@@ -177,7 +188,7 @@ async def _audio(d: Any) -> Check:
     return Check("audio", "ok", detail)
 
 
-async def _camera(d: Any, in_session: bool) -> Check:
+async def _camera(d: Devices, in_session: bool) -> Check:
     s = d.camera.state
     if not s.present:
         return Check("camera", "warn", "absent", "doctor.camera.absent")
@@ -218,32 +229,17 @@ def _system(inputs: DoctorInputs) -> list[Check]:
             {"path": str(inputs.runtime_dir)},
         )
     )
-    checks.append(_cups(inputs))
-    if inputs.app_user:
-        try:
-            pwd.getpwnam(inputs.app_user)
-            checks.append(Check("app_user", "ok", inputs.app_user))
-        except KeyError:
-            checks.append(Check("app_user", "fail", "missing", "doctor.app_user.missing", {"user": inputs.app_user}))
     return checks
 
 
-def _cups(inputs: DoctorInputs) -> Check:
-    if inputs.printer_driver != "cups":
-        return Check("cups", "info", f"printer driver {inputs.printer_driver or '-'}: no CUPS to check")
+def _app_user(inputs: DoctorInputs) -> list[Check]:
+    if not inputs.app_user:
+        return []
     try:
-        text = inputs.cupsd_conf.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        return Check("cups", "fail", f"{inputs.cupsd_conf}: {exc.strerror}", "doctor.cups.privacy")
-    settings = {
-        m.group(1).lower(): m.group(2).strip().lower()
-        for m in re.finditer(r"(?im)^\s*(PreserveJobHistory|PreserveJobFiles)\s+(\S+)", text)
-    }
-    # CUPS's defaults keep both: the history (titles, users) forever and the files for a day
-    kept = [name for name in ("preservejobhistory", "preservejobfiles") if settings.get(name) != "no"]
-    if kept:
-        return Check("cups", "fail", f"{inputs.cupsd_conf}: keeps {', '.join(kept)}", "doctor.cups.privacy")
-    return Check("cups", "ok", f"{inputs.cupsd_conf}: no job history, no job files kept")
+        pwd.getpwnam(inputs.app_user)
+    except KeyError:
+        return [Check("app_user", "fail", "missing", "doctor.app_user.missing", {"user": inputs.app_user})]
+    return [Check("app_user", "ok", inputs.app_user)]
 
 
 def _on_tmpfs(path: Path) -> bool:

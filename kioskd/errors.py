@@ -61,6 +61,11 @@ class DeviceError(KioskError):
     """A device that failed, vanished or refused a command; the daemon keeps running."""
 
 
+class DeviceUnsupported(DeviceError):
+    """A backend asked for something its hardware cannot do (a contract's optional feature it does not offer), as
+    gpiozero's ``PinUnsupported``: the caller may fall back; it is not a fault of the device."""
+
+
 class DriverNotFound(ProfileError):
     """A profile names a backend that no installed package provides."""
 

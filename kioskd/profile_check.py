@@ -2,11 +2,10 @@
 with every default filled in, and the schema document generated from the same models the daemon validates with.
 
 It builds the backends the profile names (which does no I/O) so that their own options are checked too; it never
-starts a device."""
+starts a device. A backend's options model is read from its class (``options_model``), never by building it."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import tempfile
@@ -22,10 +21,10 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from kioskd.backends import GROUP, build_backend
 from kioskd.clock import ManualClock
 from kioskd.errors import KioskError, ProfileError
-from kioskd.hal import DEVICE_KINDS, DriverContext, DriverKind, DriverOptions, Event
+from kioskd.hal import DEVICE_KINDS, DriverKind, Event, options_model_of
+from kioskd.hal.loader import GROUP, build_backend
 from kioskd.profile import Profile, parse_profile
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*$")
@@ -175,9 +174,10 @@ def effective(profile: Profile) -> dict[str, Any]:
     kinds: tuple[DriverKind, ...] = (*DEVICE_KINDS, "host")
     with tempfile.TemporaryDirectory(prefix="kioskd-show-") as runtime:
         for kind in kinds:
-            _, ctx = build_backend(profile, kind, ManualClock(), _ignore, Path(runtime), shared)
-            if ctx.options_model is not None:
-                options = ctx.options_model.model_validate(dict(ctx.options)).model_dump(mode="json")
+            backend, ctx = build_backend(profile, kind, ManualClock(), _ignore, Path(runtime), shared)
+            model = options_model_of(type(backend))
+            if model.model_fields:
+                options = model.model_validate(dict(ctx.options)).model_dump(mode="json")
                 section = data["host"] if kind == "host" else data["devices"][kind]
                 section.update({k: v for k, v in options.items() if v is not None})
     return data
@@ -338,7 +338,7 @@ def _backend_tables(kinds: list[DriverKind]) -> list[str]:
         if not any(ep.name.startswith(prefix) for prefix in wanted):
             continue
         kind, driver = ep.name.split(".", 1)
-        model = _options_model(ep.name, kind, driver)
+        model = _options_model(ep.name)
         out += [f'### `driver = "{driver}"` ({kind}: `{ep.value}`)', ""]
         if model is None:
             out += ["(its options could not be read: the backend does not import here)", ""]
@@ -350,23 +350,10 @@ def _backend_tables(kinds: list[DriverKind]) -> list[str]:
     return out
 
 
-def _options_model(name: str, kind: str, driver: str) -> type[BaseModel] | None:
-    """The options model a backend checks its section with: found by building it with no options (the context
-    records the model before the validation runs)."""
+def _options_model(name: str) -> type[BaseModel] | None:
+    """The options model a backend declares on its class (``options_model``), or None when it does not import."""
     try:
         cls = next(iter(entry_points(group=GROUP, name=name))).load()
     except ImportError:
         return None
-    with tempfile.TemporaryDirectory(prefix="kioskd-schema-") as runtime:
-        ctx = DriverContext(
-            kind=typing.cast(DriverKind, kind),
-            driver=driver,
-            options={},
-            clock=ManualClock(),
-            emit=_ignore,
-            runtime_dir=Path(runtime),
-            source="<schema>",
-        )
-        with contextlib.suppress(KioskError):  # required options missing: the model is known all the same
-            cls(ctx)
-    return ctx.options_model or DriverOptions
+    return options_model_of(cls)

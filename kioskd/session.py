@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from kioskd import workspace as ws_ops
-from kioskd.backends import Devices
-from kioskd.hal import JOB_FINISHED, Clock
+from kioskd.hal import JOB_FINISHED, Clock, Devices
 from kioskd.profile import ActivityConfig, StationConfig
 from kioskd.session_app import AppUser, SessionApp, session_processes
 from kioskd.stats import local_slot

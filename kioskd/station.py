@@ -13,7 +13,6 @@ from collections.abc import Coroutine
 from typing import Any
 
 from kioskd import messages
-from kioskd.backends import Devices
 from kioskd.bus import EventBus
 from kioskd.connectivity import ConnectivityPolicy, ConnectivityState
 from kioskd.doctor import DoctorInputs
@@ -22,6 +21,7 @@ from kioskd.hal import (
     ButtonPressed,
     Clock,
     DeviceFault,
+    Devices,
     Event,
     JobStateChanged,
     LedPattern,

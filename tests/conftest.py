@@ -13,10 +13,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from kioskd.backends import Devices, build_devices
+from drivers.sim.van import SimHistory, VanSimulation
 from kioskd.bus import EventBus
 from kioskd.clock import ManualClock
-from kioskd.hal import Event
+from kioskd.hal import Devices, Event
+from kioskd.hal.loader import build_devices
 from kioskd.profile import SIM_PROFILE, Profile, parse_profile
 from kioskd.session import Sessions
 from kioskd.station import Station
@@ -71,6 +72,12 @@ class Rig:
         for _ in range(int(seconds / step)):
             await self.clock.advance(step)
         await self.station.idle()
+
+    @property
+    def history(self) -> SimHistory:
+        """The simulated van's timeline (every recorded change, with its simulated time)."""
+        assert isinstance(self.devices.simulation, VanSimulation), "the rig runs on the simulated van"
+        return self.devices.simulation.history
 
     def of(self, kind: type[Event]) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind)]

@@ -15,12 +15,12 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pulsectl
 from pydantic import Field
 
-from kioskd.hal import AudioChanged, AudioState, DeviceError, DeviceFault, DriverContext, DriverOptions, Event
+from kioskd.hal import AudioChanged, AudioState, DeviceError, DriverContext, DriverOptions, Event, FaultReporter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,11 +70,13 @@ class PulseAudio:
     ``reset`` (a wipe handler) mutes it again and puts the volume back. A missing device is a fault the agent sees,
     never an exception out of the backend."""
 
+    options_model: ClassVar[type[PulseOptions]] = PulseOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(PulseOptions)
+        self.options = ctx.parse_options(self.options_model)
         self._emit: Callable[[Event], None] = ctx.emit
         self._state = AudioState()
-        self._faults: set[str] = set()
+        self._faults = FaultReporter("audio", ctx.emit)  # each fault told once
         self._commands: queue.Queue[Callable[[Any], None] | None] = queue.Queue()
         self._refresh_queued = threading.Event()
         self._closing = threading.Event()
@@ -152,7 +154,7 @@ class PulseAudio:
             try:
                 with pulsectl.Pulse("kioskd", server=self.options.server) as pulse:
                     self._connected.set()
-                    self._fault(UNREACHABLE, False)
+                    self._faults.set(UNREACHABLE, False)
                     self._start_listener()
                     self._settle(pulse, session=self._in_session)
                     self._first_attempt.set()
@@ -165,7 +167,7 @@ class PulseAudio:
                 self._connected.clear()
                 self._stop_listener()
             self._publish(AudioState())
-            self._fault(UNREACHABLE, True)
+            self._faults.set(UNREACHABLE, True)
             self._first_attempt.set()
             self._drain()
             self._closing.wait(self.options.retry)
@@ -193,8 +195,8 @@ class PulseAudio:
         sources = [s for s in pulse.source_list() if s.monitor_of_sink == 0xFFFFFFFF]  # monitors are not microphones
         sink = pick(self.options.sinks, sinks, info.default_sink_name)
         source = pick(self.options.sources, sources, info.default_source_name)
-        self._fault(NO_OUTPUT, sink is None)
-        self._fault(NO_MICROPHONE, source is None)
+        self._faults.set(NO_OUTPUT, sink is None)
+        self._faults.set(NO_MICROPHONE, source is None)
         new_sink = sink is not None and sink.name != self._chosen[0]
         new_source = source is not None and source.name != self._chosen[1]
         if sink is not None:
@@ -242,14 +244,6 @@ class PulseAudio:
         if state != self._state:
             self._state = state
             self._emit(AudioChanged(state))
-
-    def _fault(self, key: str, on: bool) -> None:
-        if on and key not in self._faults:
-            self._faults.add(key)
-            self._emit(DeviceFault("audio", key))
-        elif not on and key in self._faults:
-            self._faults.discard(key)
-            self._emit(DeviceFault("audio", key, cleared=True))
 
     # ------------------------------------------------------------------------------------------- listener thread
     def _start_listener(self) -> None:

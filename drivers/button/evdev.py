@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import evdev
 import pyudev
@@ -68,8 +68,10 @@ class KeyPresses:
 class EvdevButton:
     """A ``Button`` backend for a USB key."""
 
+    options_model: ClassVar[type[EvdevButtonOptions]] = EvdevButtonOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(EvdevButtonOptions)
+        self.options = ctx.parse_options(self.options_model)
         self._timing = PressTiming(self.options.hold_time, ctx.emit, ButtonState())
         self._keys = KeyPresses(ecodes.ecodes[self.options.key], self._timing)
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from gpiozero import DigitalInputDevice, DigitalOutputDevice
 from pydantic import Field, model_validator
@@ -93,8 +93,10 @@ class GpioButton:
     model bounce at all); a level counts once it has been quiet for ``bounce_time``, from the first edge of that
     quiet stretch."""
 
+    options_model: ClassVar[type[GpioButtonOptions]] = GpioButtonOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(GpioButtonOptions)
+        self.options = ctx.parse_options(self.options_model)
         self._timing = PressTiming(self.options.hold_time, ctx.emit, ButtonState())
         self._input: Any = None
         self._led: LedPlayer | None = None

@@ -13,13 +13,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 from pydantic import Field
 
-from kioskd.hal import CameraChanged, CameraHealth, CameraState, DeviceError, DeviceFault, DriverContext, DriverOptions
+from kioskd.hal import (
+    CameraChanged,
+    CameraHealth,
+    CameraState,
+    DeviceError,
+    DriverContext,
+    DriverOptions,
+    FaultReporter,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +58,13 @@ class OpenCvCamera:
     """A ``Camera``. ``health()`` is the check ``kioskctl doctor`` and ``GET /camera/health`` run; a picture that is
     black or frozen is also raised as a device fault, cleared by the next good check."""
 
+    options_model: ClassVar[type[OpenCvCameraOptions]] = OpenCvCameraOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(OpenCvCameraOptions)
+        self.options = ctx.parse_options(self.options_model)
         self._emit = ctx.emit
         self._state = CameraState(name=self.options.name)
-        self._faults: set[str] = set()
+        self._faults = FaultReporter("camera", ctx.emit)  # each fault told once
         self._worker: ThreadPoolExecutor | None = None
 
     @property
@@ -91,7 +101,7 @@ class OpenCvCamera:
             self._publish(replace(self._state, in_use=False))
         self._publish(replace(self._state, present=result.present))
         for fault in FAULTS:
-            self._fault(fault, result.fault == fault)
+            self._faults.set(fault, result.fault == fault)
         return result
 
     def _open(self) -> Any:
@@ -170,14 +180,6 @@ class OpenCvCamera:
         if state != self._state:
             self._state = state
             self._emit(CameraChanged(state))
-
-    def _fault(self, key: str, on: bool) -> None:
-        if on and key not in self._faults:
-            self._faults.add(key)
-            self._emit(DeviceFault("camera", key))
-        elif not on and key in self._faults:
-            self._faults.discard(key)
-            self._emit(DeviceFault("camera", key, cleared=True))
 
 
 def holders_of(node: Path) -> list[tuple[int, str]]:

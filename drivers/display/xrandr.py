@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from PIL import Image, ImageDraw, ImageFont
 from pydantic import Field
@@ -273,8 +273,10 @@ def render_curtain(width: int, height: int, text: str, font_file: str = "") -> I
 class XrandrDisplays:
     """A ``Displays`` backend on an X server with RandR 1.3+ (Xorg with modesetting, amdgpu, intel or video-dummy)."""
 
+    options_model: ClassVar[type[XrandrOptions]] = XrandrOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(XrandrOptions)
+        self.options = ctx.parse_options(self.options_model)
         self._emit = ctx.emit
         self._state = DisplaysState(detail="not started")
         self._mirror = True

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
@@ -55,8 +55,10 @@ class LogindHost:
     ``delay`` mode, as the policy asks: logind waits at most ``InhibitDelayMaxSec`` (5 s by default) for them, so a
     van whose wipe takes longer should raise that setting in ``logind.conf``."""
 
+    options_model: ClassVar[type[LogindOptions]] = LogindOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(LogindOptions)
+        self.options = ctx.parse_options(self.options_model)
         self._bus: MessageBus | None = None
 
     async def start(self) -> None:

@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from dbus_fast import BusType, Message, MessageType, Variant
-from dbus_fast.aio import MessageBus
+from dbus_fast import Message, MessageType, Variant
 from dbus_fast.introspection import Node
 from pydantic import Field
 
+from drivers.backend_task import BackgroundTask
+from drivers.dbus_link import DBusCallError, DBusLink
 from kioskd.hal import (
     DeviceError,
     DriverContext,
@@ -110,12 +111,6 @@ class ModemManagerOptions(DriverOptions):
     reconnect: float = Field(5.0, gt=0, description="seconds between attempts to reach the bus")
 
 
-class DBusCallError(Exception):
-    def __init__(self, name: str, text: str) -> None:
-        super().__init__(f"{name}: {text}")
-        self.name = name
-
-
 def plain(value: Any) -> Any:
     """A D-Bus value without its variants (nested dictionaries of variants included)."""
     if isinstance(value, Variant):
@@ -206,14 +201,24 @@ class ModemManagerModem:
     The modem's properties are read once (``GetManagedObjects``) and then kept current from signals. A modem that
     disappears (USB reset, ``Reset``) is dropped and the next one that appears is adopted, without a restart."""
 
+    options_model: ClassVar[type[ModemManagerOptions]] = ModemManagerOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(ModemManagerOptions)
+        self.options = ctx.parse_options(self.options_model)
         self.ctx = ctx
         self._state = ModemState(detail="ModemManager not reached yet")
-        self._bus: MessageBus | None = None
+        self._link = DBusLink(
+            "ModemManager",
+            self.options.bus_address,
+            MATCH_RULES,
+            self._on_message,
+            self._session,
+            self._lost,
+            self.options.reconnect,
+        )
         self._path: str | None = None
         self._props: dict[str, dict[str, Any]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("modemmanager")
         self._setups: set[asyncio.Task[None]] = set()
         self._rescan = asyncio.Event()
 
@@ -222,16 +227,15 @@ class ModemManagerModem:
         return self._state
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="modemmanager")
+        self._task.start(self._link.run)
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        for pending in [*self._setups, *([task] if task else [])]:
+        for pending in list(self._setups):
             pending.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pending
-        self._disconnect()
+        await self._task.close()
+        self._link.disconnect()
 
     # ------------------------------------------------------------------------------------------- commands
     async def reset(self) -> None:
@@ -257,7 +261,7 @@ class ModemManagerModem:
         return self._state.connected
 
     def _require(self) -> str:
-        if self._bus is None or self._path is None:
+        if self._link.bus is None or self._path is None:
             raise DeviceError("no modem", where="modem", action="check the modem's USB cable", key="modem.absent")
         return self._path
 
@@ -270,66 +274,16 @@ class ModemManagerModem:
             ) from None
 
     # ------------------------------------------------------------------------------------------- the bus
-    async def _run(self) -> None:
-        while True:
-            try:
-                bus = await self._connect()
-            except (OSError, EOFError, DBusCallError) as exc:
-                log.warning("ModemManager: D-Bus not reachable: %s", exc)
-                self._disconnect()
-                self._lost("D-Bus not reachable")
-                await asyncio.sleep(self.options.reconnect)
-                continue
-            watcher = asyncio.get_running_loop().create_task(self._rescans())
-            try:
-                self._rescan.set()
-                await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
-            finally:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
-                self._disconnect()
-            log.warning("ModemManager: D-Bus connection lost")
-            self._lost("D-Bus connection lost")
-            await asyncio.sleep(self.options.reconnect)
-
-    async def _connect(self) -> MessageBus:
-        address = self.options.bus_address
-        bus = MessageBus(bus_address=address) if address else MessageBus(bus_type=BusType.SYSTEM)
-        await bus.connect()
-        self._bus = bus
-        bus.add_message_handler(self._on_message)
-        for rule in MATCH_RULES:
-            add = Message(
-                destination=DBUS,
-                path="/org/freedesktop/DBus",
-                interface=DBUS,
-                member="AddMatch",
-                signature="s",
-                body=[rule],
-            )
-            reply = await bus.call(add)
-            if reply is None or reply.message_type == MessageType.ERROR:
-                raise DBusCallError("AddMatch", str(None if reply is None else reply.error_name))
-        return bus
-
-    def _disconnect(self) -> None:
-        bus, self._bus = self._bus, None
-        if bus is not None:
-            bus.remove_message_handler(self._on_message)
-            bus.disconnect()
+    async def _session(self) -> None:
+        """While connected: find the modem, then again whenever a signal says so."""
+        self._rescan.set()
+        await self._rescans()
 
     async def _call(self, path: str, iface: str, member: str, *args: Any) -> Any:
         """A ModemManager method with the signatures of the shipped introspection; its one result (or None)."""
-        if self._bus is None:
-            raise OSError("not connected")
         in_sig, out_sig = METHODS[(iface, member)]
         request = Message(destination=MM, path=path, interface=iface, member=member, signature=in_sig, body=list(args))
-        reply = await self._bus.call(request)
-        if reply is None or reply.message_type == MessageType.ERROR:
-            name = "" if reply is None else str(reply.error_name)
-            text = "" if reply is None or not reply.body else str(reply.body[0])
-            raise DBusCallError(name, text)
+        reply = await self._link.call(request)
         if reply.signature != out_sig:
             raise DBusCallError("signature", f"{member} answered {reply.signature!r}, expected {out_sig!r}")
         return reply.body[0] if reply.body else None

@@ -9,12 +9,11 @@ import asyncio
 import contextlib
 import threading
 from functools import partial
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import Field, model_validator
 
 from drivers.power.report import PowerReport
-from kioskd.backends import load_backend
 from kioskd.hal import (
     DeviceFault,
     DriverContext,
@@ -24,7 +23,6 @@ from kioskd.hal import (
     PowerChanged,
     PowerSource,
     PowerState,
-    ProfileError,
     ShoreChanged,
 )
 
@@ -55,15 +53,17 @@ class CombinedOptions(DriverOptions):
 class CombinedPower:
     """A ``PowerSource`` merging its parts.
 
-    Parts are found through ``kioskd.backends.load_backend`` (the ``kioskd.drivers`` entry points) rather than by
-    importing the sibling modules: any installed power backend can then be a part, a vehicle integrator's own or the
-    simulator, and a misspelt driver gets the same error as at the top level. Each part gets a child context whose
-    ``emit`` lands here: its ``PowerChanged`` and ``DeviceFault`` feed the merge, its ``ShoreChanged`` and
-    ``IgnitionChanged`` are dropped because they are recomputed from the merged state (only the part that gives the
-    shore may flip it)."""
+    Parts are built through ``DriverContext.build_part`` (the daemon's loader: the ``kioskd.drivers`` entry
+    points) rather than by importing the sibling modules: any installed power backend can then be a part, a vehicle
+    integrator's own or the simulator, and a misspelt driver gets the same error as at the top level. Each part
+    gets a child context whose ``emit`` lands here: its ``PowerChanged`` and ``DeviceFault`` feed the merge, its
+    ``ShoreChanged`` and ``IgnitionChanged`` are dropped because they are recomputed from the merged state (only
+    the part that gives the shore may flip it)."""
+
+    options_model: ClassVar[type[CombinedOptions]] = CombinedOptions
 
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(CombinedOptions)
+        self.options = ctx.parse_options(self.options_model)
         self._emit = ctx.emit
         self._report = PowerReport(ctx.emit)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -74,24 +74,9 @@ class CombinedPower:
         for name, section in self.options.parts.items():
             options = dict(section)
             driver = str(options.pop("driver", name))
-            cls = load_backend("power", driver, f"{ctx.source}: parts.{name}")
-            child = DriverContext(
-                kind="power",
-                driver=driver,
-                options=options,
-                clock=ctx.clock,
-                emit=partial(self._from_part, name),
-                runtime_dir=ctx.runtime_dir,
-                shared=ctx.shared,
-                source=f"{ctx.source}: parts.{name}",
+            part: PowerSource = ctx.build_part(
+                "power", driver, options, partial(self._from_part, name), f"parts.{name}"
             )
-            part = cls(child)
-            if not isinstance(part, PowerSource):
-                raise ProfileError(
-                    f"backend {driver!r} does not implement the power contract",
-                    where=f"{ctx.source}: [power] parts.{name}.driver",
-                    action="name a power backend",
-                )
             self.parts[name] = part
             self._states[name] = PowerState()
             self._faults[name] = []

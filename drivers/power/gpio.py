@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 from functools import partial
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from gpiozero import DigitalInputDevice
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -51,8 +51,10 @@ class GpioPower:
     reading the level once it has been quiet for ``bounce_time`` always ends on the true level. Timers are real
     seconds (a contact bounces in real time, whatever the injected clock says)."""
 
+    options_model: ClassVar[type[GpioOptions]] = GpioOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(GpioOptions)
+        self.options = ctx.parse_options(self.options_model)
         self._report = PowerReport(ctx.emit)
         self._inputs: dict[Line, Any] = {}  # gpiozero devices
         self._levels: dict[Line, bool] = {}  # debounced

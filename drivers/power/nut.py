@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import ClassVar
 
 from pydantic import Field
 
+from drivers.backend_task import BackgroundTask
 from drivers.power.report import NO_DATA, PowerReport, alarm_key
 from kioskd.hal import DriverContext, DriverOptions, PowerState
 
@@ -104,10 +106,12 @@ class NutPower:
     The poll period and timeouts are real seconds on the event loop: upsd and its driver live in real time, so the
     injected (possibly accelerated) clock must not pace them."""
 
+    options_model: ClassVar[type[NutOptions]] = NutOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(NutOptions)
+        self.options = ctx.parse_options(self.options_model)
         self._report = PowerReport(ctx.emit)
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("nut")
         self._since: float | None = None  # when start() ran, until the first reading
         self.connections = 0  # successful connections so far (a technician's view of upsd restarts)
 
@@ -116,17 +120,12 @@ class NutPower:
         return self._report.state
 
     async def start(self) -> None:
-        if self._task is None:
-            loop = asyncio.get_running_loop()
-            self._since = loop.time()
-            self._task = loop.create_task(self._run(), name="nut")
+        if not self._task.running:
+            self._since = asyncio.get_running_loop().time()
+            self._task.start(self._run)
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.close()
         self._report.forget()
 
     async def _run(self) -> None:

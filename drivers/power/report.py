@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from kioskd.hal import DeviceFault, Event, IgnitionChanged, PowerChanged, PowerState, ShoreChanged
+from kioskd.hal import Event, FaultReporter, IgnitionChanged, PowerChanged, PowerState, ShoreChanged
 
 NO_DATA = "power.no-data"  # catalogue key: the backend lost its source (silent port, daemon gone, device removed)
 
@@ -25,7 +25,7 @@ class PowerReport:
     def __init__(self, emit: Callable[[Event], None]) -> None:
         self._emit = emit
         self.state = PowerState()
-        self.faults: tuple[str, ...] = ()  # active, oldest first
+        self._faults = FaultReporter("power", emit)
         self._shore: bool | None = None
         self._ignition: bool | None = None
 
@@ -42,22 +42,14 @@ class PowerReport:
         if state != self.state:
             self.state = state
             self._emit(PowerChanged(state))
-        self._set_faults(tuple(dict.fromkeys(faults)))
+        self._faults.replace(faults)
 
-    def _set_faults(self, faults: tuple[str, ...]) -> None:
-        gone = [key for key in self.faults if key not in faults]
-        added = [key for key in faults if key not in self.faults]
-        kept = [key for key in self.faults if key in faults]
-        self.faults = (*kept, *added)
-        for key in gone:
-            self._emit(DeviceFault("power", key, cleared=True))
-        for key in added:
-            self._emit(DeviceFault("power", key))
-        if gone and not added and kept:
-            # The station keeps one notice per device: clearing one fault cleared it, so show the one still active.
-            self._emit(DeviceFault("power", kept[-1]))
+    @property
+    def faults(self) -> tuple[str, ...]:
+        """The faults active now, oldest first."""
+        return self._faults.active
 
     def forget(self) -> None:
         """Back to "no data" without a word (the backend is closing; nobody should be told the battery vanished)."""
         self.state = PowerState()
-        self.faults = ()
+        self._faults.forget()

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import pyudev
 from pydantic import Field
@@ -57,8 +57,10 @@ def _int(values: Mapping[str, str], name: str) -> int | None:
 class SysfsPower:
     """A ``PowerSource`` on the kernel's power supplies, kept from udev events on pyudev's observer thread."""
 
+    options_model: ClassVar[type[SysfsOptions]] = SysfsOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(SysfsOptions)
+        self.options = ctx.parse_options(self.options_model)
         self._report = PowerReport(ctx.emit)
         self._supplies: dict[str, dict[str, str]] = {}  # sys_name → snapshot
         self._observer: Any = None

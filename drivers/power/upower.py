@@ -6,14 +6,14 @@ It only reads UPower; it must not call methods that change anything (no ``Refres
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
-from dbus_fast import BusType, Message, MessageType
-from dbus_fast.aio import MessageBus
+from dbus_fast import Message, MessageType
 from pydantic import Field
 
+from drivers.backend_task import BackgroundTask
+from drivers.dbus_link import DBusCallError, DBusLink
 from drivers.power.report import NO_DATA, PowerReport, alarm_key
 from kioskd.hal import DriverContext, DriverOptions, PowerState
 
@@ -46,25 +46,29 @@ class UPowerOptions(DriverOptions):
     reconnect: float = Field(5.0, gt=0, description="seconds between attempts to reach the bus")
 
 
-class DBusCallError(Exception):
-    def __init__(self, name: str, text: str) -> None:
-        super().__init__(f"{name}: {text}")
-        self.name = name
-
-
 class UPowerPower:
     """A ``PowerSource`` on UPower's line-power device and battery.
 
     Device properties are read once (``EnumerateDevices`` + ``GetAll``) and then kept current from signals; a
     re-enumeration runs when devices come or go or when UPower itself restarts (``NameOwnerChanged``)."""
 
+    options_model: ClassVar[type[UPowerOptions]] = UPowerOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(UPowerOptions)
+        self.options = ctx.parse_options(self.options_model)
         self._report = PowerReport(ctx.emit)
-        self._bus: MessageBus | None = None
+        self._link = DBusLink(
+            "UPower",
+            self.options.bus_address,
+            MATCH_RULES,
+            self._on_message,
+            self._session,
+            self._lost,
+            self.options.reconnect,
+        )
         self._devices: dict[str, dict[str, Any]] = {}  # path → properties of org.freedesktop.UPower.Device
         self._present = False  # UPower answered
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("upower")
         self._rescan = asyncio.Event()
 
     @property
@@ -72,72 +76,30 @@ class UPowerPower:
         return self._report.state
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="upower")
+        self._task.start(self._link.run)
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._disconnect()
+        await self._task.close()
+        self._link.disconnect()
         self._report.forget()
 
     # ------------------------------------------------------------------------------------------- the bus
-    async def _run(self) -> None:
-        while True:
-            try:
-                bus = await self._connect()
-            except (OSError, EOFError, DBusCallError) as exc:
-                log.warning("UPower: D-Bus not reachable: %s", exc)
-                self._disconnect()
-                self._no_data()
-                await asyncio.sleep(self.options.reconnect)
-                continue
-            watcher = asyncio.get_running_loop().create_task(self._rescans())
-            try:
-                self._rescan.set()
-                await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
-            finally:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
-                self._disconnect()
-            log.warning("UPower: D-Bus connection lost")
-            self._present = False
-            self._devices.clear()
-            self._no_data()
-            await asyncio.sleep(self.options.reconnect)
+    async def _session(self) -> None:
+        """While connected: read everything once, then again whenever a signal says so."""
+        self._rescan.set()
+        await self._rescans()
 
-    async def _connect(self) -> MessageBus:
-        address = self.options.bus_address
-        bus = MessageBus(bus_address=address) if address else MessageBus(bus_type=BusType.SYSTEM)
-        await bus.connect()
-        self._bus = bus
-        bus.add_message_handler(self._on_message)
-        for rule in MATCH_RULES:
-            await self._call(DBUS, "/org/freedesktop/DBus", DBUS, "AddMatch", "s", [rule])
-        return bus
-
-    def _disconnect(self) -> None:
-        bus, self._bus = self._bus, None
-        if bus is not None:
-            bus.remove_message_handler(self._on_message)
-            bus.disconnect()
+    def _lost(self, why: str) -> None:
+        self._present = False
+        self._devices.clear()
+        self._no_data()
 
     async def _call(
         self, dest: str, path: str, iface: str, member: str, sig: str = "", body: list[Any] | None = None
     ) -> Any:
-        if self._bus is None:
-            raise OSError("not connected")
-        reply = await self._bus.call(
+        reply = await self._link.call(
             Message(destination=dest, path=path, interface=iface, member=member, signature=sig, body=body or [])
         )
-        if reply is None or reply.message_type == MessageType.ERROR:
-            name = "" if reply is None else str(reply.error_name)
-            text = "" if reply is None or not reply.body else str(reply.body[0])
-            raise DBusCallError(name, text)
         return reply.body
 
     # ------------------------------------------------------------------------------------------- devices

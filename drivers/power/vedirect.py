@@ -7,14 +7,15 @@ this module must not interpret bytes itself."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import termios
 from dataclasses import asdict
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from drivers.backend_task import BackgroundTask
 from drivers.power.report import NO_DATA, PowerReport, alarm_key
 from drivers.power.vedirect_protocol import Reading, TextParser, decode
 from kioskd.hal import DriverContext, DriverOptions, PowerState
@@ -73,13 +74,15 @@ class VeDirectPower:
     the latest blocks are merged and forgotten only when the data is lost. Hardware speaks in real seconds, so the
     silence timeout runs on the event loop's time, not on the injected (possibly accelerated) clock."""
 
+    options_model: ClassVar[type[VeDirectOptions]] = VeDirectOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.options = ctx.parse_options(VeDirectOptions)
+        self.options = ctx.parse_options(self.options_model)
         self.parser = TextParser()
         self.reading = Reading()
         self._report = PowerReport(ctx.emit)
         self._fields: dict[str, str] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("vedirect")
         self._watchdog: asyncio.TimerHandle | None = None
         self._lost: asyncio.Future[None] | None = None
 
@@ -93,15 +96,10 @@ class VeDirectPower:
         return asdict(self.parser.counters)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="vedirect")
+        self._task.start(self._run)
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.close()
         self._disarm()
         self._report.forget()
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import cups
 from pydantic import Field
@@ -26,6 +26,7 @@ from kioskd.hal import (
     JOB_FINISHED,
     DeviceError,
     DeviceFault,
+    Diagnosis,
     DriverContext,
     DriverOptions,
     JobState,
@@ -37,6 +38,8 @@ from kioskd.hal import (
 )
 
 log = logging.getLogger(__name__)
+
+CUPSD_CONF = Path("/etc/cups/cupsd.conf")
 
 T = TypeVar("T")
 
@@ -199,9 +202,12 @@ class CupsPrinter:
     open when this backend first sees it adopts it (none open: nobody's, ``""``) under an anonymous title; every
     purge removes all foreign jobs, whoever adopted them, since after a restart nobody knows whose they were."""
 
+    options_model: ClassVar[type[CupsPrinterOptions]] = CupsPrinterOptions
+    cupsd_conf: Path = CUPSD_CONF  # the local server's configuration, read by ``diagnose``
+
     def __init__(self, ctx: DriverContext) -> None:
         self.ctx = ctx
-        self.opts = ctx.parse_options(CupsPrinterOptions)
+        self.opts = ctx.parse_options(self.options_model)
         self._state = PrinterState(present=False, name=self.opts.queue, status="unavailable", reasons=())
         self._executor: ThreadPoolExecutor | None = None
         self._probe: DeviceProbe | None = None
@@ -231,6 +237,11 @@ class CupsPrinter:
     @property
     def state(self) -> PrinterState:
         return self._state
+
+    async def diagnose(self) -> list[Diagnosis]:
+        """``kioskctl doctor``'s "cups" line: the server must keep neither job history (titles, users) nor job files,
+        or a citizen's document outlives the wipe in CUPS."""
+        return [await asyncio.to_thread(privacy_check, self.cupsd_conf)]
 
     async def start(self) -> None:
         """Begin watching the queue; a CUPS server that is down only makes the printer unavailable."""
@@ -864,3 +875,20 @@ class CupsPrinter:
                 self._conn.cancelSubscription(self._subscription)
         self._subscription = None
         self._conn = None
+
+
+def privacy_check(cupsd_conf: Path) -> Diagnosis:
+    """Whether ``cupsd_conf`` turns off both ``PreserveJobHistory`` and ``PreserveJobFiles``."""
+    try:
+        text = cupsd_conf.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return Diagnosis("cups", "fail", f"{cupsd_conf}: {exc.strerror}", "doctor.cups.privacy")
+    settings = {
+        m.group(1).lower(): m.group(2).strip().lower()
+        for m in re.finditer(r"(?im)^\s*(PreserveJobHistory|PreserveJobFiles)\s+(\S+)", text)
+    }
+    # CUPS's defaults keep both: the history (titles, users) forever and the files for a day
+    kept = [name for name in ("preservejobhistory", "preservejobfiles") if settings.get(name) != "no"]
+    if kept:
+        return Diagnosis("cups", "fail", f"{cupsd_conf}: keeps {', '.join(kept)}", "doctor.cups.privacy")
+    return Diagnosis("cups", "ok", f"{cupsd_conf}: no job history, no job files kept")

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -157,9 +157,11 @@ def _page(data: bytes | bytearray, width: int, height: int, samples: int, sample
 class SaneScanner:
     """The ``scanner.sane`` backend. Every method named ``_w_…`` runs on the worker thread, and only there."""
 
+    options_model: ClassVar[type[SaneScannerOptions]] = SaneScannerOptions
+
     def __init__(self, ctx: DriverContext) -> None:
         self.ctx = ctx
-        self.opts = ctx.parse_options(SaneScannerOptions)
+        self.opts = ctx.parse_options(self.options_model)
         # Called on the worker thread with the page number (from 1) and the open python-sane handle before each
         # page is read: a way to reach backend options mid-job without the handle leaving its thread (the tests
         # use it to make SANE's test backend jam at a chosen page).

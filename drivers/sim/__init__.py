@@ -1,4 +1,6 @@
-"""The simulated van: one model (``van.SimVan``) and eight backends that are views on it.
+"""The simulated van: eight backends that are views on it (``drivers/sim/<kind>.py``), each holding its own part's
+physics and fault verbs (``verb_<name>`` methods), and the van (``van.SimVan``) that holds them together.
 
 Like gpiozero's MockFactory, the simulation models the physics (a battery that drains with the load and charges
-on shore, a paper tray that empties) and records every change with its time. It imports only ``kioskd.hal``."""
+on shore, a paper tray that empties) and records every change with its time (``van.SimHistory``). It imports only
+``kioskd.hal``."""

@@ -1,41 +1,53 @@
-"""Simulated speakers and microphone; ``reset`` brings back the van's defaults between citizens."""
+"""Simulated speakers and microphone; ``reset`` brings back the van's defaults between citizens. Its verb: audio
+(unplug, plug, or a stream a citizen's call opens)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import ClassVar
 
 from pydantic import Field
 
-from drivers.sim.van import SimVan
-from kioskd.hal import AudioState, DriverContext, DriverOptions
+from drivers.sim.van import SimView, choice
+from kioskd.hal import AudioChanged, AudioState, DeviceKind, DriverContext, DriverOptions, StateEvent
 
 
 class SimAudioOptions(DriverOptions):
     volume: int = Field(60, ge=0, le=100)
 
 
-class SimAudio:
+class SimAudio(SimView):
+    kind: ClassVar[DeviceKind] = "audio"
+    options_model: ClassVar[type[SimAudioOptions]] = SimAudioOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        self.opts = ctx.parse_options(SimAudioOptions)
-        self.van = SimVan.of(ctx)
-        self.van.audio = replace(self.van.audio, volume=self.opts.volume)
+        self.opts = ctx.parse_options(self.options_model)
+        super().__init__(ctx)
+        self._state = AudioState(True, "Haut-parleurs", "Micro", self.opts.volume, False, True, 0)
 
     @property
     def state(self) -> AudioState:
-        return self.van.audio
+        return self._state
 
-    async def start(self) -> None:
-        self.van.start("audio")
-
-    async def close(self) -> None:
-        self.van.stop("audio")
+    def changed(self) -> StateEvent:
+        return AudioChanged(self._state)
 
     async def session_start(self) -> None:
-        self.van.audio = replace(self.van.audio, volume=self.opts.volume, muted=False, mic_muted=False)
-        self.van.record("audio", "session_start")
-        self.van.publish("audio")
+        self._state = replace(self._state, volume=self.opts.volume, muted=False, mic_muted=False)
+        self.record("session_start")
+        self.publish()
 
     async def reset(self) -> None:
-        self.van.audio = replace(self.van.audio, volume=self.opts.volume, muted=False, mic_muted=True, streams=0)
-        self.van.record("audio", "reset")
-        self.van.publish("audio")
+        self._state = replace(self._state, volume=self.opts.volume, muted=False, mic_muted=True, streams=0)
+        self.record("reset")
+        self.publish()
+
+    async def verb_audio(self, args: list[str]) -> str:
+        """audio plug|unplug|stream (a citizen's call opens a stream)"""
+        what = choice(args, "audio", ("unplug", "plug", "stream"))
+        if what == "stream":
+            self._state = replace(self._state, streams=self._state.streams + 1, mic_muted=False)
+        else:
+            self._state = replace(self._state, present=what == "plug")
+        self.publish()
+        return f"audio {what}"

@@ -1,35 +1,98 @@
-"""Simulated agent and citizen screens: mirror, curtain (privacy), power, and cable hotplug."""
+"""Simulated agent and citizen screens: mirror, curtain (privacy), power, cable hotplug and the clipboard. Lit
+screens draw on the simulated battery. Its verb: output."""
 
 from __future__ import annotations
 
-from drivers.sim.van import SimVan
-from kioskd.hal import DisplaysState, DriverContext, DriverOptions
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from drivers.sim.power import SimPower
+from drivers.sim.van import SimView, choice
+from kioskd.hal import (
+    DeviceKind,
+    DisplayLayout,
+    DisplaysChanged,
+    DisplaysState,
+    DriverContext,
+    DriverOptions,
+    Output,
+    OutputConnected,
+    OutputDisconnected,
+    StateEvent,
+)
 
 
-class SimDisplays:
+class SimDisplays(SimView):
+    kind: ClassVar[DeviceKind] = "displays"
+    options_model: ClassVar[type[DriverOptions]] = DriverOptions
+
     def __init__(self, ctx: DriverContext) -> None:
-        ctx.parse_options(DriverOptions)
-        self.van = SimVan.of(ctx)
+        ctx.parse_options(self.options_model)
+        super().__init__(ctx)
+        self._state = DisplaysState(
+            (Output("HDMI-1", "agent", True, 1920, 1080), Output("HDMI-2", "citizen", True, 1920, 1080)),
+            mirrored=False,
+            curtain=False,
+            powered=False,
+        )
+        self.clipboard = ""
 
     @property
     def state(self) -> DisplaysState:
-        return self.van.displays
+        return self._state
 
-    async def start(self) -> None:
-        self.van.start("displays")
-
-    async def close(self) -> None:
-        self.van.stop("displays")
+    def changed(self) -> StateEvent:
+        return DisplaysChanged(self._state)
 
     async def set_mirror(self, on: bool) -> None:
-        self.van.set_displays(mirrored=on)
+        self.set(mirrored=on)
 
     async def set_curtain(self, on: bool) -> None:
-        self.van.set_displays(curtain=on)
+        self.set(curtain=on)
 
     async def set_power(self, on: bool) -> None:
-        self.van.set_displays(powered=on)
+        self.set(powered=on)
 
     async def clear_clipboard(self) -> None:
-        self.van.clipboard = ""
-        self.van.record("clipboard", "cleared")
+        self.clipboard = ""
+        self.record("clipboard", "cleared")
+
+    def set(self, **changes: Any) -> None:
+        power = self.van.part("power")
+        if "powered" in changes and isinstance(power, SimPower):
+            power.set_load(in_session=changes["powered"])  # lit screens, warm printer: the station's own load
+        self._state = laid_out(replace(self._state, **changes))
+        self.record("set", changes)
+        self.publish()
+
+    def plug_output(self, role: str, connected: bool) -> None:
+        outputs = []
+        for out in self._state.outputs:
+            if out.role == role and out.connected != connected:
+                out = replace(out, connected=connected)
+                self.emit(OutputConnected(out.name, out.role) if connected else OutputDisconnected(out.name, out.role))
+            outputs.append(out)
+        self.set(outputs=tuple(outputs))
+
+    async def verb_output(self, args: list[str]) -> str:
+        """output agent|citizen plug|unplug: a screen's cable"""
+        role = choice(args, "output", ("agent", "citizen"))
+        self.plug_output(role, choice(args[1:], "output", ("plug", "unplug")) == "plug")
+        return f"output {role} {args[1]}"
+
+
+def laid_out(displays: DisplaysState) -> DisplaysState:
+    """The layout the flags mean, with the citizen screen beside the agent's unless it mirrors it (as xrandr does)."""
+    layout: DisplayLayout = (
+        "off"
+        if not displays.powered
+        else "curtain"
+        if displays.curtain
+        else "mirror"
+        if displays.mirrored
+        else "extended"
+    )
+    agent_width = next((o.width for o in displays.outputs if o.role == "agent"), 0)
+    beside = layout in ("curtain", "extended")
+    outputs = tuple(replace(o, x=agent_width if beside and o.role == "citizen" else 0) for o in displays.outputs)
+    return replace(displays, outputs=outputs, layout=layout)

@@ -6,13 +6,21 @@ its PC no longer draws from the battery. It stops no process and imports only ``
 from __future__ import annotations
 
 from collections import deque
+from typing import ClassVar, NamedTuple
 
+from drivers.sim.power import SimPower
 from drivers.sim.van import SimVan
 from kioskd.hal import DriverContext, DriverOptions
 
 
 class SimHostOptions(DriverOptions):
     pass
+
+
+class HostRecord(NamedTuple):
+    at: float  # simulated seconds
+    what: str  # power_off, acquire, release
+    detail: str  # why a lock was taken
 
 
 class SimInhibitLock:
@@ -32,13 +40,15 @@ class SimInhibitLock:
 class SimHost:
     """A ``Host`` for the simulated van.
 
-    ``history`` holds ``(simulated time, what, detail)`` for ``power_off``, ``acquire`` and ``release``; when the
-    simulated van exists its own history gets the same entries, so a scenario reads one timeline."""
+    ``history`` holds a ``HostRecord`` for each ``power_off``, ``acquire`` and ``release``; when the simulated van
+    exists its timeline gets the same records (device ``host``), so a scenario reads one timeline."""
+
+    options_model: ClassVar[type[SimHostOptions]] = SimHostOptions
 
     def __init__(self, ctx: DriverContext) -> None:
-        ctx.parse_options(SimHostOptions)
+        ctx.parse_options(self.options_model)
         self.ctx = ctx
-        self.history: deque[tuple[float, str, str]] = deque(maxlen=1000)
+        self.history: deque[HostRecord] = deque(maxlen=1000)
         self.powered_off = False
         self.locks: list[SimInhibitLock] = []
 
@@ -57,8 +67,9 @@ class SimHost:
         self.powered_off = True
         self._record("power_off", "")
         van = self.ctx.shared.get("sim.van")
-        if isinstance(van, SimVan):
-            van.power_off()  # the PC and the screens stop drawing from the battery
+        power = van.part("power") if isinstance(van, SimVan) else None
+        if isinstance(power, SimPower):
+            power.power_off()  # the PC and the screens stop drawing from the battery
 
     async def inhibit(self, why: str) -> SimInhibitLock:
         lock = SimInhibitLock(self, why)
@@ -68,7 +79,7 @@ class SimHost:
 
     def _record(self, what: str, detail: str) -> None:
         now = self.ctx.clock.monotonic()
-        self.history.append((now, what, detail))
+        self.history.append(HostRecord(now, what, detail))
         van = self.ctx.shared.get("sim.van")
         if isinstance(van, SimVan):
-            van.record(f"host.{what}", detail)
+            van.record("host", what, detail)

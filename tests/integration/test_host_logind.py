@@ -112,8 +112,6 @@ async def test_sim_host_records_power_off_and_locks_on_the_van_timeline(tmp_path
     await host.power_off()
     assert host.powered_off and host.held == []
     assert list(host.history) == [(100.0, "acquire", "wipe"), (105.0, "release", "wipe"), (105.0, "power_off", "")]
-    assert [(t, what) for t, what, _ in power.van.history if what.startswith("host.")] == [
-        (100.0, "host.acquire"),
-        (105.0, "host.release"),
-        (105.0, "host.power_off"),
-    ]
+    power.van.history.assert_states_and_times(
+        [(100.0, "acquire"), (105.0, "release"), (105.0, "power_off")], device="host"
+    )

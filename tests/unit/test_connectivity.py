@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from drivers.sim.modem import SimModem
 from kioskd.cli import render_atlas
 from kioskd.connectivity import RecoveryStep, distance_m, stop_at
 from kioskd.errors import ProfileError
@@ -179,11 +180,12 @@ async def test_a_gps_fix_names_the_stop_from_the_profile(tmp_path: Path) -> None
     profile = sim_profile(station={"workspace": "directory"}, connectivity=stops)
     rig = await make_rig(tmp_path, profile)
     try:
-        van = rig.devices.modem.van  # type: ignore[attr-defined]
-        van.set_modem(latitude=44.8905, longitude=1.2165)
+        modem = rig.devices.modem
+        assert isinstance(modem, SimModem)
+        modem.set(latitude=44.8905, longitude=1.2165)
         assert rig.station.state.connectivity.stop == "Sarlat"
         assert rig.station.state.connectivity.stop_source == "gps"
-        van.set_modem(latitude=45.2, longitude=1.5)
+        modem.set(latitude=45.2, longitude=1.5)
         assert rig.station.state.connectivity.stop is None
     finally:
         await rig.station.idle()

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drivers.power.vedirect_protocol import TextParser, decode
-from kioskd.backends import build_devices
 from kioskd.clock import ManualClock
 from kioskd.errors import ProfileError
+from kioskd.hal.loader import build_devices
 from kioskd.profile import SIM_PROFILE, load_profile, parse_profile
 from kioskd.profile_check import check
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kioskd.backends import build_devices
 from kioskd.clock import ManualClock
 from kioskd.errors import DriverNotFound, ProfileError
+from kioskd.hal.loader import build_devices
 from kioskd.profile import SIM_PROFILE, load_profile
 
 GOOD = SIM_PROFILE.read_text()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kioskd.backends import build_devices
 from kioskd.clock import ManualClock
+from kioskd.hal.loader import build_devices
 from kioskd.profile import load_profile
 
 PROFILES = sorted((Path(__file__).resolve().parents[2] / "profiles").glob("*.toml"))

@@ -160,7 +160,7 @@ async def test_failed_wipe_blocks_new_sessions_until_retry_succeeds(rig: Rig) ->
 
 
 def _leds(rig: Rig) -> list[str]:
-    return [value for _, what, value in rig.devices.simulation.van.history if what == "led"]  # type: ignore[union-attr]
+    return rig.history.states("button", "led")
 
 
 async def test_led_follows_the_station(rig: Rig) -> None:
@@ -294,8 +294,7 @@ async def test_the_microphone_opens_with_a_session_and_closes_with_its_wipe(rig:
     await rig.station.next_citizen()
     assert rig.devices.audio.state.mic_muted is False
     await rig.station.next_citizen()  # the wipe mutes it, the next session opens it again
-    history = [value for _, what, value in rig.devices.simulation.van.history if what == "audio"]  # type: ignore[union-attr]
-    assert history == ["session_start", "reset", "session_start"]
+    rig.history.assert_states(["session_start", "reset", "session_start"], device="audio")
 
 
 async def test_a_shore_notice_does_not_hide_a_low_battery_warning(rig: Rig) -> None:
