@@ -448,7 +448,7 @@ class Station:
     ) -> dict[str, Any]:
         """One scan job into the current session's scans folder, fitted to the destination's size budget."""
         # imported here: OpenCV costs a third of a second at start-up and is only needed once a citizen is in
-        from kioskd.scanning import scan_to_pdf
+        from kioskd.policies.scanning_pipeline import scan_to_pdf
 
         session = self.session
         if session is None or self.mode != "in_session":
