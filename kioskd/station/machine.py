@@ -18,6 +18,7 @@ from kioskd.bus import EventBus
 from kioskd.doctor import DoctorInputs
 from kioskd.errors import KioskError, TransitionRefused, WipeError
 from kioskd.hal import ButtonPressed, Clock, DeviceFault, Event, LedPattern, ScanMode, ScanSource, StateEvent
+from kioskd.policies import roster
 from kioskd.policies.base import Action, Guarded, Policy
 from kioskd.policies.connectivity import ConnectivityPolicy, ConnectivityState
 from kioskd.policies.displays import DisplaysPolicy
@@ -130,8 +131,6 @@ class Station:
         # the last wipes, for scenarios and tests (bounded: the store keeps every receipt, a van runs for years)
         self.wipes: deque[WipeOutcome] = deque(maxlen=500)
         if policies is None:
-            from kioskd.policies import roster
-
             policies = roster.standard(profile, devices, clock, store)
         self.policies: tuple[Policy, ...] = tuple(policies)
         # the policies that own one of the station's commands (the API and the CLI call the station)
