@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))  # the broker and the simulated station are the te
 from kioskd.clock import RealClock  # noqa: E402
 from kioskd.fleet import FleetLink, health  # noqa: E402
 from kioskd.profile import FleetConfig  # noqa: E402
-from kioskd.store import Store  # noqa: E402
+from kioskd.records.store import Store  # noqa: E402
 from tests.conftest import Rig, make_rig  # noqa: E402
 from tests.integration import require  # noqa: E402
 from tests.integration.mosquitto_service import (  # noqa: E402

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from kioskd.hal import RawPage  # noqa: E402
-from kioskd.scanning import QUALITIES, clean_page, encode_jpeg, fit_pdf  # noqa: E402
+from kioskd.policies.scanning_pipeline import QUALITIES, clean_page, encode_jpeg, fit_pdf  # noqa: E402
 from tests.unit.test_scanning_pipeline import skewed_scan  # noqa: E402
 
 PAGES = 20

@@ -25,7 +25,7 @@ from kioskd.clock import RealClock
 from kioskd.hal.loader import build_devices
 from kioskd.profile import SIM_PROFILE, parse_profile
 from kioskd.session import Sessions
-from kioskd.workspace import create
+from kioskd.session.workspace import create
 
 
 def scan_page() -> bytes:

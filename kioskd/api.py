@@ -18,11 +18,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kioskd import doctor, messages, panel, stats
+from kioskd import doctor, messages, panel
 from kioskd.errors import DeviceError, KioskError, TransitionRefused, WipeError
 from kioskd.hal import ScanMode, ScanSource
-from kioskd.state import StationChanged
+from kioskd.records import stats
 from kioskd.station import Station, refusal_params
+from kioskd.station.snapshot import StationChanged
 
 if TYPE_CHECKING:
     from kioskd.fleet import FleetLink

@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 
-from kioskd import messages, paths, stats
+from kioskd import messages, paths
 from kioskd.messages import Lang
+from kioskd.records import stats
 
 
 def _client(socket_path: str, timeout: float | None = 30.0) -> httpx.Client:

@@ -1,5 +1,6 @@
-"""The ``kioskd`` process: reads the profile, builds the devices and the station, serves the API, talks to
-systemd, and plays a scenario when asked. One asyncio loop; SIGTERM/SIGINT stop it cleanly (exit 0)."""
+"""The ``kioskd`` process and composition root: reads the profile, builds the devices, the sessions, the policies
+and the station, serves the API, talks to systemd, and plays a scenario when asked. One asyncio loop; SIGTERM/SIGINT
+stop it cleanly (exit 0)."""
 
 from __future__ import annotations
 
@@ -29,13 +30,14 @@ from kioskd.clock import RealClock, SimClock
 from kioskd.errors import KioskError, ProfileError, ScenarioError
 from kioskd.hal import Clock, Devices
 from kioskd.hal.loader import build_devices
+from kioskd.policies import roster
 from kioskd.profile import Profile, default_profile_path, load_profile
+from kioskd.records.retention import Retention
+from kioskd.records.store import Store
 from kioskd.scenario import Scenario, load_scenario, play, start_of_day
 from kioskd.session import Sessions
-from kioskd.state import StationChanged
 from kioskd.station import Station
-from kioskd.stats import Retention
-from kioskd.store import Store
+from kioskd.station.snapshot import StationChanged
 
 log = logging.getLogger("kioskd")
 
@@ -201,8 +203,10 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
     store.queue_for_fleet = profile.fleet is not None
     retention = Retention(store, profile.activity, clock)
     await retention.start()
-    sessions = Sessions(runtime / "sessions", state, devices, clock, profile.station, store, activity=profile.activity)
-    station = Station(profile, devices, bus, clock, sessions, store=store)
+    sessions = Sessions(runtime / "sessions", state, devices, clock, profile.station)
+    # the policies, in the order the station hands them each event (the recorder, last, writes what happened)
+    policies = roster.standard(profile, devices, clock, store)
+    station = Station(profile, devices, bus, clock, sessions, store=store, policies=policies)
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)

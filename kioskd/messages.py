@@ -54,7 +54,7 @@ CATALOGUE: dict[str, Message] = {
         "Batterie critique : démarrage impossible, branchez le secteur",
         "Battery critical: cannot start, plug in shore power",
     ),
-    # power (kioskd/power.py, drivers/power, issue 6) — add power messages here
+    # power (kioskd/policies/power.py, drivers/power, issue 6) — add power messages here
     "power.no-data": Message(
         "Plus de mesure de la batterie : vérifiez le câble du moniteur de batterie, sinon appelez le technicien",
         "No battery reading: check the battery monitor's cable, else call the technician",
@@ -151,7 +151,7 @@ CATALOGUE: dict[str, Message] = {
     # modem
     "modem.signal.weak": Message("Réseau mobile faible ({quality} %)", "Weak mobile signal ({quality}%)"),
     "modem.offline": Message("Pas d'accès à Internet", "No Internet access"),
-    # connectivity (kioskd/connectivity.py, drivers/modem, issue 7)
+    # connectivity (kioskd/policies/connectivity.py, drivers/modem, issue 7)
     "modem.absent": Message(
         "Modem 4G introuvable (débranché ou redémarrage USB) : il sera repris dès son retour",
         "LTE modem not found (unplugged or USB reset): it is picked up again as soon as it is back",
@@ -267,7 +267,7 @@ CATALOGUE: dict[str, Message] = {
         "Printer unreachable: check that it is on and plugged in",
     ),
     "printer.paused": Message("Imprimante en pause", "Printer paused"),
-    # scanner and scans (drivers/scanner, kioskd/scanning.py, issue 5) — add scanner messages here
+    # scanner and scans (drivers/scanner, kioskd/policies/scanning_pipeline.py, issue 5) — add scanner messages here
     "scanner.jammed": Message("Bourrage du scanner : retirez la feuille", "Scanner jam: remove the sheet"),
     "scanner.no-docs": Message("Chargeur vide : posez les feuilles", "Feeder empty: load the sheets"),
     "scanner.cover-open": Message("Capot du scanner ouvert : refermez-le", "Scanner cover open: close it"),
@@ -447,7 +447,7 @@ CATALOGUE: dict[str, Message] = {
     "panel.receipt.none": Message("Pas encore d'effacement", "No wipe yet"),
     "panel.size.kb": Message("{n} Ko", "{n} kB"),
     "panel.size.mb": Message("{n} Mo", "{n} MB"),
-    # activity figures (kioskd/stats.py, issue 13)
+    # activity figures (kioskd/records/stats.py, issue 13)
     "stats.title": Message(
         "Activité {month} : {visits} visite(s), durée moyenne {minutes} min, {scans} scan(s), {prints} impression(s)",
         "Activity {month}: {visits} visit(s), mean duration {minutes} min, {scans} scan(s), {prints} print(s)",
@@ -470,7 +470,7 @@ CATALOGUE: dict[str, Message] = {
     "stats.column.scans": Message("scans", "scans"),
     "stats.column.prints": Message("impressions", "prints"),
     "stats.column.reason": Message("fin", "end"),
-    # fleet link (kioskd/fleet.py, issue 13)
+    # fleet link (kioskd/fleet/, issue 13)
     "fleet.auth_failed": Message(
         "Liaison avec le bureau refusée (identifiant ou mot de passe) : appelez le technicien",
         "Link to the office refused (user name or password): call the technician",

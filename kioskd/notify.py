@@ -13,7 +13,7 @@ from pathlib import Path
 
 import systemd.daemon as sd_daemon
 
-from kioskd.workspace import redact
+from kioskd.session.workspace import redact
 
 log = logging.getLogger(__name__)
 

@@ -131,7 +131,7 @@ class UploadDestination(_Section):
 class ScanningConfig(_Section):
     """``[scanning]``: what a scan job asks of the scanner and the size budgets of the upload destinations.
 
-    Defined here rather than in ``kioskd.scanning`` so that reading a profile never imports OpenCV."""
+    Defined here rather than in ``kioskd.policies.scanning_pipeline`` so that reading a profile never imports OpenCV."""
 
     resolution: int = Field(300, ge=150, le=600, description="dpi asked of the scanner")
     mode: ScanMode = Field("color", description="colour or grey, unless the agent chooses")

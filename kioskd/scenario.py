@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kioskd.errors import DeviceError, KioskError, ScenarioError
 from kioskd.hal import Event, Simulation
-from kioskd.state import Mode, StationChanged
 from kioskd.station import Station
+from kioskd.station.snapshot import Mode, StationChanged
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from kioskd.clock import ManualClock
 from kioskd.hal import Devices, Event
 from kioskd.hal.loader import build_devices
 from kioskd.profile import SIM_PROFILE, Profile, parse_profile
+from kioskd.records.store import Store
 from kioskd.session import Sessions
 from kioskd.station import Station
-from kioskd.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -95,7 +95,7 @@ async def make_rig(tmp_path: Path, profile: Profile | None = None, clock: Manual
     profile = profile or sim_profile(station={"workspace": "directory"})
     devices = build_devices(profile, clock, bus.publish_threadsafe, runtime)
     store = Store(state / "kioskd.sqlite")
-    sessions = Sessions(runtime / "sessions", state, devices, clock, profile.station, store)
+    sessions = Sessions(runtime / "sessions", state, devices, clock, profile.station)
     station = Station(profile, devices, bus, clock, sessions, store=store)
     for _, device in devices.all():
         await device.start()

@@ -12,8 +12,8 @@ from typing import Any
 import dbus
 import pytest
 
-from kioskd.connectivity import RecoveryStep
 from kioskd.hal import ModemChanged
+from kioskd.policies.connectivity import RecoveryStep
 from kioskd.profile import SIM_PROFILE, parse_profile
 from tests.conftest import Rig, make_rig
 from tests.integration.modem_service import (

@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from kioskd.hal import PowerState
-from kioskd.store import Store
+from kioskd.records.store import Store
 from tests.integration.daemon_process import ROOT, Daemon, start_daemon
 from tests.integration.require import binary
 

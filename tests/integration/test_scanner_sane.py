@@ -14,7 +14,7 @@ import pytest
 from drivers.scanner.sane import SaneScanner
 from kioskd.clock import ManualClock
 from kioskd.hal import DeviceError, DeviceFault, ScanFinished, ScannerChanged, ScanRequest
-from kioskd.scanning import scan_to_pdf
+from kioskd.policies.scanning_pipeline import scan_to_pdf
 from tests.integration.sane_service import EventLog, read_status_at, sane_test_backend, scanner_context
 
 pytestmark = pytest.mark.integration

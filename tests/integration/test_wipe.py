@@ -18,7 +18,7 @@ import pytest
 
 from kioskd.profile import SIM_PROFILE
 from kioskd.scenario import find_canary
-from kioskd.workspace import is_mountpoint
+from kioskd.session.workspace import is_mountpoint
 from tests.integration.daemon_process import Daemon, short_runtime, start_daemon
 from tests.integration.require import binary
 
@@ -217,7 +217,7 @@ def test_a_crash_at_any_step_is_finished_before_ready(tmp_path: Path, stage: str
 
 
 def _session_processes(session_id: str) -> list[int]:
-    from kioskd.session_app import session_processes
+    from kioskd.session.app import session_processes
 
     return session_processes(session_id)
 

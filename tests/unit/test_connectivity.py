@@ -12,11 +12,11 @@ import pytest
 
 from drivers.sim.modem import SimModem
 from kioskd.cli import render_atlas
-from kioskd.connectivity import RecoveryStep, distance_m, stop_at
 from kioskd.errors import ProfileError
+from kioskd.policies.connectivity import RecoveryStep, distance_m, stop_at
 from kioskd.profile import AtlasStop
-from kioskd.state import StationChanged
-from kioskd.store import SignalSample, Store
+from kioskd.records.store import SignalSample, Store
+from kioskd.station.snapshot import StationChanged
 from tests.conftest import Rig, make_rig, sim_profile
 
 CONNECTIVITY = {"period": 60, "recover_after": 300, "backoff_initial": 120, "backoff_max": 480, "sample_period": 300}

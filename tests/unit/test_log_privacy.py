@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from kioskd.notify import RedactingFormatter
-from kioskd.workspace import redact
+from kioskd.session.workspace import redact
 
 
 def test_paths_inside_a_workspace_are_cut_after_the_session_id() -> None:

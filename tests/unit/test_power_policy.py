@@ -7,9 +7,9 @@ import pytest
 from kioskd.clock import ManualClock
 from kioskd.errors import TransitionRefused
 from kioskd.hal import PowerState
-from kioskd.power import PowerDecision, PowerPolicy
+from kioskd.policies.power import PowerDecision, PowerPolicy
 from kioskd.profile import PowerPolicyConfig
-from kioskd.state import StationChanged
+from kioskd.station.snapshot import StationChanged
 from tests.conftest import Rig, make_rig, sim_profile
 
 

@@ -16,12 +16,20 @@ import pikepdf
 import pytest
 from pydantic import ValidationError
 
-from kioskd import scanning
 from kioskd.clock import ManualClock
 from kioskd.hal import RawPage, ScanMode, ScannerState, ScanRequest, ScanResult
 from kioskd.messages import both
+from kioskd.policies import scanning_pipeline as scanning
+from kioskd.policies.scanning_pipeline import (
+    BudgetExceeded,
+    clean_page,
+    fit_pdf,
+    ladder,
+    save_pdf,
+    scan_name,
+    scan_to_pdf,
+)
 from kioskd.profile import SIM_PROFILE, ScanningConfig, load_profile
-from kioskd.scanning import BudgetExceeded, clean_page, fit_pdf, ladder, save_pdf, scan_name, scan_to_pdf
 
 A4_MM = (210.0, 297.0)
 A4_POINTS = (595.3, 841.9)

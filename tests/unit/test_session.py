@@ -11,9 +11,9 @@ import pytest
 
 from kioskd.clock import RealClock
 from kioskd.errors import WipeError
-from kioskd.session_app import SessionApp, session_processes
-from kioskd.store import Store
-from kioskd.workspace import create
+from kioskd.records.store import Store
+from kioskd.session.app import SessionApp, session_processes
+from kioskd.session.workspace import create
 from tests.conftest import Rig, make_rig, sim_profile
 
 

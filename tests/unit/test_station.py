@@ -9,8 +9,8 @@ import pytest
 
 from kioskd.errors import TransitionRefused, WipeError
 from kioskd.hal import ButtonPressed
-from kioskd.state import MODES, StationChanged
 from kioskd.station import check_transition
+from kioskd.station.snapshot import MODES, StationChanged
 from tests.conftest import Rig
 
 # The specification, written independently of kioskd.station.TRANSITIONS.

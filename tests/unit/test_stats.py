@@ -10,13 +10,14 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from kioskd import stats
 from kioskd.api import create_app
 from kioskd.clock import ManualClock
 from kioskd.errors import WipeError
 from kioskd.profile import ActivityConfig
-from kioskd.stats import Retention, cutoff, summarize
-from kioskd.store import Activity, Receipt, Store
+from kioskd.records import stats
+from kioskd.records.retention import Retention, cutoff
+from kioskd.records.stats import summarize
+from kioskd.records.store import Activity, Receipt, Store
 from tests.conftest import Rig, make_rig, sim_profile
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -2,7 +2,8 @@
 of a stuck link, and the signal samples of the tour's stops (the atlas).
 
 Plain rules on the injected clock; it knows the modem only through the ``kioskd.hal.Modem`` contract and imports no
-driver. The reachability probe is the one poll, at the profile's period; recovery steps wait longer each time."""
+driver. The reachability probe is the one poll, at the profile's period; recovery steps wait longer each time. The
+atlas's samples leave as ``SignalSampled`` events (the recorder writes them): this policy writes to no store."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ import asyncio
 import logging
 import math
 import socket
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from kioskd.hal import Clock, Event, Modem, ModemState, TimerHandle
+from kioskd.hal import Clock, Event, IgnitionChanged, Modem, ModemChanged, ModemState, TimerHandle
+from kioskd.policies.base import Policy
 from kioskd.profile import AtlasStop, ConnectivityConfig
-from kioskd.store import SignalSample, Store
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +54,18 @@ class RecoveryStep(Event):
     next_in: float | None = None  # seconds before another step may follow
 
 
-class Outlet(Protocol):
-    """What the policy needs of the station: show its state and notices, publish events, run coroutines."""
+@dataclass(frozen=True)
+class SignalSampled(Event):
+    """What the atlas keeps of one moment at a stop: the link's figures, nothing about anyone."""
 
-    def show_connectivity(self, state: ConnectivityState) -> None: ...
-
-    def connectivity_notice(self, topic: str, key: str | None, level: Level, params: dict[str, Any]) -> None:
-        """Show the notice ``key`` under ``topic``; ``key`` None clears the topic."""
-        ...
-
-    def publish(self, event: Event) -> None: ...
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None: ...
+    at: float  # wall clock
+    stop: str
+    quality: int | None
+    rsrp: float | None
+    rsrq: float | None
+    sinr: float | None
+    technology: str
+    internet: bool | None
 
 
 Probe = Callable[[], Awaitable[Outcome]]
@@ -129,21 +130,13 @@ def stop_at(stops: tuple[AtlasStop, ...], latitude: float, longitude: float) -> 
     return None if best is None else best[1]
 
 
-class ConnectivityPolicy:
-    def __init__(
-        self,
-        config: ConnectivityConfig,
-        clock: Clock,
-        modem: Modem,
-        outlet: Outlet,
-        store: Store | None = None,
-        probe: Probe | None = None,
-    ) -> None:
+class ConnectivityPolicy(Policy):
+    events = (ModemChanged, IgnitionChanged)
+
+    def __init__(self, config: ConnectivityConfig, clock: Clock, modem: Modem, probe: Probe | None = None) -> None:
         self.config = config
         self.clock = clock
         self.modem = modem
-        self.outlet = outlet
-        self.store = store
         self.probe = probe or make_probe(config, modem)
         self.state = ConnectivityState(probe=config.probe)
         self.last_modem = ModemState()
@@ -186,6 +179,12 @@ class ConnectivityPolicy:
             self._busy = False
 
     # ------------------------------------------------------------------------------------------- modem
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, ModemChanged):
+            self.update(event.state)
+        elif isinstance(event, IgnitionChanged) and event.on and self.state.stop_source == "agent":
+            self.set_stop(None)  # the van leaves the stop the agent named (a GPS stop follows the van by itself)
+
     def update(self, modem: ModemState) -> None:
         """The modem's new state (from the station): notices about the modem itself, and the GPS stop."""
         self.last_modem = modem
@@ -218,13 +217,16 @@ class ConnectivityPolicy:
         if self._shown.get(topic) == key and topic != "recovery":
             return
         self._shown[topic] = key
-        self.outlet.connectivity_notice(topic, key, level, params)
+        if key is None:
+            self.outlet.clear_notice(f"connectivity.{topic}")
+        else:
+            self.outlet.notice(f"connectivity.{topic}", key, level, **params)
 
     def _show(self, **changes: Any) -> None:
         new = replace(self.state, **changes)
         if new != self.state:
             self.state = new
-            self.outlet.show_connectivity(new)
+            self.outlet.show(connectivity=new)
 
     # ------------------------------------------------------------------------------------------- stops
     def set_stop(self, name: str | None) -> ConnectivityState:
@@ -296,11 +298,12 @@ class ConnectivityPolicy:
             self._notice("recovery", "modem.recovery.failed", "warning", {"step": action})
 
     def _sample(self, wall: float) -> None:
-        """One sample per ``sample_period`` at a named stop: the atlas's raw material (no personal data). Written
-        beside the round, so a slow disk never holds the next probe back."""
+        """One sample per ``sample_period`` at a named stop: the atlas's raw material (no personal data). The
+        recorder writes it beside the round, so a slow disk never holds the next probe back."""
         m, stop = self.last_modem, self.state.stop
-        if self.store is None or stop is None or not m.present or wall - self._last_sample < self.config.sample_period:
+        if stop is None or not m.present or wall - self._last_sample < self.config.sample_period:
             return
         self._last_sample = wall
-        sample = SignalSample(wall, stop, m.signal, m.rsrp, m.rsrq, m.sinr, m.technology, self.state.internet)
-        self.outlet.spawn(self.store.add_signal_sample(sample))
+        self.outlet.publish(
+            SignalSampled(wall, stop, m.signal, m.rsrp, m.rsrq, m.sinr, m.technology, self.state.internet)
+        )

@@ -1,7 +1,8 @@
-"""The station: one state machine (off, starting, ready, in_session, wiping, travelling, shutting_down) that
-folds device events into the snapshot and turns button presses, agent commands and policy decisions into
-transitions. It knows hardware only through ``kioskd.hal`` contracts; illegal transitions are refused with a
-reason from the message catalogue."""
+"""The station: one state machine (off, starting, ready, in_session, wiping, travelling, shutting_down) that folds
+device events into the snapshot and turns button presses, agent commands and policies' requests into transitions.
+It is the host of the policies (``kioskd.policies``): it hands each the events it declared and calls their hooks;
+the rules themselves (power, connectivity, idle, displays, printing, scanning, records) live there, not here. It
+knows hardware only through ``kioskd.hal`` contracts; illegal transitions are refused with a catalogue reason."""
 
 from __future__ import annotations
 
@@ -9,39 +10,28 @@ import asyncio
 import dataclasses
 import logging
 from collections import deque
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 
-from kioskd import messages
 from kioskd.bus import EventBus
-from kioskd.connectivity import ConnectivityPolicy, ConnectivityState
 from kioskd.doctor import DoctorInputs
 from kioskd.errors import KioskError, TransitionRefused, WipeError
-from kioskd.hal import (
-    ButtonPressed,
-    Clock,
-    DeviceFault,
-    Devices,
-    Event,
-    JobStateChanged,
-    LedPattern,
-    ModemChanged,
-    PowerChanged,
-    PowerState,
-    ScanFinished,
-    ScanMode,
-    ScanRequest,
-    ScanSource,
-    StateEvent,
-    TimerHandle,
-)
-from kioskd.power import PowerDecision, PowerPolicy
+from kioskd.hal import ButtonPressed, Clock, DeviceFault, Devices, Event, LedPattern, ScanMode, ScanSource, StateEvent
+from kioskd.policies import roster
+from kioskd.policies.base import Action, Guarded, Policy
+from kioskd.policies.connectivity import ConnectivityPolicy, ConnectivityState
+from kioskd.policies.displays import DisplaysPolicy
+from kioskd.policies.power import PowerPolicy
+from kioskd.policies.printing import PrintingPolicy
+from kioskd.policies.scanning import ScanningPolicy
 from kioskd.profile import Profile
+from kioskd.records.store import Store
 from kioskd.session import Session, Sessions, WipeOutcome, WipeReason
-from kioskd.state import Level, Mode, Notice, SessionInfo, StationChanged, StationState
-from kioskd.store import Store
+from kioskd.station.led import led_pattern
+from kioskd.station.snapshot import Level, Mode, Notice, SessionInfo, StationChanged, StationState
 
 log = logging.getLogger(__name__)
+P = TypeVar("P", bound=Policy)
 
 TRANSITIONS: dict[Mode, frozenset[Mode]] = {
     "off": frozenset({"starting"}),
@@ -56,31 +46,6 @@ TRANSITIONS: dict[Mode, frozenset[Mode]] = {
     "shutting_down": frozenset({"off"}),
 }
 
-LED: dict[Mode, LedPattern] = {
-    "off": "off",
-    "starting": "slow",
-    "ready": "steady",
-    "in_session": "double",
-    "wiping": "slow",
-    "travelling": "off",
-    "shutting_down": "slow",
-}
-
-
-def needs_attention(notice: Notice) -> bool:
-    """A notice the LED must show by itself (fast blink): a failed wipe, a device fault, a power warning."""
-    if notice.level == "info":
-        return False
-    return notice.topic in ("wipe", "power") or notice.topic.startswith("device.")
-
-
-def led_pattern(state: StationState) -> LedPattern:
-    """The LED for a snapshot: the mode's pattern, or fast blink while something needs the agent (the station
-    running: an LED blinking on a station that is off or shutting down would say it still needs something)."""
-    if state.mode not in ("off", "shutting_down") and any(needs_attention(n) for n in state.notices):
-        return "fast"
-    return LED[state.mode]
-
 
 def check_transition(current: Mode, target: Mode) -> None:
     """Raise ``TransitionRefused`` unless ``current → target`` is in the table."""
@@ -93,6 +58,53 @@ def check_transition(current: Mode, target: Mode) -> None:
         )
 
 
+def refusal_params(exc: KioskError, mode: str) -> dict[str, Any]:
+    """Parameters for any refusal message (notice or API error): the state, plus what the refusal carries."""
+    return {"state": mode, "current": mode, "target": "?", **exc.params}
+
+
+class _Outlet:
+    """The station as its policies see it (``kioskd.policies.base.Outlet``): nothing of the machine's commands."""
+
+    def __init__(self, station: Station) -> None:
+        self._station = station
+
+    @property
+    def state(self) -> StationState:
+        return self._station.state
+
+    @property
+    def session(self) -> Session | None:
+        return self._station.session
+
+    def notice(self, topic: str, key: str, level: Level = "info", **params: Any) -> None:
+        self._station.notice(topic, key, level, **params)
+
+    def clear_notice(self, topic: str) -> None:
+        self._station.clear_notice(topic)
+
+    def show(self, **parts: Any) -> None:
+        self._station._set(dataclasses.replace(self._station.state, **parts))
+
+    def publish(self, event: Event) -> None:
+        self._station.publish(event)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        self._station.spawn(coro)
+
+    def request(self, action: Action) -> None:
+        self._station._request(action)
+
+    def touch(self) -> None:
+        self._station.touch()
+
+    def busy(self) -> bool:
+        return any(policy.busy() for policy in self._station.policies)
+
+    async def snapshot(self) -> StationState:
+        return await self._station.snapshot()
+
+
 class Station:
     def __init__(
         self,
@@ -102,29 +114,47 @@ class Station:
         clock: Clock,
         sessions: Sessions,
         store: Store | None = None,
+        policies: Sequence[Policy] | None = None,
     ) -> None:
+        """``policies`` defaults to the standard list (``kioskd.policies.roster``), with the recorder when there
+        is a ``store`` (the API serves the store's figures through ``station.store``)."""
         self.profile = profile
         self.devices = devices
         self.bus = bus
         self.clock = clock
         self.sessions = sessions
         self.store = store
-        self._last_sample = float("-inf")
         self._state = StationState(vehicle=profile.vehicle.id, since=clock.wall())
         self.session: Session | None = None
         self.last_wipe: WipeOutcome | None = None
         # the last wipes, for scenarios and tests (bounded: the store keeps every receipt, a van runs for years)
         self.wipes: deque[WipeOutcome] = deque(maxlen=500)
-        self.power = PowerPolicy(profile.power_policy, profile.station.session_length, clock, self._on_power_decision)
+        if policies is None:
+            policies = roster.standard(profile, devices, clock, store)
+        self.policies: tuple[Policy, ...] = tuple(policies)
+        # the policies that own one of the station's commands (the API and the CLI call the station)
+        self.power = self._policy(PowerPolicy)
+        self.connectivity = self._policy(ConnectivityPolicy)
+        self._displays = self._policy(DisplaysPolicy)
+        self._printing = self._policy(PrintingPolicy)
+        self._scanning = self._policy(ScanningPolicy)
+        self._engine = False  # the ignition, as the power policy last reported it
         self._lock = asyncio.Lock()
-        self._idle_timer: TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._press_waiters: list[asyncio.Future[bool]] = []
-        self._scans_running = 0
         self._led: LedPattern = "off"  # the pattern last sent to the button's LED
-        self.connectivity = ConnectivityPolicy(profile.connectivity, clock, devices.modem, self, store)
         self._unsubscribe = bus.subscribe(self._on_event)
-        self.connectivity.start()
+        outlet = _Outlet(self)
+        for policy in self.policies:
+            policy.attach(outlet)
+        for policy in self.policies:
+            policy.start()
+
+    def _policy(self, kind: type[P]) -> P:
+        for policy in self.policies:
+            if isinstance(policy, kind):
+                return policy
+        raise ValueError(f"the station needs a {kind.__name__} among its policies")
 
     # ------------------------------------------------------------------------------------------- snapshot
     @property
@@ -146,17 +176,10 @@ class Station:
             self._spawn(self.devices.button.set_led(led))
 
     def notice(self, topic: str, key: str, level: Level = "info", **params: Any) -> None:
-        """Show the agent a notice from outside the station (the fleet link); ``clear_notice`` removes it."""
-        self._notice(topic, key, level, **params)
+        """Show the agent a notice (one per topic); ``clear_notice`` removes it."""
+        self._set(self._state.with_notice(Notice(topic, key, level, tuple(sorted(params.items())), self.clock.wall())))
 
     def clear_notice(self, topic: str) -> None:
-        self._clear(topic)
-
-    def _notice(self, topic: str, key: str, level: Level = "info", **params: Any) -> None:
-        notice = Notice(topic, key, level, tuple(sorted(params.items())), self.clock.wall())
-        self._set(self._state.with_notice(notice))
-
-    def _clear(self, topic: str) -> None:
         self._set(self._state.without_notice(topic))
 
     async def snapshot(self) -> StationState:
@@ -184,11 +207,6 @@ class Station:
     def _on_event(self, event: Event) -> None:
         if isinstance(event, StateEvent):
             self._set(dataclasses.replace(self._state, **{event.device: vars(event)["state"]}))
-            if isinstance(event, PowerChanged):
-                self.power.update(event.state)
-                self._sample(event.state)
-            elif isinstance(event, ModemChanged):
-                self.connectivity.update(event.state)
         elif isinstance(event, ButtonPressed):
             if self._press_waiters:  # the doctor's "press the button now": not a command
                 for waiter in self._press_waiters:
@@ -196,57 +214,38 @@ class Station:
                         waiter.set_result(True)
             else:
                 self._spawn(self.press(long=event.long))
-        elif isinstance(event, JobStateChanged) and self.session is not None and event.job.session == self.session.id:
-            self.session.job_ids.add(event.job.id)
-            self.touch()
-        elif isinstance(event, ScanFinished):
-            self.touch()
         elif isinstance(event, DeviceFault):
             topic = f"device.{event.kind}.{event.fault}"  # one notice per fault: clearing one keeps the others
             if event.cleared:
-                self._clear(topic)
+                self.clear_notice(topic)
             else:
-                self._notice(topic, event.fault, "warning")
+                self.notice(topic, event.fault, "warning")
+        for policy in self.policies:
+            if isinstance(event, policy.events):
+                policy.on_event(event)
 
-    def _on_power_decision(self, decision: PowerDecision) -> None:
-        if decision.action == "notice":
-            soc = None if decision.soc is None else round(decision.soc)
-            # the shore plug's news has its own line: it must not hide a low-battery warning (nor the reverse)
-            topic = "power.shore" if decision.key.startswith("power.shore.") else "power"
-            self._notice(topic, decision.key, decision.level, **({"soc": soc} if soc is not None else {}))
-        elif decision.action == "clear":
-            self._clear("power")
-        elif decision.action == "shutdown":
-            self._notice("power", decision.key, "error", soc=round(decision.soc or 0))
-            self._spawn(self.end_of_day(reason="power"))
-        elif decision.action == "travel":
-            self._notice("power.ignition", decision.key)
+    def _request(self, action: Action) -> None:
+        """A policy's request, run in the background like a button press."""
+        if action == "travel":
+            self._engine = True
             self._spawn(self.travel())
-        elif decision.action == "arrive":
-            self._notice("power.ignition", decision.key)
+        elif action == "arrive":
+            self._engine = False
             self._spawn(self.arrive())
+        elif action == "shutdown":
+            self._spawn(self.end_of_day(reason="power"))
+        elif action == "idle_wipe":
+            self._spawn(self._idle_wipe())
 
-    def _sample(self, state: PowerState) -> None:
-        """Power samples for the panel's history, at most one per ``sample_period`` (the store is on disk)."""
-        now = self.clock.wall()
-        if (
-            self.store is None
-            or not state.available
-            or now - self._last_sample < self.profile.power_policy.sample_period
-        ):
-            return
-        self._last_sample = now
-        self._spawn(self.store.add_power_sample(now, state))
+    def _veto(self, action: Guarded) -> None:
+        for policy in self.policies:
+            refusal = policy.veto(action)
+            if refusal is not None:
+                raise refusal
 
-    # ------------------------------------------------------------------------------------------- connectivity
-    def show_connectivity(self, state: ConnectivityState) -> None:
-        self._set(dataclasses.replace(self._state, connectivity=state))
-
-    def connectivity_notice(self, topic: str, key: str | None, level: Level, params: dict[str, Any]) -> None:
-        if key is None:
-            self._clear(f"connectivity.{topic}")
-        else:
-            self._notice(f"connectivity.{topic}", key, level, **params)
+    async def _moving(self, target: Mode) -> None:
+        for policy in self.policies:
+            await policy.moving(target)
 
     def publish(self, event: Event) -> None:
         self.bus.publish(event)
@@ -254,6 +253,7 @@ class Station:
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         self._spawn(coro)
 
+    # ------------------------------------------------------------------------------------------- policies' commands
     @property
     def stop(self) -> str | None:
         """The stop the van stands at (named by the agent or found by GPS), for the office's figures."""
@@ -263,6 +263,30 @@ class Station:
         """The agent names the stop the van stands at (``kioskctl stop NAME``), for the signal atlas."""
         return self.connectivity.set_stop(name)
 
+    def touch(self) -> None:
+        """Someone is working with the citizen: the idle countdown starts again."""
+        for policy in self.policies:
+            policy.touched()
+
+    async def scan(
+        self, source: ScanSource, mode: ScanMode | None, multi: bool, destination: str | None
+    ) -> dict[str, Any]:
+        """One scan job into the current session's scans folder, fitted to the destination's size budget."""
+        return await self._scanning.scan(source, mode, multi, destination)
+
+    async def scans(self) -> list[dict[str, Any]]:
+        """The current session's scans (names kioskd gave them, sizes) — for the session's own view only."""
+        return await self._scanning.scans()
+
+    async def print_document(self, document: bytes) -> int:
+        """Print a document of the current session under an anonymous title; returns the job id."""
+        return await self._printing.print_document(document)
+
+    async def set_privacy(self, on: bool | None = None) -> bool:
+        """The privacy curtain on, off or toggled (``None``); returns its new state (``DisplaysPolicy``)."""
+        return await self._displays.set_privacy(on)
+
+    # ------------------------------------------------------------------------------------------- background
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(self._guard(coro))
         self._tasks.add(task)
@@ -273,7 +297,7 @@ class Station:
         try:
             await coro
         except TransitionRefused as exc:
-            self._notice("station", exc.key or "refused.transition", "warning", **refusal_params(exc, self.mode))
+            self.notice("station", exc.key or "refused.transition", "warning", **refusal_params(exc, self.mode))
         except WipeError as exc:
             log.warning("%s", exc)  # its notice (wipe.failed) is already up
         except Exception:
@@ -336,12 +360,10 @@ class Station:
         self._refuse_if_busy()
         if self.mode != "off":
             raise TransitionRefused("the station is already running", where="station", key="refused.start.not_off")
-        if not self.power.can_start():
-            raise TransitionRefused("battery critical", where="power", key="refused.power.critical")
+        self._veto("start")
         async with self._lock:
             self._go("starting", "start")
-            await self.devices.displays.set_power(True)
-            await self.devices.displays.set_mirror(True)
+            await self._moving("starting")
             pending = self.sessions.pending()
             if pending:
                 await self._wipe_all(pending, "recovery")  # settles, or stays in wiping until someone acts
@@ -350,9 +372,9 @@ class Station:
 
     def _settle_after_wipe(self) -> None:
         """Where the station goes once nothing of a citizen is left: ready, or travelling if the engine runs."""
-        if self.power.ignition:
+        if self._engine:
             self._go("travelling", "ignition")
-            self._spawn(self.devices.displays.set_power(False))
+            self._spawn(self._moving("travelling"))
         else:
             self._go("ready", "wiped" if self.mode == "wiping" else "started")
 
@@ -386,167 +408,49 @@ class Station:
         return self.mode in modes
 
     async def _open_session(self) -> None:
-        refusal = self.power.refusal()
-        if refusal is not None:
-            key, params = refusal
-            raise TransitionRefused("not enough battery for a session", where="power", key=key, params=params)
+        self._veto("session")
         check_transition(self.mode, "in_session")
         self.session = await self.sessions.open(stop=self.stop)
         self.devices.printer.set_session(self.session.id)
         info = SessionInfo(self.session.id, self.session.opened_at, str(self.session.workspace.root))
         self._set(dataclasses.replace(self._state, session=info, sessions_today=self._state.sessions_today + 1))
         self._go("in_session", "next")
-        self._clear("station")
+        self.clear_notice("station")
         self.touch()
-
-    # ------------------------------------------------------------------------------------------- idle
-    def touch(self) -> None:
-        """Someone is working with the citizen: the idle countdown starts again."""
-        if self.session is None:
-            return
-        self._cancel_idle()
-        if self._state.session is not None and self._state.session.idle_deadline is not None:
-            self._set(
-                dataclasses.replace(self._state, session=dataclasses.replace(self._state.session, idle_deadline=None))
-            )
-            self._clear("idle")
-        cfg = self.profile.station
-        self._idle_timer = self.clock.call_later(cfg.idle_timeout - cfg.idle_warning, self._idle_warning)
-
-    def _cancel_idle(self) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
-
-    def _idle_warning(self) -> None:
-        if self.session is None or self._state.session is None:
-            return
-        warning = self.profile.station.idle_warning
-        deadline = self.clock.wall() + warning
-        self._set(
-            dataclasses.replace(self._state, session=dataclasses.replace(self._state.session, idle_deadline=deadline))
-        )
-        self._notice("idle", "session.idle.warning", "warning", seconds=int(warning))
-        self._idle_timer = self.clock.call_later(warning, self._idle_expired)
-
-    def _idle_expired(self) -> None:
-        self._idle_timer = None
-        self._clear("idle")
-        if self._scans_running:  # a long feeder stack is work with the citizen, not idleness
-            self.touch()
-            return
-        self._spawn(self._idle_wipe())
 
     async def _idle_wipe(self) -> None:
         async with self._lock:
             if self.mode == "in_session":
                 await self._end_session("idle")
 
-    # ------------------------------------------------------------------------------------------- scanning
-    async def scan(
-        self, source: ScanSource, mode: ScanMode | None, multi: bool, destination: str | None
-    ) -> dict[str, Any]:
-        """One scan job into the current session's scans folder, fitted to the destination's size budget."""
-        # imported here: OpenCV costs a third of a second at start-up and is only needed once a citizen is in
-        from kioskd.scanning import scan_to_pdf
-
-        session = self.session
-        if session is None or self.mode != "in_session":
-            raise TransitionRefused("scanning needs a citizen session", where="station", key="refused.no_session")
-        cfg = self.profile.scanning
-        try:
-            target = cfg.destination(destination)
-        except KeyError:
-            raise TransitionRefused(
-                f"no upload destination {destination!r}",
-                where="scanning",
-                key="api.bad_request",
-                params={"detail": f"destination: {', '.join(d.name for d in cfg.destinations)}"},
-            ) from None
-        self.touch()
-        request = ScanRequest(source=source, resolution=cfg.resolution, mode=mode or cfg.mode, multi=multi)
-        self._scans_running += 1
-        try:
-            outcome = await scan_to_pdf(
-                self.devices.scanner, request, dest=session.workspace.scans, budget=target.max_bytes, clock=self.clock
-            )
-        finally:
-            self._scans_running -= 1
-        self.touch()
-        level: Level = "info" if outcome.path is not None and outcome.fault is None else "warning"
-        self._notice("scan", outcome.message, level, **dict(outcome.params))
-        await self.snapshot()
-        return {
-            "ok": outcome.path is not None,
-            "file": outcome.path.name if outcome.path else None,
-            "pages": outcome.pages,
-            "bytes": outcome.bytes,
-            "fault": outcome.fault,
-            "destination": target.name,
-            "message": messages.both(outcome.message, **dict(outcome.params)),
-        }
-
-    async def scans(self) -> list[dict[str, Any]]:
-        """The current session's scans (names kioskd gave them, sizes) — for the session's own view only."""
-        if self.session is None:
-            return []
-        folder = self.session.workspace.scans
-
-        def listing() -> list[dict[str, Any]]:
-            return [{"file": p.name, "bytes": p.stat().st_size} for p in sorted(folder.glob("*.pdf"))]
-
-        return await asyncio.to_thread(listing)
-
-    # ------------------------------------------------------------------------------------------- printing
-    async def print_document(self, document: bytes) -> int:
-        """Print a document of the current session under an anonymous title; returns the job id."""
-        session = self.session
-        if session is None or self.mode != "in_session":
-            raise TransitionRefused("printing needs a citizen session", where="station", key="refused.no_session")
-        self.touch()
-        session.print_count += 1
-        number = session.print_count
-        path = session.workspace.prints / f"print-{number}.pdf"
-        await asyncio.to_thread(path.write_bytes, document)
-        job = await self.devices.printer.submit(path, title=f"kiosk-{session.id}-{number}", session=session.id)
-        await self.snapshot()
-        return job
-
-    async def set_privacy(self, on: bool | None = None) -> bool:
-        """The privacy curtain: the citizen screen shows a neutral page while the agent types their own
-        credentials; ``None`` toggles. Not an agent command that takes the lock: it must answer at once, also while
-        a wipe runs. Returns the curtain's new state."""
-        if self.mode in ("off", "travelling", "shutting_down"):
-            raise TransitionRefused("the screens are off", where="displays", key="refused.privacy.off")
-        target = (not self._state.displays.curtain) if on is None else on
-        await self.devices.displays.set_curtain(target)
-        await self.snapshot()
-        return target
-
     async def _end_session(self, reason: WipeReason, then: Mode | None = None) -> None:
-        self._cancel_idle()
-        self._clear("idle")
+        for policy in self.policies:
+            policy.session_closing()
         if self.session is None:
             return
-        await self._wipe(self.session.id, reason, then)
+        self._go("wiping", reason)
+        outcome = await self._wipe_one(self.session.id, reason)
+        if outcome.verified:
+            if then is None:
+                self._settle_after_wipe()
+            else:
+                self._go(then, reason)
 
-    async def _inhibited_wipe(self, session_id: str, reason: WipeReason) -> WipeOutcome:
-        """The wipe, with the machine's shutdown held off until it is over (a logind delay lock)."""
+    async def _wipe_one(self, session_id: str, reason: WipeReason) -> WipeOutcome:
+        """One wipe, with the machine's shutdown held off until it is over (a logind delay lock) and the policies
+        told (the recorder writes the receipt) before it is released; then the station's own bookkeeping."""
         lock = None
         try:
             lock = await self.devices.host.inhibit("a citizen's session is being wiped")
         except Exception as exc:  # no logind: wipe anyway, the journal covers a power cut
             log.warning("no shutdown inhibitor during the wipe: %s", type(exc).__name__)
         try:
-            return await self.sessions.wipe(session_id, reason)
+            outcome = await self.sessions.wipe(session_id, reason)
+            for policy in self.policies:
+                await policy.wiped(outcome)
         finally:
             if lock is not None:
                 lock.release()
-
-    async def _wipe(self, session_id: str, reason: WipeReason, then: Mode | None = None) -> WipeOutcome:
-        """Wipe one session; once verified, go to ``then`` (default: ready, or travelling if the engine runs)."""
-        self._go("wiping", reason)
-        outcome = await self._inhibited_wipe(session_id, reason)
         self.last_wipe = outcome
         self.wipes.append(outcome)
         if self.session is not None and self.session.id == session_id:
@@ -554,13 +458,9 @@ class Station:
             self.session = None
             self._set(dataclasses.replace(self._state, session=None))
         if outcome.verified:
-            self._clear("wipe")
-            if then is None:
-                self._settle_after_wipe()
-            else:
-                self._go(then, reason)
+            self.clear_notice("wipe")
         else:
-            self._notice("wipe", "wipe.failed", "error", handler=", ".join(outcome.failed_handlers()))
+            self.notice("wipe", "wipe.failed", "error", handler=", ".join(outcome.failed_handlers()))
         return outcome
 
     async def _wipe_all(self, session_ids: list[str], reason: WipeReason) -> WipeOutcome | None:
@@ -569,13 +469,9 @@ class Station:
             self._go("wiping", reason)
         outcome = None
         for session_id in session_ids:
-            outcome = await self._inhibited_wipe(session_id, reason)
-            self.last_wipe = outcome
-            self.wipes.append(outcome)
+            outcome = await self._wipe_one(session_id, reason)
             if not outcome.verified:
-                self._notice("wipe", "wipe.failed", "error", handler=", ".join(outcome.failed_handlers()))
                 return outcome
-        self._clear("wipe")
         self._settle_after_wipe()
         return outcome
 
@@ -599,38 +495,30 @@ class Station:
                 await self._end_session("power" if reason == "power" else "end_of_day", then="shutting_down")
             if self.mode != "shutting_down":
                 self._go("shutting_down", reason)
-            await self.devices.displays.set_power(False)
+            await self._moving("off")
             self._go("off", reason)
         # only now, with every session wiped and verified (or journalled for the next start), the PC goes off
         await self.devices.host.power_off()
 
     async def travel(self) -> None:
         """Ignition on: the session ends (wipe), no new one, displays off; the van leaves its stop."""
-        if self.connectivity.state.stop_source == "agent":
-            self.connectivity.set_stop(None)
         async with self._lock:
             if self.mode == "in_session":
                 await self._end_session("travel")  # settles into travelling when the wipe is verified
             elif self.mode == "ready":
                 self._go("travelling", "ignition")
-                await self.devices.displays.set_power(False)
+                await self._moving("travelling")
 
     async def arrive(self) -> None:
         async with self._lock:
             if self.mode == "travelling":
-                await self.devices.displays.set_power(True)
-                await self.devices.displays.set_mirror(True)
+                await self._moving("ready")
                 self._go("ready", "arrived")
 
     async def close(self) -> None:
-        self._cancel_idle()
-        self.connectivity.close()
+        for policy in self.policies:
+            policy.close()
         self._unsubscribe()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-
-def refusal_params(exc: KioskError, mode: str) -> dict[str, Any]:
-    """Parameters for any refusal message (notice or API error): the state, plus what the refusal carries."""
-    return {"state": mode, "current": mode, "target": "?", **exc.params}

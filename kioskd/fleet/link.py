@@ -28,11 +28,11 @@ from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 from kioskd import __version__, messages
+from kioskd.bus import EventBus
 from kioskd.hal import Clock, TimerHandle
-from kioskd.profile import FleetConfig
-from kioskd.state import StationChanged, StationState
-from kioskd.station import Station
-from kioskd.store import Queued, Store
+from kioskd.profile import FleetConfig, Profile
+from kioskd.records.store import Queued, Store
+from kioskd.station.snapshot import Level, StationChanged, StationState
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ LinkState = Literal["offline", "connecting", "up", "waiting"]
 
 
 class Transport(Protocol):
-    """What the link needs of a transport (``kioskd.mqtt.MqttTransport``; tests may bring another)."""
+    """What the link needs of a transport (``kioskd.fleet.mqtt.MqttTransport``; tests may bring another)."""
 
     @property
     def connected(self) -> bool: ...
@@ -52,6 +52,21 @@ class Transport(Protocol):
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int | None: ...
 
     async def close(self, farewell: tuple[str, bytes] | None) -> None: ...
+
+
+class StationView(Protocol):
+    """What the link needs of the station (``kioskd.station.Station`` is one): its snapshot and the bus that
+    carries its changes, the profile (the vehicle's id and file), and the agent's notices."""
+
+    bus: EventBus
+    profile: Profile
+
+    @property
+    def state(self) -> StationState: ...
+
+    def notice(self, topic: str, key: str, level: Level = "info", **params: Any) -> None: ...
+
+    def clear_notice(self, topic: str) -> None: ...
 
 
 def modem_online(state: StationState) -> bool:
@@ -106,7 +121,7 @@ class FleetLink:
     def __init__(
         self,
         config: FleetConfig,
-        station: Station,
+        station: StationView,
         store: Store,
         clock: Clock,
         transport: Callable[[FleetLink], Transport] | None = None,
@@ -403,7 +418,7 @@ class FleetLink:
 
 def _mqtt_transport(link: FleetLink) -> Transport:
     """The paho-mqtt transport, imported only when a profile has a [fleet] section."""
-    from kioskd.mqtt import LinkEvents, MqttTransport
+    from kioskd.fleet.mqtt import LinkEvents, MqttTransport
 
     events = LinkEvents(up=link._link_up, down=link._link_down, acked=link.acked, command=link.command)
     return MqttTransport(

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kioskd import messages
-from kioskd.connectivity import ConnectivityState
 from kioskd.hal import (
     AudioState,
     ButtonState,
@@ -22,6 +21,7 @@ from kioskd.hal import (
     PrinterState,
     ScannerState,
 )
+from kioskd.policies.connectivity import ConnectivityState
 
 Mode = Literal["off", "starting", "ready", "in_session", "wiping", "travelling", "shutting_down"]
 MODES: tuple[Mode, ...] = ("off", "starting", "ready", "in_session", "wiping", "travelling", "shutting_down")

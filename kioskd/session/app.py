@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from kioskd.errors import ProfileError
 from kioskd.hal import Clock
-from kioskd.workspace import Workspace
+from kioskd.session.workspace import Workspace
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,12 @@
 
 Plain rules on the injected clock (no driver, no hardware library): the shore plug is debounced so a loose plug
 does not flap the station; alarms arm only after a first good reading; thresholds clear with hysteresis; a new
-session is refused when the time-to-go cannot cover a whole session plus the wipe reserve."""
+session is refused when the time-to-go cannot cover a whole session plus the wipe reserve.
+
+A flip of the shore plug or the ignition comes from the driver as ``ShoreChanged``/``IgnitionChanged`` and is acted
+on at once; every ``PowerChanged`` reading carries both too, which covers a driver's first reading (not a flip)
+and a flip announced while the reading was unavailable. The decisions go to the station through the outlet (or
+to ``decide``, for a test that wants to see them bare)."""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from kioskd.hal import Clock, PowerState, TimerHandle
+from kioskd.errors import TransitionRefused
+from kioskd.hal import Clock, Event, IgnitionChanged, PowerChanged, PowerState, ShoreChanged, TimerHandle
+from kioskd.policies.base import Guarded, Policy
 from kioskd.profile import PowerPolicyConfig
 
 Level = Literal["unknown", "ok", "warn", "critical"]
@@ -27,18 +34,20 @@ class PowerDecision:
     soc: float | None = None
 
 
-class PowerPolicy:
+class PowerPolicy(Policy):
+    events = (PowerChanged, ShoreChanged, IgnitionChanged)
+
     def __init__(
         self,
         config: PowerPolicyConfig,
         session_length: float,
         clock: Clock,
-        decide: Callable[[PowerDecision], None],
+        decide: Callable[[PowerDecision], None] | None = None,
     ) -> None:
         self.config = config
         self.session_length = session_length
         self.clock = clock
-        self.decide = decide
+        self.decide = decide or self._apply
         self.level: Level = "unknown"
         self.shore: bool | None = None  # debounced
         self.ignition: bool | None = None
@@ -47,20 +56,54 @@ class PowerPolicy:
         self._shore_timer: TimerHandle | None = None
         self._samples: deque[tuple[float, float]] = deque()  # (monotonic, soc) while on battery
 
+    # ------------------------------------------------------------------------------------------- hooks
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, PowerChanged):
+            self.update(event.state)
+        elif not self.last.available:
+            return  # a flip while the readings are gone: the reading that comes back carries it
+        elif isinstance(event, ShoreChanged):
+            self._track_shore(event.connected)
+        elif isinstance(event, IgnitionChanged):
+            self._track_ignition(event.on)
+
+    def veto(self, action: Guarded) -> TransitionRefused | None:
+        if action == "start":
+            if not self.can_start():
+                return TransitionRefused("battery critical", where="power", key="refused.power.critical")
+            return None
+        refusal = self.refusal()
+        if refusal is None:
+            return None
+        key, params = refusal
+        return TransitionRefused("not enough battery for a session", where="power", key=key, params=params)
+
+    def _apply(self, decision: PowerDecision) -> None:
+        """A decision, as the station shows and does it."""
+        outlet = self.outlet
+        if decision.action == "notice":
+            soc = None if decision.soc is None else round(decision.soc)
+            # the shore plug's news has its own line: it must not hide a low-battery warning (nor the reverse)
+            topic = "power.shore" if decision.key.startswith("power.shore.") else "power"
+            outlet.notice(topic, decision.key, decision.level, **({"soc": soc} if soc is not None else {}))
+        elif decision.action == "clear":
+            outlet.clear_notice("power")
+        elif decision.action == "shutdown":
+            outlet.notice("power", decision.key, "error", soc=round(decision.soc or 0))
+            outlet.request("shutdown")
+        elif decision.action in ("travel", "arrive"):
+            outlet.notice("power.ignition", decision.key)
+            outlet.request(decision.action)
+
     # ------------------------------------------------------------------------------------------- readings
     def update(self, state: PowerState) -> None:
+        """One reading of the power source (shore, ignition, state of charge, time-to-go)."""
         now = self.clock.monotonic()
         self.last = state
         if not state.available:
             return
         self._track_shore(state.shore)
-        if state.ignition is not None and state.ignition != self.ignition:
-            first = self.ignition is None
-            self.ignition = state.ignition
-            if state.ignition:
-                self.decide(PowerDecision("travel", "power.ignition.on", "info"))
-            elif not first:
-                self.decide(PowerDecision("arrive", "power.ignition.off", "info"))
+        self._track_ignition(state.ignition)
         if state.soc is not None:
             if self.shore:
                 self._samples.clear()
@@ -69,6 +112,16 @@ class PowerPolicy:
                 while self._samples and now - self._samples[0][0] > self.config.discharge_window:
                     self._samples.popleft()
         self._evaluate_level()
+
+    def _track_ignition(self, on: bool | None) -> None:
+        if on is None or on == self.ignition:
+            return
+        first = self.ignition is None
+        self.ignition = on
+        if on:
+            self.decide(PowerDecision("travel", "power.ignition.on", "info"))
+        elif not first:
+            self.decide(PowerDecision("arrive", "power.ignition.off", "info"))
 
     def _track_shore(self, raw: bool | None) -> None:
         if raw is None or raw == self._shore_raw:

@@ -1,10 +1,9 @@
-"""The office's activity figures: visits per stop, per week and per hour of a month, their chart, and the retention
-rule that deletes old figures. It reads the store's visit rows only (stops, times, counts): nothing about a citizen.
+"""The office's activity figures: visits per stop, per week and per hour of a month, and their chart (old figures
+are deleted by ``retention``). It reads the store's visit rows only (stops, times, counts): nothing about a citizen.
 matplotlib is imported only when a chart is drawn (it costs half a second)."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import logging
@@ -19,14 +18,11 @@ from kioskd import messages
 from kioskd.messages import Lang
 
 if TYPE_CHECKING:  # kioskctl renders figures too: it must not pay for pydantic and the HAL
-    from kioskd.hal import Clock, TimerHandle
-    from kioskd.profile import ActivityConfig
-    from kioskd.store import Activity, Store
+    from kioskd.records.store import Activity
 
 log = logging.getLogger(__name__)
 
 MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
-DAY_SECONDS = 24 * 3600
 BUSIEST = 3  # hours named as the busiest
 
 
@@ -167,52 +163,3 @@ def chart_png(summary: dict[str, Any], lang: Lang) -> bytes:
     FigureCanvasAgg(figure)  # the Agg canvas: no display needed
     figure.savefig(out, format="png")
     return out.getvalue()
-
-
-# --------------------------------------------------------------------------------------------------- retention
-def cutoff(now: float, config: ActivityConfig) -> tuple[str, float]:
-    """The first local day kept and its midnight (epoch): ``retention_months`` before today, day clamped."""
-    zone = ZoneInfo(config.timezone)
-    today = datetime.fromtimestamp(now, zone).date()
-    months = today.year * 12 + today.month - 1 - config.retention_months
-    year, month = divmod(months, 12)
-    month += 1
-    last_day = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
-    first = date(year, month, min(today.day, last_day))
-    return first.isoformat(), datetime(first.year, first.month, first.day, tzinfo=zone).timestamp()
-
-
-class Retention:
-    """Deletes figures, receipts and unsent fleet messages older than the retention, at start-up and then daily
-    (on the injected clock, so a simulated year passes in a test)."""
-
-    def __init__(self, store: Store, config: ActivityConfig, clock: Clock) -> None:
-        self.store = store
-        self.config = config
-        self.clock = clock
-        self._timer: TimerHandle | None = None
-        self._task: asyncio.Task[dict[str, int]] | None = None
-        self.last: dict[str, int] = {}
-
-    async def start(self) -> None:
-        await self.purge()
-        self._schedule()
-
-    async def purge(self) -> dict[str, int]:
-        day, midnight = cutoff(self.clock.wall(), self.config)
-        self.last = await self.store.purge(day, midnight)
-        if any(self.last.values()):
-            log.info("retention (%d months): deleted %s", self.config.retention_months, self.last)
-        return self.last
-
-    def _schedule(self) -> None:
-        self._timer = self.clock.call_later(DAY_SECONDS, self._daily)
-
-    def _daily(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self.purge())
-        self._schedule()
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None

@@ -1,0 +1,179 @@
+"""The wipe's handlers, as a registry: each handler removes one kind of trace of a session and is added by
+registering it under a stage (``WipeHandlers.register``), never by editing the wipe. Stages run in order (the
+session app first, so nothing writes while we clean; then every handler concurrently; then the workspace itself);
+each handler reports a verdict and its time, retried once on failure, and never crashes the wipe. Nothing here
+logs or reports a path inside a workspace.
+
+Fault injection for the crash tests: ``KIOSKD_FAULT_WIPE=<stage>`` makes the daemon kill itself (SIGKILL) right
+after that stage: journal, app, handlers, workspace, verified."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from kioskd.hal import JOB_FINISHED, Clock
+from kioskd.session import workspace as ws_ops
+
+if TYPE_CHECKING:
+    from kioskd.hal import Devices
+    from kioskd.session.app import SessionApp
+    from kioskd.session.receipt import WipeReceipt
+
+WipeReason = Literal["next", "idle", "power", "end_of_day", "travel", "recovery", "retry"]
+Stage = Literal["app", "handlers", "workspace"]
+STAGES: tuple[Stage, ...] = ("app", "handlers", "workspace")
+
+
+@dataclass(frozen=True)
+class WipeContext:
+    """What a handler may touch: the session's id and workspace root, the devices, the clock, the session app."""
+
+    session_id: str
+    root: Path
+    reason: WipeReason
+    devices: Devices
+    clock: Clock
+    app: SessionApp
+    as_user: tuple[int, int] | None  # the session app's user, who owns the workspace's files
+    print_grace: float  # seconds the print handler waits for the citizen's paper (0 for a recovery)
+
+
+Handler = Callable[[WipeContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class HandlerVerdict:
+    name: str
+    ok: bool
+    seconds: float
+    reason: str = ""  # why it failed, in a technician's words; never a citizen's file name
+
+
+@dataclass
+class WipeOutcome:
+    session: str
+    reason: WipeReason
+    started: float
+    finished: float = 0.0
+    verdicts: list[HandlerVerdict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what verification found
+    receipt: WipeReceipt | None = None  # for the recorder; set once the wipe is over
+
+    @property
+    def verified(self) -> bool:
+        return all(v.ok for v in self.verdicts) and not self.problems
+
+    def failed_handlers(self) -> list[str]:
+        return [v.name for v in self.verdicts if not v.ok] + (["verification"] if self.problems else [])
+
+
+class WipeHandlers:
+    """The registry: stage → handlers in the order they were registered (the receipt lists them in that order)."""
+
+    def __init__(self) -> None:
+        self._stages: dict[Stage, dict[str, Handler]] = {stage: {} for stage in STAGES}
+
+    def register(self, name: str, handler: Handler, stage: Stage = "handlers") -> None:
+        if any(name in handlers for handlers in self._stages.values()):
+            raise ValueError(f"a wipe handler named {name!r} is already registered")
+        self._stages[stage][name] = handler
+
+    def stages(self) -> list[tuple[Stage, dict[str, Handler]]]:
+        return [(stage, dict(handlers)) for stage, handlers in self._stages.items()]
+
+    def names(self) -> list[str]:
+        return [name for handlers in self._stages.values() for name in handlers]
+
+
+async def run(name: str, handler: Handler, context: WipeContext, retries: int) -> HandlerVerdict:
+    """One handler with its retries: its verdict and time, whatever it raises."""
+    clock = context.clock
+    start = clock.monotonic()
+    reason = ""
+    for _attempt in range(1 + retries):
+        try:
+            await handler(context)
+            return HandlerVerdict(name, True, round(clock.monotonic() - start, 4))
+        except Exception as exc:  # a handler's failure is a verdict, never a crash
+            reason = f"{type(exc).__name__}: {_safe(exc)}"
+    return HandlerVerdict(name, False, round(clock.monotonic() - start, 4), reason)
+
+
+async def run_stage(handlers: dict[str, Handler], context: WipeContext, retries: int) -> list[HandlerVerdict]:
+    return list(await asyncio.gather(*(run(name, handler, context, retries) for name, handler in handlers.items())))
+
+
+# ----------------------------------------------------------------------------------------------- the handlers
+async def stop_app(context: WipeContext) -> None:
+    await context.app.stop(context.session_id)
+
+
+def clear_folder(sub: str) -> Handler:
+    """Empty one folder of the workspace (``browser``, ``downloads``, ``scans``)."""
+
+    async def clear(context: WipeContext) -> None:
+        await ws_ops.clear(context.root / sub, context.as_user)
+
+    return clear
+
+
+async def print_jobs(context: WipeContext) -> None:
+    """Let the citizen's paper come out (the grace), then cancel and purge every job of the session."""
+    printer, session_id = context.devices.printer, context.session_id
+    waited = 0.0
+    while waited < context.print_grace:
+        jobs = await printer.jobs(session_id)
+        if all(job.state in JOB_FINISHED for job in jobs):
+            break
+        await context.clock.sleep(1.0)
+        waited += 1.0
+    await printer.cancel_jobs(session_id)
+    await printer.purge_jobs(session_id)
+
+
+async def clipboard(context: WipeContext) -> None:
+    await context.devices.displays.clear_clipboard()
+
+
+async def audio(context: WipeContext) -> None:
+    await context.devices.audio.reset()
+
+
+async def camera(context: WipeContext) -> None:
+    await context.devices.camera.reset()
+
+
+async def remove_workspace(context: WipeContext) -> None:
+    await ws_ops.remove(context.root, context.as_user)
+
+
+def standard_handlers() -> WipeHandlers:
+    """Every trace a session leaves on the station today; the citizen's USB stick registers itself the same way."""
+    handlers = WipeHandlers()
+    handlers.register("app", stop_app, "app")
+    for sub in ("browser", "downloads", "scans"):
+        handlers.register(sub, clear_folder(sub))
+    handlers.register("print_jobs", print_jobs)
+    handlers.register("clipboard", clipboard)
+    handlers.register("audio", audio)
+    handlers.register("camera", camera)
+    handlers.register("workspace", remove_workspace, "workspace")
+    return handlers
+
+
+def fault(stage: str) -> None:
+    if os.environ.get("KIOSKD_FAULT_WIPE") == stage:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _safe(exc: Exception) -> str:
+    """An exception's message without paths (they could name a citizen's file)."""
+    if isinstance(exc, OSError):
+        return exc.strerror or "OS error"
+    return str(exc).split("/", 1)[0][:200]
