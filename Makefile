@@ -46,6 +46,7 @@ run: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check kioskd drivers tests benchmarks
 	$(BIN)/ruff format --check kioskd drivers tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy

@@ -8,13 +8,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from kioskd.api.answers import Result
 from kioskd.station import Station
-
-
-class Result(BaseModel):
-    ok: bool = True
-    state: str
-    detail: str = ""
 
 
 class PrivacyCommand(BaseModel):

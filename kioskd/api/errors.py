@@ -1,34 +1,17 @@
-"""The API's one error body, and the handlers that turn kioskd's errors and the framework's refusals into it.
-
-Every refusal the API or the panel's guard answers is built by ``error_body``; this room decides no status of its own
-beyond the error's kind (refused 409, device or wipe 503, the framework's as it said)."""
+"""The handlers that turn kioskd's errors and the framework's refusals into the API's one error body
+(``answers.error_body``). The status follows the error's kind (refused 409, device or wipe 503, the framework's as it
+said); this room raises nothing of its own."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kioskd import messages
+from kioskd.api.answers import error_body, kiosk_error_body
 from kioskd.errors import DeviceError, KioskError, TransitionRefused, WipeError
-from kioskd.station import Station, refusal_params
-
-
-def error_body(what: str, where: str | None = None, key: str | None = None, **params: object) -> dict[str, Any]:
-    """``{"error": {"key", "fr", "en", "what", "where"}}``: the catalogue message ``key`` (its ``detail`` parameter is
-    ``what`` unless given), what failed and where. Without ``key`` and ``where`` (the panel's guard, which tells a
-    browser on another origin nothing it could show), only ``what``."""
-    words = messages.both(key, **({"detail": what} | params)) if key is not None else {}
-    return {"error": {**words, "what": what, **({"where": where} if where is not None else {})}}
-
-
-def kiosk_error_body(exc: KioskError, mode: str) -> dict[str, Any]:
-    """The body of one of kioskd's own errors, its message filled with the station's ``mode`` and its params."""
-    return error_body(exc.what, exc.where, exc.key or "api.bad_request", **refusal_params(exc, mode))
-
+from kioskd.station import Station
 
 STATUS: dict[type[KioskError], int] = {TransitionRefused: 409, DeviceError: 503, WipeError: 503}
 

@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from PIL import Image
 
 from kioskd import messages
-from kioskd.api.errors import error_body
+from kioskd.api.answers import error_body
 from kioskd.station import Station
 
 PANEL_DIR = Path(__file__).resolve().parent / "static"

@@ -12,8 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from kioskd import doctor
-from kioskd.api.commands import Result
-from kioskd.api.errors import error_body
+from kioskd.api.answers import Result, error_body
 from kioskd.errors import DeviceError, TransitionRefused
 from kioskd.station import Station
 
