@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -17,12 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from gpiozero import Button, Device
-from gpiozero.pins.mock import MockFactory
 
-from drivers.button.gpio import GpioButton
-from kioskd.bus import EventBus
-from kioskd.clock import RealClock
-from kioskd.hal import ButtonPressed, DriverContext, Event
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the mock pins are the integration tests' own
+
+from drivers.button.gpio import GpioButton  # noqa: E402
+from kioskd.bus import EventBus  # noqa: E402
+from kioskd.clock import RealClock  # noqa: E402
+from kioskd.hal import ButtonPressed, DriverContext, Event  # noqa: E402
+from tests.integration.gpio_pins import mock_pins  # noqa: E402
 
 PIN = 17
 
@@ -97,14 +101,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--presses", type=int, default=100)
     args = parser.parse_args()
-    Device.pin_factory = MockFactory()
-    print(f"button latency, release of a short press -> event ({args.presses} presses each)")
-    for bounce in (0.0, 0.05):
-        samples = asyncio.run(kioskd_latency(args.presses, bounce))
-        print(f"  kioskd gpio, bounce_time {bounce:4.2f} s -> ButtonPressed on the bus:  {percentiles(samples)}")
-        Device.pin_factory.reset()
-    print(f"  gpiozero Button.when_released (peer, same thread):        {percentiles(gpiozero_latency(args.presses))}")
-    Device.pin_factory.reset()
+    with mock_pins() as pins:
+        print(f"button latency, release of a short press -> event ({args.presses} presses each)")
+        for bounce in (0.0, 0.05):
+            samples = asyncio.run(kioskd_latency(args.presses, bounce))
+            print(f"  kioskd gpio, bounce_time {bounce:4.2f} s -> ButtonPressed on the bus:  {percentiles(samples)}")
+            pins.reset()
+        peer = percentiles(gpiozero_latency(args.presses))
+        print(f"  gpiozero Button.when_released (peer, same thread):        {peer}")
 
 
 if __name__ == "__main__":

@@ -20,10 +20,13 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the page server is the integration tests' own
+
+from tests.integration.page_server import one_page  # noqa: E402
+
 PREFIX = "SOAKCANARY"
 DOC_NAME = "avis-imposition-soak"  # a document name a citizen's download would carry: must reach no log
 
@@ -45,19 +48,6 @@ PAGE = """<!doctype html><meta charset="utf-8"><script>
 const c = new URLSearchParams(location.search).get('c');
 localStorage.setItem('canary', c); document.cookie = 'c=' + c + '; max-age=86400';
 </script><p>démarche</p>"""
-
-
-class Site(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = PAGE.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 def minimal_pdf() -> bytes:
@@ -121,15 +111,14 @@ def main() -> None:
     opts = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="soak-"))
     runtime = Path(tempfile.mkdtemp(prefix="sk-", dir="/tmp"))  # short: Chromium's socket paths
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Site)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = one_page(PAGE.encode())
     (tmp / "soak").mkdir()
     env = {
         **os.environ,
         "KIOSKD_SOCKET": str(runtime / "kioskd.sock"),
         "SOAK_DIR": str(tmp / "soak"),
         "SOAK_EVERY": str(opts.chromium_every),
-        "SOAK_PORT": str(server.server_address[1]),
+        "SOAK_PORT": str(server.port),
     }
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp / "notify.sock"))
@@ -167,7 +156,7 @@ def main() -> None:
         daemon.terminate()
         daemon.wait(30)
         log.close()
-        server.shutdown()
+        server.close()
     wipe_ms = sorted(wipe_seconds(r) * 1000 for r in receipts)
     canaries = [PREFIX.encode(), PREFIX.encode("utf-16-le"), DOC_NAME.encode()]
     residues = grep([runtime, tmp / "state"], canaries)

@@ -316,7 +316,7 @@ CATALOGUE: dict[str, Message] = {
     ),
     "displays.curtain.on": Message("Écran citoyen masqué", "Citizen screen hidden"),
     "displays.curtain.off": Message("Écran citoyen visible", "Citizen screen visible"),
-    # the agent panel (kioskd/panel/, issue 10): its own words; device states come from the API's JSON
+    # the agent panel (kioskd/api/static/, issue 10): its own words; device states come from the API's JSON
     "panel.title": Message("Station", "Station"),
     "panel.lang.other": Message("English", "Français"),
     "panel.state.off": Message("Station éteinte", "Station off"),

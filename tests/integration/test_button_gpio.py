@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPin
 
 from drivers.button.gpio import GpioButton
@@ -26,16 +25,6 @@ WIRING: dict[str, Any] = {"pin": BUTTON, "bounce_time": 0.05, "hold_time": 1.0, 
 
 def context(options: dict[str, Any], emit: Recorder, runtime_dir: Path) -> DriverContext:
     return DriverContext("button", "gpio", options, RealClock(), emit, runtime_dir, source="test-profile.toml")
-
-
-@pytest.fixture
-def pins() -> Iterator[MockFactory]:
-    previous = Device.pin_factory
-    factory = MockFactory()
-    Device.pin_factory = factory
-    yield factory
-    factory.reset()
-    Device.pin_factory = previous
 
 
 @pytest.fixture

@@ -9,10 +9,8 @@ import os
 import shutil
 import stat
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -22,6 +20,7 @@ from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwrig
 from kioskd.hal import PowerState
 from kioskd.records.store import Store
 from tests.integration.daemon_process import ROOT, Daemon, start_daemon
+from tests.integration.page_server import one_page
 from tests.integration.require import binary
 
 CHROMIUM_ARGS = [
@@ -382,25 +381,11 @@ class _EvilSite:
             "credentials: 'include', body: 'x'}).then(r => { window.outcome = r.type === 'opaque' ? 'blocked' : "
             "'status ' + r.status; }, () => { window.outcome = 'blocked'; });</script>"
         ).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # http.server's name
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(page)))
-                self.end_headers()
-                self.wfile.write(page)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = one_page(page, {"Content-Type": "text/html"})
+        self.url = self.server.url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 # ----------------------------------------------------------------------------------------------- lost connection

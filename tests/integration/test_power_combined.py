@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from drivers.power.combined import CombinedPower
@@ -16,16 +15,6 @@ from kioskd.hal import DeviceFault, IgnitionChanged, PowerSource, ProfileError, 
 from tests.integration.power_services import Recorder, VeDirectPort, bmv_block, context, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def pins() -> Iterator[MockFactory]:
-    previous = Device.pin_factory
-    factory = MockFactory()
-    Device.pin_factory = factory
-    yield factory
-    factory.reset()
-    Device.pin_factory = previous
 
 
 @pytest.fixture

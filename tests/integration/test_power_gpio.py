@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from drivers.power.gpio import GpioPower
@@ -23,16 +22,6 @@ WIRING = {
     "shore": {"pin": 17, "active_high": False, "pull": True, "bounce_time": 0.05},
     "ignition": {"pin": 27, "active_high": True, "bounce_time": 0.05},
 }
-
-
-@pytest.fixture
-def pins() -> Iterator[MockFactory]:
-    previous = Device.pin_factory
-    factory = MockFactory()
-    Device.pin_factory = factory
-    yield factory
-    factory.reset()
-    Device.pin_factory = previous
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -20,6 +19,7 @@ from kioskd.profile import SIM_PROFILE
 from kioskd.scenario import find_canary
 from kioskd.session.workspace import is_mountpoint
 from tests.integration.daemon_process import Daemon, short_runtime, start_daemon
+from tests.integration.page_server import HTML, PageServer
 from tests.integration.require import binary
 
 
@@ -88,38 +88,25 @@ class Site:
         self.reports: list[dict[str, str]] = []
         self.stored = threading.Event()
         self.reported = threading.Event()
-        site = self
+        self.server = PageServer(self._answer, {"Cache-Control": "no-store", **HTML})
+        self.url = self.server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # http.server's name
-                url = urlparse(self.path)
-                if url.path == "/report":
-                    site.reports.append({k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()})
-                    site.reported.set()
-                elif url.path == "/stored":
-                    site.stored.set()
-                body = b"ok"
-                if url.path == "/":
-                    body = PAGE.encode()
-                elif url.path == "/token":
-                    body, site.handed_out = (b"" if site.handed_out else canary.encode()), True
-                self.send_response(200)
-                self.send_header("Cache-Control", "no-store")
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _answer(self, path: str) -> bytes:
+        url = urlparse(path)
+        if url.path == "/report":
+            self.reports.append({k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()})
+            self.reported.set()
+        elif url.path == "/stored":
+            self.stored.set()
+        body = b"ok"
+        if url.path == "/":
+            body = PAGE.encode()
+        elif url.path == "/token":
+            body, self.handed_out = (b"" if self.handed_out else self.canary.encode()), True
+        return body
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from PIL import Image
 
-from kioskd.panel import COOKIE, first_page_thumbnail, protect
+from kioskd.api.panel import COOKIE, first_page_thumbnail, protect
 
 TOKEN = "t" * 32
 

@@ -1,4 +1,5 @@
-"""The agent panel's server side: its static files, the token guard of the 127.0.0.1 port, and the scan thumbnails.
+"""The agent panel's server side: its static files (``static/``), the token guard of the 127.0.0.1 port, and the scan
+thumbnails.
 
 The token travels in the URL's fragment (never sent to a server, never in a log) and is exchanged once for an
 HttpOnly, SameSite=Strict cookie; requests from another origin or for another host name (DNS rebinding) are refused."""
@@ -13,15 +14,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, Response
 from PIL import Image
 
 from kioskd import messages
+from kioskd.api.answers import error_body
 from kioskd.station import Station
 
-PANEL_DIR = Path(__file__).resolve().parent / "panel"
+PANEL_DIR = Path(__file__).resolve().parent / "static"
 COOKIE = "kioskd_panel"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
 # What the browser may fetch without the token: the page, its script and style, and its words (no station data).
@@ -52,7 +54,7 @@ def _hostname(host_header: str) -> str:
 
 def _refuse(status: int, what: str) -> JSONResponse:
     # no Access-Control-* header ever: a browser on another origin cannot read this answer either
-    return JSONResponse({"error": {"what": what}}, status_code=status)
+    return JSONResponse(error_body(what), status_code=status)
 
 
 def protect(app: FastAPI, token: str) -> None:
@@ -95,8 +97,9 @@ def _with_security_headers(response: Response) -> Response:
     return response
 
 
-def add_routes(app: FastAPI, station: Station) -> None:
+def router(station: Station) -> APIRouter:
     """The panel's page, static files, words, cookie exchange and scan thumbnails."""
+    app = APIRouter()
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -133,9 +136,11 @@ def add_routes(app: FastAPI, station: Station) -> None:
         path = session.workspace.scans / name if session is not None else None
         data = await asyncio.to_thread(first_page_thumbnail, path) if path is not None else None
         if data is None:
-            return JSONResponse({"error": {"what": "no such scan in this session"}}, status_code=404)
+            return JSONResponse(error_body("no such scan in this session"), status_code=404)
         # a citizen's document: never in the browser's cache, which outlives the session
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    return app
 
 
 def _static(name: str) -> FileResponse:
