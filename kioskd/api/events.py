@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from kioskd.station.snapshot import StationChanged
 from kioskd.station import Station
+from kioskd.station.snapshot import StationChanged
 
 KEEPALIVE_SECONDS = 15.0
 

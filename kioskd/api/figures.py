@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from kioskd.records import stats
 from kioskd.errors import DeviceError
+from kioskd.records import stats
 from kioskd.station import Station
 
 if TYPE_CHECKING:

@@ -18,10 +18,10 @@ from typing import Any
 import httpx
 
 from kioskd import messages, paths
-from kioskd.records import stats
 from kioskd.cli import render
 from kioskd.cli.client import client, fail, request
 from kioskd.messages import Lang
+from kioskd.records import stats
 
 Handler = Callable[[argparse.Namespace], int | None]
 

@@ -13,8 +13,7 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from kioskd.hal import Devices
-from kioskd.hal import Clock
+from kioskd.hal import Clock, Devices
 from kioskd.profile import StationConfig
 from kioskd.session import receipt as receipts
 from kioskd.session import workspace as ws_ops
