@@ -277,7 +277,7 @@ def _profile_arguments(parser: argparse.ArgumentParser) -> None:
 
 def profile(args: argparse.Namespace) -> int | None:
     """``kioskctl profile``: works on the file itself, without the daemon (a technician checks before installing)."""
-    from kioskd import profile_check
+    from kioskd.cli import profile_check
     from kioskd.errors import KioskError
     from kioskd.profile import default_profile_path
 
