@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drivers.power.vedirect_protocol import TextParser, decode
+from kioskd.cli.profile_check import check
 from kioskd.clock import ManualClock
 from kioskd.errors import ProfileError
 from kioskd.hal.loader import build_devices
 from kioskd.profile import SIM_PROFILE, load_profile, parse_profile
-from kioskd.cli.profile_check import check
 
 EXAMPLES = int(os.environ.get("KIOSK_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

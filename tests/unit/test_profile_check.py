@@ -7,8 +7,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-from kioskd.profile import SIM_PROFILE, load_profile, parse_profile
 from kioskd.cli.profile_check import check, effective, key_lines, schema_markdown, to_toml
+from kioskd.profile import SIM_PROFILE, load_profile, parse_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = """\
