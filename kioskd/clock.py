@@ -5,10 +5,11 @@ Policy code never calls ``time.time()`` or ``asyncio.sleep``; it receives one of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -38,30 +39,99 @@ class RealClock:
         return asyncio.get_running_loop().call_later(max(0.0, delay), callback)
 
 
+class _SimTimer:
+    """A SimClock timer: its deadline is in simulated time, so a change of pace re-schedules it."""
+
+    def __init__(self, clock: SimClock, deadline: float, callback: Callable[[], None]) -> None:
+        self.clock = clock
+        self.deadline = deadline
+        self.callback = callback
+        self.handle: asyncio.TimerHandle | None = None
+        self.cancelled = False
+
+    def arm(self) -> None:
+        delay = max(0.0, self.deadline - self.clock.monotonic()) / self.clock.pace
+        self.handle = asyncio.get_running_loop().call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self.clock._timers.discard(self)
+        if not self.cancelled:
+            self.callback()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.clock._timers.discard(self)
+        if self.handle is not None:
+            self.handle.cancel()
+
+
 class SimClock:
     """Accelerated time: ``speed`` simulated seconds pass per real second (a day on tour in a minute at 600).
 
-    The simulated day starts at ``start_wall`` (epoch seconds) so receipts and scenario times read like a real day."""
+    The simulated day starts at ``start_wall`` (epoch seconds) so receipts and scenario times read like a real day.
+    While a scenario step runs (``at_real_pace``) time passes at the real pace: the work a step starts (a scan, a
+    wipe, a session app starting) takes real seconds, and at 6000x a 0.2 s scan on a loaded machine would otherwise
+    be twenty simulated minutes, long enough for the idle rule to wipe the session under the scenario's feet. Time
+    never stops (a wipe waits for processes in real time), it only slows; timers keep their simulated deadlines."""
 
     def __init__(self, speed: float = 1.0, start_wall: float | None = None) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.speed = speed
+        self.pace = speed  # simulated seconds per real second right now: ``speed``, or 1 inside at_real_pace
         self._real0 = time.monotonic()
         self._sim0 = 0.0
         self._wall0 = time.time() if start_wall is None else start_wall
+        self._timers: set[_SimTimer] = set()
+        self._real_pace_depth = 0
 
     def monotonic(self) -> float:
-        return self._sim0 + (time.monotonic() - self._real0) * self.speed
+        return self._sim0 + (time.monotonic() - self._real0) * self.pace
 
     def wall(self) -> float:
         return self._wall0 + self.monotonic()
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds) / self.speed)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
-        return asyncio.get_running_loop().call_later(max(0.0, delay) / self.speed, callback)
+        def wake() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        timer = self.call_later(seconds, wake)
+        try:
+            await done
+        finally:
+            timer.cancel()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> _SimTimer:
+        timer = _SimTimer(self, self.monotonic() + max(0.0, delay), callback)
+        self._timers.add(timer)
+        timer.arm()
+        return timer
+
+    @contextlib.contextmanager
+    def at_real_pace(self) -> Iterator[None]:
+        """Simulated time passes at the real pace inside this block (nested blocks count once)."""
+        self._real_pace_depth += 1
+        if self._real_pace_depth == 1:
+            self._set_pace(1.0)
+        try:
+            yield
+        finally:
+            self._real_pace_depth -= 1
+            if self._real_pace_depth == 0:
+                self._set_pace(self.speed)
+
+    def _set_pace(self, pace: float) -> None:
+        now_real = time.monotonic()
+        self._sim0 += (now_real - self._real0) * self.pace
+        self._real0 = now_real
+        self.pace = pace
+        for timer in list(self._timers):
+            if timer.handle is not None:
+                timer.handle.cancel()
+            timer.arm()
 
 
 @dataclass(order=True)

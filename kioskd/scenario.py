@@ -10,6 +10,7 @@ drives the station only through its public commands."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kioskd.clock import SimClock
 from kioskd.errors import DeviceError, KioskError, ScenarioError
 from kioskd.hal import Event, Simulation
 from kioskd.station import Station
@@ -182,15 +184,18 @@ async def play(scenario: Scenario, station: Station, simulation: Simulation | No
         words = shlex.split(step.do)
         log.info("scenario %s: %s", step.at, step.do)
         summary.steps += 1
-        try:
-            summary.canaries += await _do(station, simulation, words, canary)
-        except DeviceError as exc:
-            summary.device_errors.append(f"{step.at} {step.do}: {exc.key or exc.what}")
-        except KioskError as exc:
-            summary.refusals.append(f"{step.at} {step.do}: {exc.key or exc.what}")
-        except (KeyError, ValueError) as exc:
-            summary.errors.append(f"{step.at} {step.do}: {exc}")
-        await station.idle()
+        # the step's work (a scan, a wipe) takes real seconds: simulated time passes at the real pace meanwhile,
+        # so a loaded machine does not turn it into simulated half-hours (the idle rule would then wipe the session)
+        with clock.at_real_pace() if isinstance(clock, SimClock) else contextlib.nullcontext():
+            try:
+                summary.canaries += await _do(station, simulation, words, canary)
+            except DeviceError as exc:
+                summary.device_errors.append(f"{step.at} {step.do}: {exc.key or exc.what}")
+            except KioskError as exc:
+                summary.refusals.append(f"{step.at} {step.do}: {exc.key or exc.what}")
+            except (KeyError, ValueError) as exc:
+                summary.errors.append(f"{step.at} {step.do}: {exc}")
+            await station.idle()
     if scenario.end is not None:
         end = Step(at=scenario.end, do="-").seconds() - origin
         while station.mode != "off" and clock.monotonic() - t0 < end:

@@ -49,6 +49,31 @@ async def test_sim_clock_runs_faster_than_real_time() -> None:
     assert clock.wall() == pytest.approx(clock.monotonic(), abs=1.0)  # start_wall=0: wall is the sim time
 
 
+async def test_sim_clock_at_real_pace_keeps_timers_on_their_simulated_deadline() -> None:
+    """A scenario step's real work (a scan on a loaded machine) must not become simulated minutes: inside
+    at_real_pace a 60 s simulated timer waits 60 real seconds' worth, and fires at its deadline once the pace is
+    back."""
+    clock = SimClock(speed=10_000, start_wall=0)  # 60 simulated seconds are 6 ms of real time
+    fired: list[float] = []
+    clock.call_later(60, lambda: fired.append(clock.monotonic()))
+    start = clock.monotonic()
+    with clock.at_real_pace():
+        await asyncio.sleep(0.1)  # 0.1 s of real work: 1,000 simulated seconds at full speed
+        assert not fired, "the timer fired while time passed at the real pace"
+        assert clock.monotonic() - start < 5
+    waited = 0.0
+    while not fired and waited < 5:
+        await asyncio.sleep(0.01)
+        waited += 0.01
+    assert fired and fired[0] >= start + 60
+    cancelled: list[int] = []
+    timer = clock.call_later(30, lambda: cancelled.append(1))
+    with clock.at_real_pace():
+        timer.cancel()  # a cancelled timer stays cancelled across a change of pace
+    await clock.sleep(60)
+    assert not cancelled
+
+
 @dataclass(frozen=True)
 class Other(Event):
     n: int
