@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     scan = sub.add_parser("scan", help="scan for the current citizen into one PDF")
     scan.add_argument("--adf", action="store_true", help="from the feeder (default: flatbed)")
     scan.add_argument("--all", action="store_true", help="the whole feeder stack into one PDF")
+    scan.add_argument("--duplex", action="store_true", help="from the feeder, both sides of each sheet")
     scan.add_argument("--gray", action="store_true", help="grey instead of the profile's mode")
     scan.add_argument("--to", dest="destination", help="upload destination (size budget) of the profile")
     sub.add_parser("scans", help="the current citizen's scans")
@@ -233,7 +234,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "stats":
         raise SystemExit(_stats(args, lang))
     if args.command == "scan":
-        payload = {"source": "adf" if args.adf or args.all else "flatbed", "multi": args.all}
+        source = "duplex" if args.duplex else "adf" if args.adf or args.all else "flatbed"
+        payload = {"source": source, "multi": args.all}
         payload |= {"mode": "gray"} if args.gray else {}
         payload |= {"destination": args.destination} if args.destination else {}
         code, body = _request(args, "POST", "/scan", json=payload)

@@ -127,7 +127,8 @@ class DisplaysState:
     detail: str = ""  # technician's detail, e.g. which mode the mirror fell back to and why
 
 
-ScanSource = Literal["flatbed", "adf"]
+# "duplex": the feeder reading both sides of each sheet (front, then back), where the scanner offers it.
+ScanSource = Literal["flatbed", "adf", "duplex"]
 ScanMode = Literal["color", "gray"]
 
 
@@ -342,7 +343,7 @@ class ScanRequest:
     source: ScanSource = "flatbed"
     resolution: int = 300  # dpi
     mode: ScanMode = "color"
-    multi: bool = False  # the whole ADF stack instead of one page
+    multi: bool = False  # the whole feeder stack instead of one sheet (duplex: one sheet is two pages)
 
 
 @dataclass(frozen=True, eq=False)

@@ -117,7 +117,7 @@ class SimVan:
         )
     )
     scanner: ScannerState = field(
-        default_factory=lambda: ScannerState(True, "Scanner simulé", "idle", None, ("flatbed", "adf"))
+        default_factory=lambda: ScannerState(True, "Scanner simulé", "idle", None, ("flatbed", "adf", "duplex"))
     )
     adf_sheets: int = 10
     scan_jam_at: int | None = None  # page number (1-based) of the next job that jams
@@ -306,8 +306,11 @@ class SimVan:
         self.set_scanner(status="scanning", fault=None)
         pages: list[RawPage] = []
         fault: str | None = None
-        wanted = (self.adf_sheets if request.multi else 1) if request.source == "adf" else 1
-        if request.source == "adf" and self.adf_sheets == 0:
+        feeder = request.source in ("adf", "duplex")
+        # A duplex sheet gives two pages, front then back, in the order the PDF keeps.
+        sides = 2 if request.source == "duplex" else 1
+        wanted = (self.adf_sheets if request.multi else 1) * sides if feeder else 1
+        if feeder and self.adf_sheets == 0:
             fault = "no-docs"
         for number in range(1, wanted + 1):
             await self.ctx.clock.sleep(self.page_seconds)
@@ -318,7 +321,7 @@ class SimVan:
                 self.scan_jam_at = None
                 fault = "jammed"
                 break
-            if request.source == "adf":
+            if feeder and number % sides == 0:
                 self.adf_sheets -= 1
             pages.append(synthetic_page(request, number))
         self.set_scanner(status="fault" if fault else "idle", fault=fault)
