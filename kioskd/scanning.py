@@ -169,7 +169,7 @@ def _edge_angle(outline: npt.NDArray[np.int32], shape: tuple[int, ...]) -> tuple
     for _ in range(2):
         sxy = sxx = 0.0
         used = 0
-        residuals: dict[int, npt.NDArray[np.float64]] = {}
+        sides: list[npt.NDArray[np.float64]] = []  # per side: outline index, du, dv, sign
         for vertical in (False, True):
             pick = keep & (turn == vertical)
             if pick.sum() < 2:
@@ -187,15 +187,14 @@ def _edge_angle(outline: npt.NDArray[np.int32], shape: tuple[int, ...]) -> tuple
                 sxy += sign * float((du * dv).sum())
                 sxx += float((du * du).sum())
                 used += len(side)
-                residuals[len(residuals)] = np.stack((index[side], du, dv, np.full(len(side), sign)))
+                sides.append(np.stack((index[side], du, dv, np.full(len(side), sign))))
         if used == 0 or sxx == 0:
             return None
         slope = sxy / sxx
         keep = np.zeros_like(keep)
-        for index_du_dv in residuals.values():
-            index, du, dv, sign = index_du_dv
+        for at, du, dv, sign in sides:
             off = np.abs(dv - sign * slope * du)
-            keep[index[off <= max(1.5, 2.5 * float(np.median(off)))].astype(np.int64)] = True
+            keep[at[off <= max(1.5, 2.5 * float(np.median(off)))].astype(np.int64)] = True
     return mode + math.atan(slope), float(keep.sum())
 
 
