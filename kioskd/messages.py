@@ -418,6 +418,7 @@ CATALOGUE: dict[str, Message] = {
     "panel.scan.source": Message("Source", "Source"),
     "panel.scan.flatbed": Message("Vitre", "Glass"),
     "panel.scan.adf": Message("Chargeur (toutes les feuilles)", "Feeder (all sheets)"),
+    "panel.scan.duplex": Message("Chargeur recto verso (toutes les feuilles)", "Feeder, both sides (all sheets)"),
     "panel.scan.destination": Message("Site d'envoi", "Upload site"),
     "panel.scan.budget": Message("{name} (au plus {size})", "{name} (at most {size})"),
     "panel.scan.none": Message("Aucun scan pour ce citoyen", "No scan for this citizen"),

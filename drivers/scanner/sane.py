@@ -52,9 +52,12 @@ SANE_FAULTS: dict[str, str] = {
 SANE_NO_SUCH_DEVICE = "Invalid argument"
 
 # How backends name their sources and modes (genesys, epson2, airscan, fujitsu, test …), for the usual guess.
+# Duplex is "ADF Duplex" (airscan, fujitsu, canon_dr, epsonds), "Duplex" (hpaio) or "ADF Front/Back"-style names;
+# the plain feeder is the first feeder name that is not a duplex one ("ADF Front" on scanners that list both).
 SOURCE_WORDS: dict[ScanSource, tuple[str, ...]] = {
     "flatbed": ("flatbed", "platen", "document table", "normal"),
     "adf": ("adf", "feeder", "automatic document"),
+    "duplex": ("duplex", "front/back", "front & back", "both sides", "two-sided", "2-sided"),
 }
 MODE_WORDS: dict[ScanMode, tuple[str, ...]] = {"color": ("color", "colour"), "gray": ("gray", "grey")}
 
@@ -81,6 +84,11 @@ class SaneScannerOptions(DriverOptions):
         description="udev properties that identify the scanner (SANE's udev rules set libsane_matched); "
         "empty: no hotplug, the scanner is present when SANE opens it (a network scanner)",
     )
+    network_backends: list[str] = Field(
+        default_factory=lambda: ["airscan", "escl", "net"],
+        description="SANE backends whose devices udev never marks (eSCL over the network or through ipp-usb, "
+        "saned): for them the presence is SANE's own device list, not udev",
+    )
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -102,6 +110,11 @@ def fault_of(error: BaseException) -> str:
     return SANE_FAULTS.get(str(error), "io-error")
 
 
+def over_network(name: str, backends: list[str]) -> bool:
+    """Whether a SANE device name (``backend:rest``) belongs to a backend that udev cannot see (``airscan:e0:…``)."""
+    return name.split(":", 1)[0] in backends
+
+
 def _open_library() -> None:
     global _library_open
     with _library_lock:
@@ -115,16 +128,24 @@ def _open_library() -> None:
             _library_open = True
 
 
-def _named(choices: object, wanted: str, words: tuple[str, ...]) -> str | None:
-    """The backend's name for a source or mode: the configured one, else the first choice containing a usual word."""
+def _named(choices: object, wanted: str, words: tuple[str, ...], unless: tuple[str, ...] = ()) -> str | None:
+    """The backend's name for a source or mode: the configured one, else the first choice containing a usual word
+    (and none of the words ``unless``)."""
     names = [str(choice) for choice in choices] if isinstance(choices, list) else []
     if wanted:
         return wanted if not names or wanted in names else None
     for word in words:
         for name in names:
-            if word in name.lower():
+            lowered = name.lower()
+            if word in lowered and not any(other in lowered for other in unless):
                 return name
     return None
+
+
+def source_name(choices: object, source: ScanSource, configured: str = "") -> str | None:
+    """This backend's name of ``source`` among its ``source`` option's choices (None: it has no such source)."""
+    unless = SOURCE_WORDS["duplex"] if source == "adf" else ()
+    return _named(choices, configured, SOURCE_WORDS[source], unless)
 
 
 def _nearest_resolution(constraint: object, wanted: int) -> int:
@@ -173,6 +194,8 @@ class SaneScanner:
         self._observer: Any = None
         self._handle: Any = None  # python-sane SaneDev: touched on the worker thread only
         self._jobs = itertools.count(1)
+        # A device udev cannot see (sane-airscan's eSCL devices carry no libsane_matched): SANE's list decides.
+        self._network = self.opts.device is not None and over_network(self.opts.device, self.opts.network_backends)
 
     # ------------------------------------------------------------------------------------------- contract
     @property
@@ -218,7 +241,7 @@ class SaneScanner:
             self.ctx.emit(ScannerChanged(state))
 
     def _watching(self) -> bool:
-        return bool(self.opts.udev_match)
+        return bool(self.opts.udev_match) and not self._network
 
     def _plugged_in(self) -> bool:
         """Whether the scanner is there as far as udev knows (always, without udev matching)."""
@@ -269,6 +292,11 @@ class SaneScanner:
     # ------------------------------------------------------------------------------------------- handle
     def _w_start(self) -> None:
         _open_library()
+        if self._watching() and self.opts.device is None:
+            # The first device SANE lists is the one opened: when it is a network one, udev has no say.
+            with _library_lock:
+                devices = sane.get_devices()
+            self._network = bool(devices) and over_network(str(devices[0][0]), self.opts.network_backends)
         if self._watching():
             self._w_watch()
         if not self._plugged_in():
@@ -325,7 +353,7 @@ class SaneScanner:
             except sane._sane.error as exc:
                 # A profile's bad value must not keep the scanner closed: the technician reads it in the journal.
                 log.warning("scanner %s: option %r = %r refused: %s", name, option, value, exc)
-        offered: tuple[ScanSource, ...] = ("flatbed", "adf")
+        offered: tuple[ScanSource, ...] = ("flatbed", "adf", "duplex")
         sources = tuple(source for source in offered if self._w_source_name(source) is not None)
         with self._lock:
             # Published with the outcome of the open (idle), not as a state of its own.
@@ -361,7 +389,7 @@ class SaneScanner:
         if choices is None:
             # No source option: a flatbed-only scanner.
             return "" if source == "flatbed" else None
-        return _named(choices, self.opts.sources.get(source, ""), SOURCE_WORDS[source])
+        return source_name(choices, source, self.opts.sources.get(source, ""))
 
     def _w_mode_name(self, mode: ScanMode) -> str | None:
         return _named(self._w_constraint("mode"), self.opts.modes.get(mode, ""), MODE_WORDS[mode])
@@ -399,7 +427,9 @@ class SaneScanner:
         self._publish(present=True, status="scanning", fault=None)
         if previous is not None:
             self.ctx.emit(DeviceFault("scanner", f"scanner.{previous}", cleared=True))
-        stack = request.source == "adf" and request.multi
+        stack = request.source in ("adf", "duplex") and request.multi
+        # Each sane_start reads one side: a duplex sheet is two frames, front then back.
+        sheet = 2 if request.source == "duplex" else 1
         pages: list[RawPage] = []
         fault: str | None = None
         try:
@@ -411,7 +441,7 @@ class SaneScanner:
                 data, width, height, samples, sample_size = self._handle.dev.snap(True, True, None)
                 _keep_sigpipe_ignored()
                 pages.append(_page(data, width, height, samples, sample_size, dpi))
-                if not stack:
+                if not stack and len(pages) >= sheet:
                     break
         except sane._sane.error as exc:
             fault = fault_of(exc)

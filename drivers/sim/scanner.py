@@ -39,7 +39,7 @@ class SimScanner(SimView):
     def __init__(self, ctx: DriverContext) -> None:
         opts = ctx.parse_options(self.options_model)
         super().__init__(ctx)
-        self._state = ScannerState(True, "Scanner simulé", "idle", None, ("flatbed", "adf"))
+        self._state = ScannerState(True, "Scanner simulé", "idle", None, ("flatbed", "adf", "duplex"))
         self.adf_sheets = opts.adf_sheets
         self.page_seconds = opts.page_seconds
         self.jam_at: int | None = None  # page number (1-based) of the next job that jams
@@ -69,8 +69,11 @@ class SimScanner(SimView):
         self.set(status="scanning", fault=None)
         pages: list[RawPage] = []
         fault: str | None = None
-        wanted = (self.adf_sheets if request.multi else 1) if request.source == "adf" else 1
-        if request.source == "adf" and self.adf_sheets == 0:
+        feeder = request.source in ("adf", "duplex")
+        # A duplex sheet gives two pages, front then back, in the order the PDF keeps.
+        sides = 2 if request.source == "duplex" else 1
+        wanted = (self.adf_sheets if request.multi else 1) * sides if feeder else 1
+        if feeder and self.adf_sheets == 0:
             fault = "no-docs"
         for page_number in range(1, wanted + 1):
             await self.clock.sleep(self.page_seconds)
@@ -81,7 +84,7 @@ class SimScanner(SimView):
                 self.jam_at = None
                 fault = "jammed"
                 break
-            if request.source == "adf":
+            if feeder and page_number % sides == 0:
                 self.adf_sheets -= 1
             pages.append(synthetic_page(request, page_number))
         self.set(status="fault" if fault else "idle", fault=fault)

@@ -147,12 +147,14 @@ def jobs(args: argparse.Namespace) -> int | None:
 def _scan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adf", action="store_true", help="from the feeder (default: flatbed)")
     parser.add_argument("--all", action="store_true", help="the whole feeder stack into one PDF")
+    parser.add_argument("--duplex", action="store_true", help="from the feeder, both sides of each sheet")
     parser.add_argument("--gray", action="store_true", help="grey instead of the profile's mode")
     parser.add_argument("--to", dest="destination", help="upload destination (size budget) of the profile")
 
 
 def scan(args: argparse.Namespace) -> int | None:
-    payload = {"source": "adf" if args.adf or args.all else "flatbed", "multi": args.all}
+    source = "duplex" if args.duplex else "adf" if args.adf or args.all else "flatbed"
+    payload = {"source": source, "multi": args.all}
     payload |= {"mode": "gray"} if args.gray else {}
     payload |= {"destination": args.destination} if args.destination else {}
     code, body = request(args, "POST", "/scan", json=payload)

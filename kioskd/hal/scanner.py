@@ -13,7 +13,8 @@ if TYPE_CHECKING:  # numpy costs a tenth of a second at start-up; only scans car
     import numpy as np
     import numpy.typing as npt
 
-ScanSource = Literal["flatbed", "adf"]
+# "duplex": the feeder reading both sides of each sheet (front, then back), where the scanner offers it.
+ScanSource = Literal["flatbed", "adf", "duplex"]
 ScanMode = Literal["color", "gray"]
 
 
@@ -43,7 +44,7 @@ class ScanRequest:
     source: ScanSource = "flatbed"
     resolution: int = 300  # dpi
     mode: ScanMode = "color"
-    multi: bool = False  # the whole ADF stack instead of one page
+    multi: bool = False  # the whole feeder stack instead of one sheet (duplex: one sheet is two pages)
 
 
 @dataclass(frozen=True, eq=False)

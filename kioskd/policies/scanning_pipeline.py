@@ -40,13 +40,23 @@ PDF_OVERHEAD_PER_PAGE = 512
 # Page detection works on a reduced copy: at ~75 dpi an A4 edge is still 600-900 pixels long, which keeps its
 # angle to a few hundredths of a degree, and the search is ~16 times cheaper than at 300 dpi.
 DETECT_DPI = 75
-# A page must cover at least this share of the scan, or what was found is a label, a hand or dust.
-MIN_PAGE_SHARE = 0.15
+# The smallest document worth cutting out, in mm²: an ID-1 card is 85.6 × 54 mm (4620 mm²), a till receipt
+# narrower still; anything smaller is a label, a hand's edge or dust.
+MIN_DOCUMENT_MM2 = 1500.0
 # A background at least this dark (0-255) is the scanner's lid or ADF backing, not paper.
 MAX_BACKGROUND = 120
-# The share of the scan's outer rim that must be background: a page filling an ADF scan's width still leaves the
-# rows above and below it (~40 % of the rim); a white lid leaves none.
-MIN_DARK_RIM = 0.25
+# The share of the scan's outer rim that must be background. A page filling an ADF scan's width still leaves the
+# rows above and below it (~40 % of the rim); a page larger than the bed, turned, leaves only thin dark wedges
+# (~5 % at 2°); a white lid leaves none (its dark class is ink, which rarely touches the frame).
+MIN_DARK_RIM = 0.03
+# Text lines are read at this resolution: a 2 mm x-height is still 6 pixels, and a line 15 cm long sets the
+# angle to a tenth of a degree.
+TEXT_DPI = 100
+# The widest skew searched in the text lines, in degrees: a page laid by hand on a flatbed or pulled by a feeder.
+MAX_SKEW = 20.0
+# Page edges and text lines agreeing within this (degrees) confirm each other: the edges' angle is kept (paper
+# edges are straighter than print is square to them). Disagreeing, the one with more evidence wins.
+AGREEMENT = 1.0
 # Pixels at or above this level after background division are paper: they become pure white, which JPEG
 # stores in almost no bytes.
 PAPER_WHITE = 225
@@ -80,18 +90,26 @@ class _PageRect:
     skew: float
 
 
-def _find_page(gray: Pixels, dpi: int) -> _PageRect | None:
-    """The page's rectangle when it stands out from a dark background, else None."""
-    scale = min(1.0, DETECT_DPI / max(dpi, 1))
-    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+def _reduced(gray: Pixels, dpi: int, target: int) -> tuple[Pixels, float]:
+    scale = min(1.0, target / max(dpi, 1))
+    if scale >= 1:
+        return gray, 1.0
+    return np.asarray(cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), np.uint8), scale
+
+
+def _document_outline(small: Pixels, dpi: int, scale: float) -> npt.NDArray[np.int32] | None:
+    """The outline (N×2 points of the reduced copy) of the largest bright document on a dark background, or None
+    when there is no dark background (a white lid) or nothing large enough to be a document."""
     level, mask = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    background = small[mask == 0]
-    if background.size == 0 or float(background.mean()) > MAX_BACKGROUND or level > 200:
+    if level > 200:
         return None
-    # The background surrounds the page: most of the frame's rim is dark. Otherwise the dark class is only ink on
-    # a page that fills the frame (a white lid), and there is nothing to cut.
+    # Part of the frame's rim must be dark, and that dark must be the lid's: the background is judged where it
+    # shows, at the rim, since the dark class inside also holds a page's grey print. Otherwise the dark class is
+    # only ink on a page that fills the frame (a white lid), and there is nothing to cut.
     rim = np.concatenate((mask[0], mask[-1], mask[:, 0], mask[:, -1]))
-    if float((rim == 0).mean()) < MIN_DARK_RIM:
+    rim_pixels = np.concatenate((small[0], small[-1], small[:, 0], small[:, -1]))
+    background = rim_pixels[rim == 0]
+    if float((rim == 0).mean()) < MIN_DARK_RIM or float(background.mean()) > MAX_BACKGROUND:
         return None
     # Opening drops dust and the scanner's bright specks so they cannot join the page's outline.
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3)))
@@ -99,23 +117,164 @@ def _find_page(gray: Pixels, dpi: int) -> _PageRect | None:
     if not contours:
         return None
     outline = max(contours, key=cv2.contourArea)
-    box = cv2.minAreaRect(outline)
-    (w, h) = box[1]
-    if w * h < MIN_PAGE_SHARE * small.shape[0] * small.shape[1]:
+    mm_per_pixel = 25.4 / (dpi * scale)
+    if cv2.contourArea(outline) * mm_per_pixel**2 < MIN_DOCUMENT_MM2:
         return None
-    # Read the rectangle from its corners rather than its angle: OpenCV changed minAreaRect's angle convention in
-    # 4.5, and the side closest to horizontal is the page's width whatever the version says.
-    corners = cv2.boxPoints(box)
-    first, second = corners[1] - corners[0], corners[2] - corners[1]
-    across, down = (first, second) if abs(first[0]) >= abs(first[1]) else (second, first)
-    if across[0] < 0:
-        across = -across
-    # Image rows grow downwards: a page turned counter-clockwise has its top edge rising to the right (dy < 0).
-    skew = -math.degrees(math.atan2(float(across[1]), float(across[0])))
+    return np.asarray(outline.reshape(-1, 2), np.int32)
+
+
+def _fold(angle: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Angles (radians) folded into [-45°, 45°): a rectangle's four sides all give the same folded angle."""
+    quarter = math.pi / 2
+    return np.asarray((angle + quarter / 2) % quarter - quarter / 2, np.float64)
+
+
+def _edge_angle(outline: npt.NDArray[np.int32], shape: tuple[int, ...]) -> tuple[float, float] | None:
+    """The image angle (radians, y down) of the document's straight edges, and how many outline pixels back it.
+
+    Only the outline's stretches away from the frame count: where a page runs off the scan area, the frame cuts it
+    and that cut is not a page edge. The four corners are never needed, so a page larger than the bed, or touching
+    its edge, still gives its angle from the edges that show."""
+    height, width = shape[:2]
+    points = outline.astype(np.float64)
+    count = len(points)
+    reach = 8  # ~5 mm at 75 dpi: long enough to measure a direction, short enough to stay on one side
+    if count < 4 * reach:
+        return None
+    ahead, behind = np.roll(points, -reach, axis=0), np.roll(points, reach, axis=0)
+    chord = ahead - behind
+    direction = np.arctan2(chord[:, 1], chord[:, 0])
+    x, y = points[:, 0], points[:, 1]
+    inside = (x > 2) & (x < width - 3) & (y > 2) & (y < height - 3)
+    for shifted in (ahead, behind):
+        inside &= (shifted[:, 0] > 2) & (shifted[:, 0] < width - 3) & (shifted[:, 1] > 2) & (shifted[:, 1] < height - 3)
+    if inside.sum() < 2 * reach:
+        return None
+    folded = _fold(direction[inside])
+    # The most common direction, from a histogram of half-degree bins smoothed over three.
+    bins = np.histogram(folded, bins=180, range=(-math.pi / 4, math.pi / 4))[0].astype(np.float64)
+    smooth = bins + np.roll(bins, 1) + np.roll(bins, -1)
+    mode = -math.pi / 4 + (int(np.argmax(smooth)) + 0.5) * (math.pi / 2) / 180
+    near = inside.copy()
+    near[inside] = np.abs(_fold(folded - mode)) < math.radians(4)
+    # Refine: in a frame turned by the mode, every side is a line; one common slope fits all sides at once, each
+    # side keeping its own offset (least squares pooled over the sides, two rounds, the second without outliers).
+    cos, sin = math.cos(mode), math.sin(mode)
+    along = x * cos + y * sin
+    across = -x * sin + y * cos
+    # Whether the side runs closer to vertical than to horizontal in the turned frame.
+    turn = np.abs(((direction - mode + math.pi / 2) % math.pi) - math.pi / 2) > math.pi / 4
+    keep = near.copy()
+    slope = 0.0
+    for _ in range(2):
+        sxy = sxx = 0.0
+        used = 0
+        sides: list[npt.NDArray[np.float64]] = []  # per side: outline index, du, dv, sign
+        for vertical in (False, True):
+            pick = keep & (turn == vertical)
+            if pick.sum() < 2:
+                continue
+            u, v = (across[pick], along[pick]) if vertical else (along[pick], across[pick])
+            index = np.flatnonzero(pick)
+            order = np.argsort(v)
+            # Sides are told apart by their offset: a gap of more than 3 pixels starts another side.
+            breaks = np.flatnonzero(np.diff(v[order]) > 3) + 1
+            for side in np.split(order, breaks):
+                if len(side) < 3 * reach:
+                    continue
+                du, dv = u[side] - u[side].mean(), v[side] - v[side].mean()
+                sign = -1.0 if vertical else 1.0
+                sxy += sign * float((du * dv).sum())
+                sxx += float((du * du).sum())
+                used += len(side)
+                sides.append(np.stack((index[side], du, dv, np.full(len(side), sign))))
+        if used == 0 or sxx == 0:
+            return None
+        slope = sxy / sxx
+        keep = np.zeros_like(keep)
+        for at, du, dv, sign in sides:
+            off = np.abs(dv - sign * slope * du)
+            keep[at[off <= max(1.5, 2.5 * float(np.median(off)))].astype(np.int64)] = True
+    return mode + math.atan(slope), float(keep.sum())
+
+
+def _text_angle(gray: Pixels, dpi: int, region: npt.NDArray[np.int32] | None, scale: float) -> float | None:
+    """The image angle (radians, y down) of the text lines: the turn at which the ink's row profile is the most
+    peaked (projection profile), or None when the ink shows no lines."""
+    small, text_scale = _reduced(gray, dpi, TEXT_DPI)
+    ink = cv2.adaptiveThreshold(small, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 31, 25)
+    inside = np.zeros_like(ink)
+    if region is not None:
+        # The document's own area, less a band along its edges (their shadow and the background are no text).
+        outline = np.round((region.astype(np.float64) + 0.5) * (text_scale / scale) - 0.5).astype(np.int32)
+        cv2.fillPoly(inside, [outline], 255)
+        band = max(3, round(TEXT_DPI * 4 / 25.4))
+        inside = cv2.erode(inside, cv2.getStructuringElement(cv2.MORPH_RECT, (band, band)))
+    else:
+        inside[:] = 255
+    ys, xs = np.nonzero((ink > 0) & (inside > 0))
+    if len(xs) < 300:
+        return None
+    if len(xs) > 60_000:
+        pick = np.random.default_rng(0).choice(len(xs), 60_000, replace=False)
+        xs, ys = xs[pick], ys[pick]
+    x, y = xs.astype(np.float64), ys.astype(np.float64)
+
+    def peaked(angle: float) -> float:
+        rows = np.round(y * math.cos(angle) - x * math.sin(angle))
+        counts = np.bincount((rows - rows.min()).astype(np.int64))
+        return float((counts.astype(np.float64) ** 2).sum())
+
+    coarse = np.radians(np.arange(-MAX_SKEW, MAX_SKEW + 0.25, 0.5))
+    scores = np.array([peaked(float(a)) for a in coarse])
+    best = float(coarse[int(np.argmax(scores))])
+    # Lines of text make one turn stand out; a photo or a blank page gives a flat profile of scores.
+    if scores.max() < 1.25 * float(np.median(scores)):
+        return None
+    fine = best + np.radians(np.arange(-0.5, 0.5 + 0.025, 0.05))
+    return float(fine[int(np.argmax([peaked(float(a)) for a in fine]))])
+
+
+def _agreed_skew(edge: tuple[float, float] | None, text: float | None, side: float) -> float:
+    """The skew (degrees, counter-clockwise as seen) from the edges' and the text lines' angles."""
+    if edge is not None and text is not None:
+        edge_angle, support = edge
+        if abs(math.degrees(edge_angle - text)) <= AGREEMENT or support >= side:
+            # Agreeing, or edges along more than a whole side: paper edges are straighter than print is square.
+            return -math.degrees(edge_angle)
+        return -math.degrees(text)
+    if edge is not None:
+        return -math.degrees(edge[0])
+    return -math.degrees(text) if text is not None else 0.0
+
+
+def _find_page(gray: Pixels, dpi: int) -> _PageRect | None:
+    """The document's upright rectangle when it stands out from a dark background, else None.
+
+    The skew comes from the document's straight edges that show (not its corners) checked against its text
+    lines; the rectangle is the smallest upright one holding all the paper that shows, so a page turned on a bed
+    of its own size loses none of what the scanner saw."""
+    small, scale = _reduced(gray, dpi, DETECT_DPI)
+    outline = _document_outline(small, dpi, scale)
+    if outline is None:
+        return None
+    edge = _edge_angle(outline, small.shape)
+    text = _text_angle(gray, dpi, outline, scale)
+    box = cv2.minAreaRect(outline)
+    skew = _agreed_skew(edge, text, max(box[1]))
     # A pixel centre u of the reduced copy sits at (u + 0.5) / scale - 0.5 in the scan.
-    cx, cy = ((float(v) + 0.5) / scale - 0.5 for v in box[0])
-    width, height = float(np.hypot(*across)) / scale, float(np.hypot(*down)) / scale
-    return _PageRect((cx, cy), (width, height), skew)
+    points = (outline.astype(np.float64) + 0.5) / scale - 0.5
+    theta = math.radians(skew)
+    cos, sin = math.cos(theta), math.sin(theta)
+    # In the page's own frame (x along its top edge, y down along its side).
+    along = points[:, 0] * cos - points[:, 1] * sin
+    down = points[:, 0] * sin + points[:, 1] * cos
+    # The outline runs through the outermost pixels that are mostly paper: the edge's mixed pixels stay out.
+    left, right = float(along.min()), float(along.max())
+    top, bottom = float(down.min()), float(down.max())
+    a, d = (left + right) / 2, (top + bottom) / 2
+    centre = (a * cos + d * sin, -a * sin + d * cos)
+    return _PageRect(centre, (right - left, bottom - top), skew)
 
 
 def _warp_page(pixels: Pixels, rect: _PageRect, dpi: int) -> Pixels:

@@ -219,3 +219,27 @@ async def test_scan_before_start_is_a_device_error(sane_config: Path, tmp_path: 
     device = SaneScanner(scanner_context(tmp_path, events, device="test:0", udev_match={}))
     with pytest.raises(DeviceError):
         await device.scan(ScanRequest())
+
+
+async def test_a_network_scanner_is_present_by_sanes_own_list_though_udev_never_marks_it(
+    sane_config: Path, tmp_path: Path, events: EventLog
+) -> None:
+    # sane-airscan's eSCL devices (over the network or ipp-usb) never get udev's libsane_matched. The test backend
+    # stands for one here, named among the network backends, with the default udev matching left on.
+    for name in ("test:0", None):
+        device = SaneScanner(scanner_context(tmp_path, events, device=name, network_backends=["test"]))
+        await device.start()
+        try:
+            assert device.state.present and device.state.status == "idle", device.state
+            result = await device.scan(ScanRequest(source="flatbed", **FAST))
+            assert len(result.pages) == 1 and result.fault is None
+        finally:
+            await device.close()
+
+
+async def test_duplex_is_offered_only_where_the_scanner_has_it(scanner: SaneScanner) -> None:
+    # SANE's test backend has a flatbed and a feeder, no duplex: asking for it is refused, nothing is read.
+    assert "duplex" not in scanner.state.sources
+    with pytest.raises(DeviceError, match="no duplex source"):
+        await scanner.scan(ScanRequest(source="duplex", **FAST))
+    assert scanner.state.status == "idle"

@@ -350,7 +350,7 @@ async function scan() {
   P.scanBusy = true;
   render();
   const source = box.source.value || "flatbed";
-  await command("/scan", { source, multi: source === "adf", destination: box.destination.value || null });
+  await command("/scan", { source, multi: source === "adf" || source === "duplex", destination: box.destination.value || null });
   P.scanBusy = false;
   await refreshScans();
   render();
