@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import cups
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from drivers.printer.ipp import DeviceProbe, DeviceStatus, Unreachable, http_url
 from kioskd.hal import (
@@ -131,7 +131,7 @@ class CupsPrinterOptions(DriverOptions):
     )
     device: str | None = Field(
         None,
-        pattern=r"^(ipp-usb|ipps?://[^\s]+)$",
+        min_length=1,
         description="the printer to create the queue for (IPP Everywhere, lpadmin -m everywhere) when CUPS has no "
         "queue of that name: an ipp:// or ipps:// URI, or 'ipp-usb' (the driverless USB printer ipp-usb serves "
         "on loopback, looked for on ipp_usb_ports); none: the queue must exist",
@@ -152,6 +152,13 @@ class CupsPrinterOptions(DriverOptions):
         default_factory=dict, description="IPP job attributes for every job, e.g. media = 'iso_a4_210x297mm'"
     )
     purge_timeout: float = Field(10.0, gt=0, le=120, description="seconds the purge waits for CUPS to drop jobs")
+
+    @field_validator("device")
+    @classmethod
+    def _ipp_or_ipp_usb(cls, device: str | None) -> str | None:
+        if device is not None and device != "ipp-usb" and not re.fullmatch(r"ipps?://[^\s/]+\S*", device):
+            raise ValueError("device must be an ipp:// or ipps:// URI, or 'ipp-usb'")
+        return device
 
     @model_validator(mode="after")
     def _ports_ordered(self) -> CupsPrinterOptions:
@@ -593,11 +600,9 @@ class CupsPrinter:
     async def _document_format(self) -> str:
         """How a document reaches CUPS: raw (byte for byte) for a printer that prints PDF, else typed by CUPS and
         converted by its filters (``convert``)."""
-        if self.opts.convert == "auto":
-            convert = PDF not in await self._printer_formats()
-        else:
-            convert = bool(self.opts.convert)
-        return str(cups.CUPS_FORMAT_AUTO if convert else cups.CUPS_FORMAT_RAW)
+        if self.opts.convert != "auto":
+            return str(cups.CUPS_FORMAT_AUTO if self.opts.convert else cups.CUPS_FORMAT_RAW)
+        return str(cups.CUPS_FORMAT_RAW if PDF in await self._printer_formats() else cups.CUPS_FORMAT_AUTO)
 
     async def _printer_formats(self) -> tuple[str, ...]:
         """What the queue's printer says it prints (document-format-supported), asked once per printer; empty when
