@@ -88,7 +88,7 @@ PROBE_TIMEOUT_MIN = 1.0
 RETRY_FIRST = 0.5
 FIND_TIMEOUT = 5.0  # seconds a candidate printer has to answer when the queue is to be created
 QUEUE_READY_TIMEOUT = 60.0  # seconds cupsd has to build an IPP Everywhere queue's PPD (its own thread asks the printer)
-CREATE_RETRY = 30.0  # seconds before trying again to create a queue whose printer did not answer
+CREATE_RETRY = 10.0  # seconds before trying again to create a queue whose printer did not answer
 RAW_QUEUE_MODEL = "Local Raw Printer"  # what cupsd says of a queue whose IPP Everywhere PPD is not built yet
 PDF = "application/pdf"
 
@@ -491,41 +491,51 @@ class CupsPrinter:
     async def _probe_loop(self) -> None:
         """Ask the printer itself, one request at a time, at ``poll`` seconds (retrying sooner after a refusal);
         it counts as offline once ``offline_after`` seconds passed since its last answer."""
-        assert self._probe is not None
-        clock, failures = self.ctx.clock, 0
+        failures = 0
         while True:
-            uri = self._device_uri
-            if http_url(uri) is None:  # no queue yet, or a printer only CUPS can reach (usb://, dnssd://)
-                failures = 0
-                await self._pause(self._probe_wake, self.opts.poll)
-                continue
-            if self._last_answer is None:
-                self._last_answer = clock.monotonic()  # the time to offline counts from the first question
-            deadline = self._last_answer + self.opts.offline_after
             try:
-                timeout = max(deadline - clock.monotonic(), PROBE_TIMEOUT_MIN)
-                answer = await self._probe.status(uri, within=timeout)
-            except Unreachable:
-                failures += 1
-                down = clock.monotonic() >= deadline
-            else:
-                failures, down, self._last_answer = 0, False, clock.monotonic()
-                if answer is not None:
-                    self._device = answer
-                    if answer.formats:
-                        self._formats[uri] = answer.formats
-            if uri != self._device_uri:
-                continue  # the queue got another printer meanwhile: this answer was the old one's
-            if down != self._device_down:
-                log.info("printer %s: %s", self.opts.queue, "no answer: offline" if down else "the printer answers")
-            self._device_down = down
-            self._publish(self._printer_state(self._view, self._device, down))
-            wait = self.opts.poll
-            if failures:
-                wait = min(wait, RETRY_FIRST * 2 ** (failures - 1))
-                if not down:  # ask again by the deadline, so offline is said on time
-                    wait = min(wait, max(deadline - clock.monotonic(), 0.05))
-            await self._pause(self._probe_wake, wait)
+                failures = await self._probe_once(failures)
+            except Exception as exc:  # a surprise must not end the probing: the next round starts afresh
+                failure = f"{type(exc).__name__}: {exc}"
+                if failure != self._last_failure:
+                    log.exception("printer %s: probe failed", self.opts.queue)
+                    self._last_failure = failure
+                await self._pause(self._probe_wake, self.opts.poll)
+
+    async def _probe_once(self, failures: int) -> int:
+        """One question to the printer and the wait after it; returns how many failed in a row."""
+        assert self._probe is not None
+        clock, uri = self.ctx.clock, self._device_uri
+        if http_url(uri) is None:  # no queue yet, or a printer only CUPS can reach (usb://, dnssd://)
+            await self._pause(self._probe_wake, self.opts.poll)
+            return 0
+        if self._last_answer is None:
+            self._last_answer = clock.monotonic()  # the time to offline counts from the first question
+        deadline = self._last_answer + self.opts.offline_after
+        try:
+            answer = await self._probe.status(uri, within=max(deadline - clock.monotonic(), PROBE_TIMEOUT_MIN))
+        except Unreachable:
+            failures += 1
+            down = clock.monotonic() >= deadline
+        else:
+            failures, down, self._last_answer = 0, False, clock.monotonic()
+            if answer is not None:
+                self._device = answer
+                if answer.formats:
+                    self._formats[uri] = answer.formats
+        if uri != self._device_uri:
+            return 0  # the queue got another printer meanwhile: this answer was the old one's
+        if down != self._device_down:
+            log.info("printer %s: %s", self.opts.queue, "no answer: offline" if down else "the printer answers")
+        self._device_down = down
+        self._publish(self._printer_state(self._view, self._device, down))
+        wait = self.opts.poll
+        if failures:
+            wait = min(wait, RETRY_FIRST * 2 ** (failures - 1))
+            if not down:  # ask again by the deadline, so offline is said on time
+                wait = min(wait, max(deadline - clock.monotonic(), 0.05))
+        await self._pause(self._probe_wake, wait)
+        return failures
 
     # ------------------------------------------------------------------------------------------- the queue
     async def _create_queue(self) -> _QueueView:
@@ -546,7 +556,17 @@ class CupsPrinter:
             log.warning("printer %s: %s", self.opts.queue, self._create_note)
             return missing
         uri, answer = found
-        await self._call(self._add_queue, uri)
+        try:
+            await self._call(self._add_queue, uri)
+        except cups.IPPError as exc:
+            if _disconnected(exc):
+                raise
+            self._create_note = (
+                f"CUPS refused to create the queue ({cups.ippErrorString(_status_of(exc) or 0)}): kioskd's user must "
+                "be in a SystemGroup of cups-files.conf (lpadmin in the image) and use the local socket"
+            )
+            log.warning("printer %s: %s", self.opts.queue, self._create_note)
+            return missing
         deadline = clock.monotonic() + QUEUE_READY_TIMEOUT
         while not await self._call(self._queue_ready):
             if clock.monotonic() >= deadline:
@@ -644,6 +664,8 @@ class CupsPrinter:
         name = view.model or self._state.name or self.opts.queue
         if not view.reachable or not view.found:
             return PrinterState(present=False, name=name, status="unavailable", reasons=("offline",))
+        if device_down:
+            device = None  # what it said before it went silent no longer holds
         reasons = view.reasons + (_reasons(device.reasons) if device is not None else ())
         if device_down:
             reasons += ("offline",)
