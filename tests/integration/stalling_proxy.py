@@ -5,21 +5,25 @@ ipp-usb does while the printer's few USB interfaces are busy. For the printer te
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 
 class StallingProxy:
     """Listens on a free loopback port; every connection it accepts waits ``stall`` seconds (read at accept time,
-    changeable at any moment), then is joined to ``127.0.0.1:upstream``. ``held`` counts the connections it held."""
+    changeable at any moment), then is joined to ``127.0.0.1:upstream``. ``held`` counts the connections it held;
+    ``agents`` lists the User-Agent of each connection's first request, with its time (``time.monotonic``), so a
+    test tells kioskd's probe (python-httpx) from CUPS's own backend (CUPS/…)."""
 
     def __init__(self, upstream: int) -> None:
         self.upstream = upstream
         self.stall = 0.0
         self.held = 0
+        self.agents: list[tuple[float, str]] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self._closing = threading.Event()
@@ -65,12 +69,25 @@ class StallingProxy:
             return
         self._track(upstream)
         self._spawn(self._pump, upstream, client)
-        self._pump(client, upstream)
+        self._pump(client, upstream, first=self._note_agent)
+
+    def _note_agent(self, request: bytes) -> None:
+        match = re.search(rb"(?im)^user-agent:\s*([^\r\n]*)", request)
+        with self._lock:
+            self.agents.append((time.monotonic(), match[1].decode("latin-1") if match else ""))
+
+    def probes_since(self, since: float) -> int:
+        """How many connections kioskd's probe (httpx) opened from ``since`` (``time.monotonic``) on."""
+        with self._lock:
+            return sum(1 for at, agent in self.agents if at >= since and agent.startswith("python-httpx"))
 
     @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(source: socket.socket, sink: socket.socket, first: Callable[[bytes], None] | None = None) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
+                if first is not None:
+                    first(data)
+                    first = None
                 sink.sendall(data)
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)

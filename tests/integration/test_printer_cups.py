@@ -380,6 +380,29 @@ async def test_a_printer_that_stalls_is_offline_only_after_offline_after(tmp_pat
     assert silent_for >= offline_after - 0.5 - 0.2, silent_for
 
 
+async def test_while_a_job_waits_the_printer_is_asked_at_the_idle_period_not_at_the_active_one(
+    tmp_path: Path,
+) -> None:
+    # CUPS follows the job at poll_active; the printer itself (through ipp-usb: interfaces shared with the job
+    # being printed) is asked no more often than at poll.
+    poll, poll_active, window = 1.0, 0.1, 4.0
+    pdf = document(tmp_path, "doc.pdf", "waits for paper")
+    with running_cups(tmp_path / "cups", with_queue=False) as service, StallingProxy(service.ipp_port) as proxy:
+        service.add_queue_through(proxy.device_uri)
+        recorder = Recorder()
+        async with started(service, recorder, poll=poll, poll_active=poll_active) as printer:
+            await asyncio.to_thread(service.set_paper, 0)
+            job_id = await printer.submit(pdf, title="kiosk-s1-1", session="s1")
+            await recorder.wait_for(printer_is("printing", reason="media-empty"))
+            since = time.monotonic()
+            await asyncio.sleep(window)
+            probes = proxy.probes_since(since)
+            assert job_states(recorder, job_id)[-1] not in ("completed", "aborted", "cancelled")
+            await printer.cancel_jobs("s1")
+
+    assert 1 <= probes <= window / poll + 1, probes  # at poll_active it would be about 40
+
+
 # --------------------------------------------------------------------------------------------------- the wipe
 @pytest.mark.parametrize("stock_retention", [False, True], ids=["van-cupsd", "stock-cupsd-keeps-files-and-history"])
 async def test_the_purge_leaves_no_job_no_file_and_no_byte_of_the_session_in_cups(
