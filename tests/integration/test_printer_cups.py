@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -18,7 +19,9 @@ from drivers.printer.cups import FAULT_REASONS, CupsPrinter
 from kioskd.clock import RealClock
 from kioskd.hal import DeviceError, DeviceFault, DriverContext, Event, JobState, JobStateChanged, PrinterChanged
 from kioskd.messages import CATALOGUE
+from kioskd.profile import SIM_PROFILE
 from tests.integration.cups_service import CupsService, one_page_pdf, running_cups
+from tests.integration.daemon_process import start_daemon
 from tests.integration.stalling_proxy import StallingProxy
 
 pytestmark = pytest.mark.integration
@@ -325,6 +328,39 @@ async def test_when_no_printer_answers_no_queue_is_made_and_the_doctor_says_why(
     assert found.verdict == "fail" and found.key == "doctor.printer.no_queue"
     assert "no printer answers" in found.detail and str(service.ipp_port) in found.detail
     assert found.key in CATALOGUE
+
+
+def test_kioskctl_doctor_on_a_van_flashed_without_a_queue_says_what_kioskd_made(tmp_path: Path) -> None:
+    # The technician's path: kioskd on a profile naming the printer, CUPS without a queue, `kioskctl doctor`.
+    with running_cups(tmp_path / "cups", with_queue=False, formats="image/pwg-raster,image/jpeg") as service:
+        printer = (
+            f'[devices.printer]\ndriver = "cups"\nqueue = "{service.queue}"\nserver = "{service.local_socket}"\n'
+            f'spool = "{service.spool}"\ndevice = "{service.device_uri}"\npoll = 0.5\n'
+        )
+        profile = tmp_path / "profile.toml"
+        sim_printer = '[devices.printer]\ndriver = "sim"\npaper = 250\n'
+        assert sim_printer in SIM_PROFILE.read_text()
+        profile.write_text(SIM_PROFILE.read_text().replace(sim_printer, printer))
+        daemon = start_daemon(tmp_path, "--profile", str(profile))
+        try:
+            daemon.wait_for("READY=1")
+            deadline = time.monotonic() + WAIT
+            while True:
+                result = daemon.ctl("--json", "doctor", check=False)
+                checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+                if checks.get("print_queue", {}).get("verdict") == "ok" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            text = daemon.ctl("doctor", check=False).stdout
+        finally:
+            daemon.kill()
+
+    line, printer_line = checks["print_queue"], checks["printer"]
+    assert line["verdict"] == "ok", line
+    assert "created by kioskd" in line["detail"] and "Kiosk Test Printer" in line["detail"], line
+    assert "image/pwg-raster" in line["detail"] and "converted" in line["detail"], line
+    assert printer_line["verdict"] == "ok", printer_line
+    assert "print_queue" in text and "Kiosk Test Printer" in text  # the table for people shows it too
 
 
 # --------------------------------------------------------------------------------------------------- formats
