@@ -15,6 +15,9 @@ APT_TEST  := cups cups-ipp-utils cups-client dbus sane-utils libsane1 pulseaudio
              xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils x11-apps xclip \
              mkosi debootstrap systemd-container \
              mosquitto mosquitto-clients openssl
+# The printer's driverless path (tests/integration/test_printer_cups.py, test_image_discovery.py): CUPS's filters,
+# Avahi and ipp-usb with the image's configuration.
+APT_TEST  += cups-filters ghostscript avahi-daemon avahi-utils ipp-usb iproute2 util-linux
 
 # Installs the Debian packages in $(1) that are not installed yet (root only; otherwise says what to run).
 define apt_ensure

@@ -190,6 +190,9 @@ def stage_tree(tree: Path, profile_path: Path, wheels: Path, kioskd_wheel: Path,
     put(HERE / "kioskd-image.sysusers", "/usr/lib/sysusers.d/kioskd-image.conf")
     put(HERE / "cups" / "cupsd-kiosk.conf", "/etc/cups/cupsd.conf")
     put(HERE / "cups" / "cups-files-kiosk.conf", "/etc/cups/cups-files.conf")
+    # Driverless USB printers and scanners: ipp-usb and Avahi, on loopback only (the printer queue: kioskd makes it).
+    put(HERE / "ipp-usb" / "ipp-usb.conf", "/etc/ipp-usb/ipp-usb.conf")
+    put(HERE / "avahi" / "avahi-daemon.conf", "/etc/avahi/avahi-daemon.conf")
     put(HERE / "logind-kioskd.conf", "/etc/systemd/logind.conf.d/kioskd.conf")
     put(HERE / "polkit-kioskd.rules", "/etc/polkit-1/rules.d/50-kioskd.rules")
     put(HERE / "profile-kioskd.sh", "/etc/profile.d/kioskd.sh")

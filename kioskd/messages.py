@@ -267,6 +267,12 @@ CATALOGUE: dict[str, Message] = {
         "Printer unreachable: check that it is on and plugged in",
     ),
     "printer.paused": Message("Imprimante en pause", "Printer paused"),
+    "doctor.printer.no_queue": Message(
+        "File d'impression absente ou incomplète : branchez et allumez l'imprimante (USB ou réseau), vérifiez "
+        "« device » dans [devices.printer] du profil ; kioskd crée la file dès que l'imprimante répond",
+        "Print queue missing or incomplete: plug in and switch on the printer (USB or network), check 'device' in "
+        "the profile's [devices.printer]; kioskd creates the queue as soon as the printer answers",
+    ),
     # scanner and scans (drivers/scanner, kioskd/policies/scanning_pipeline.py, issue 5) — add scanner messages here
     "scanner.jammed": Message("Bourrage du scanner : retirez la feuille", "Scanner jam: remove the sheet"),
     "scanner.no-docs": Message("Chargeur vide : posez les feuilles", "Feeder empty: load the sheets"),

@@ -1,5 +1,6 @@
-"""The printer backend for CUPS (pycups): one queue, its printer's state and faults, each session's jobs (the
-session app's own prints included), and the purge that leaves nothing of a session in CUPS.
+"""The printer backend for CUPS (pycups): one queue (created with IPP Everywhere when the profile names the printer
+and CUPS has none), its printer's state and faults, each session's jobs (the session app's own prints included),
+and the purge that leaves nothing of a session in CUPS.
 
 pycups blocks, so every pycups call runs on this backend's one worker thread; the event loop only awaits results.
 A document reaches CUPS as bytes under its anonymous title: its file name is never sent, stored or logged, and the
@@ -16,12 +17,13 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import cups
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
-from drivers.printer.ipp import DeviceProbe, DeviceStatus, Unreachable
+from drivers.printer.ipp import DeviceProbe, DeviceStatus, Unreachable, http_url
 from kioskd.hal import (
     JOB_FINISHED,
     DeviceError,
@@ -35,6 +37,7 @@ from kioskd.hal import (
     PrinterState,
     PrinterStatus,
     PrintJob,
+    Verdict,
 )
 
 log = logging.getLogger(__name__)
@@ -77,7 +80,17 @@ TITLE = re.compile(r"kiosk-(?P<session>[A-Za-z0-9_.-]+)-(?P<n>[0-9]+)")
 CHUNK = 64 * 1024
 HTTP_CONTINUE = 100  # what libcups answers for each chunk of a document it accepted (pycups has no name for it)
 LEASE = 600  # seconds a notification subscription lives unless renewed; a crashed kioskd's one expires by itself
-PROBE_TIMEOUT = 2.0  # seconds a printer has to answer; a hung printer counts as unreachable after that
+# The printer's own answers (``probe``). One request at a time, never more often than ``poll``: ipp-usb has two or
+# three USB interfaces for CUPS, sane-airscan and us, and holds a request for seconds while they are busy. A request
+# may take until the printer would count as offline (``offline_after`` since its last answer); one refused at once
+# (nothing listens) is retried after RETRY_FIRST seconds, doubling up to ``poll``.
+PROBE_TIMEOUT_MIN = 1.0
+RETRY_FIRST = 0.5
+FIND_TIMEOUT = 5.0  # seconds a candidate printer has to answer when the queue is to be created
+QUEUE_READY_TIMEOUT = 60.0  # seconds cupsd has to build an IPP Everywhere queue's PPD (its own thread asks the printer)
+CREATE_RETRY = 10.0  # seconds before trying again to create a queue whose printer did not answer
+RAW_QUEUE_MODEL = "Local Raw Printer"  # what cupsd says of a queue whose IPP Everywhere PPD is not built yet
+PDF = "application/pdf"
 
 # libcups's answers when the server is down, went away mid-request, or restarted under an open connection.
 DISCONNECTED = frozenset({cups.IPP_SERVICE_UNAVAILABLE, cups.IPP_INTERNAL_ERROR})
@@ -109,16 +122,50 @@ class CupsPrinterOptions(DriverOptions):
         description="also ask the printer itself (ipp:// and ipps:// device URIs), so that a printer switched off, "
         "hung or out of paper shows while no job is under way",
     )
-    convert: bool = Field(
-        False,
-        description="let CUPS's filters convert documents (printers with a vendor driver); off, documents reach "
-        "the printer byte for byte (IPP Everywhere printers render PDF themselves, and no filter writes a "
-        "temporary copy of a citizen's document)",
+    convert: bool | Literal["auto"] = Field(
+        "auto",
+        description="auto: ask the printer what it prints (document-format-supported); a PDF reaches a printer "
+        "that prints PDF byte for byte (no filter writes a temporary copy of a citizen's document), and CUPS's "
+        "filters convert it for one that does not (IPP Everywhere only requires PWG raster and JPEG) or that "
+        "cannot be asked; true: always let CUPS's filters convert (printers with a vendor driver); false: never",
+    )
+    device: str | None = Field(
+        None,
+        min_length=1,
+        description="the printer to create the queue for (IPP Everywhere, lpadmin -m everywhere) when CUPS has no "
+        "queue of that name: an ipp:// or ipps:// URI, or 'ipp-usb' (the driverless USB printer ipp-usb serves "
+        "on loopback, looked for on ipp_usb_ports); none: the queue must exist",
+    )
+    ipp_usb_ports: tuple[int, int] = Field(
+        (60000, 60009),
+        description="the first and last loopback TCP port ipp-usb gives its devices (http-min-port, http-max-port "
+        "of the image's /etc/ipp-usb/ipp-usb.conf): where device = 'ipp-usb' looks for the printer",
+    )
+    offline_after: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="seconds the printer may leave the probe unanswered before it counts as offline: through "
+        "ipp-usb (a few USB interfaces shared with CUPS and the scanner) a request can stall for seconds",
     )
     job_options: dict[str, str] = Field(
         default_factory=dict, description="IPP job attributes for every job, e.g. media = 'iso_a4_210x297mm'"
     )
     purge_timeout: float = Field(10.0, gt=0, le=120, description="seconds the purge waits for CUPS to drop jobs")
+
+    @field_validator("device")
+    @classmethod
+    def _ipp_or_ipp_usb(cls, device: str | None) -> str | None:
+        if device is not None and device != "ipp-usb" and not re.fullmatch(r"ipps?://[^\s/]+\S*", device):
+            raise ValueError("device must be an ipp:// or ipps:// URI, or 'ipp-usb'")
+        return device
+
+    @model_validator(mode="after")
+    def _ports_ordered(self) -> CupsPrinterOptions:
+        first, last = self.ipp_usb_ports
+        if not 1 <= first <= last <= 65535 or last - first > 99:
+            raise ValueError("ipp_usb_ports must be two TCP ports, first <= last, at most 100 apart")
+        return self
 
 
 @dataclass
@@ -138,6 +185,15 @@ class _QueueView:
     reasons: tuple[str, ...] = ()
     model: str = ""
     device_uri: str = ""
+
+
+@dataclass(frozen=True)
+class _Created:
+    """The queue this backend created: for which printer, and what the printer said of itself then."""
+
+    uri: str
+    model: str
+    formats: tuple[str, ...]
 
 
 class _Unreachable(Exception):
@@ -179,6 +235,14 @@ def _exists(path: Path) -> bool:
     return True
 
 
+def _shown_uri(uri: str) -> str:
+    """A device URI as logs and the doctor may show it: without credentials."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
 def _session_of(title: object) -> str | None:
     match = TITLE.fullmatch(title) if isinstance(title, str) else None
     return match["session"] if match else None
@@ -196,7 +260,10 @@ class CupsPrinter:
     Job states come from a CUPS notification subscription (pulled with Get-Notifications): with the van's
     ``PreserveJobHistory No`` a finished job disappears from CUPS at once, and its event is the only trace of how
     it ended. The queue, its jobs and the printer are polled at ``poll`` seconds, ``poll_active`` while a job is
-    under way. The printer itself is asked directly (``probe``), since CUPS only hears from it during a job.
+    under way. The printer itself is asked directly (``probe``), since CUPS only hears from it during a job: at
+    ``poll`` seconds even while printing, one request at a time, and it is offline only after ``offline_after``
+    seconds without an answer. When CUPS has no such queue and the profile names the printer (``device``), the
+    backend creates it with IPP Everywhere and waits until cupsd has built its PPD.
 
     A job not titled ``kiosk-<session>-<n>`` is "foreign": the session app printed it through CUPS. The session
     open when this backend first sees it adopts it (none open: nobody's, ``""``) under an anonymous title; every
@@ -211,8 +278,21 @@ class CupsPrinter:
         self._state = PrinterState(present=False, name=self.opts.queue, status="unavailable", reasons=())
         self._executor: ThreadPoolExecutor | None = None
         self._probe: DeviceProbe | None = None
+        self._asker: DeviceProbe | None = None  # finds the printer, and asks what it prints, without ``probe`` too
         self._watch: asyncio.Task[None] | None = None
+        self._probing: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._probe_wake = asyncio.Event()
+        # Event loop only: the latest CUPS view, the printer's latest answer, and what creating the queue found.
+        self._view = _QueueView(reachable=False)
+        self._device_uri = ""
+        self._device: DeviceStatus | None = None
+        self._device_down = False
+        self._last_answer: float | None = None
+        self._formats: dict[str, tuple[str, ...]] = {}  # per device URI: what the printer said it prints
+        self._created: _Created | None = None
+        self._create_note = ""  # why there is no queue yet (for the doctor)
+        self._create_after = 0.0
         self._last_failure: str | None = None
         # The open session: foreign jobs first seen now are its own. Set on the event loop, read on the worker: one
         # reference, replaced whole, so no lock is needed.
@@ -240,8 +320,12 @@ class CupsPrinter:
 
     async def diagnose(self) -> list[Diagnosis]:
         """``kioskctl doctor``'s "cups" line: the server must keep neither job history (titles, users) nor job files,
-        or a citizen's document outlives the wipe in CUPS."""
-        return [await asyncio.to_thread(privacy_check, self.cupsd_conf)]
+        or a citizen's document outlives the wipe in CUPS; once started, its "print_queue" line: the queue, who
+        made it, its printer's make, model and formats, and its state."""
+        found = [await asyncio.to_thread(privacy_check, self.cupsd_conf)]
+        if self._executor is not None:
+            found.append(await self._queue_diagnosis())
+        return found
 
     async def start(self) -> None:
         """Begin watching the queue; a CUPS server that is down only makes the printer unavailable."""
@@ -250,25 +334,33 @@ class CupsPrinter:
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="cups-printer", initializer=self._configure_thread
         )
+        self._asker = DeviceProbe(FIND_TIMEOUT)
         if self.opts.probe:
-            self._probe = DeviceProbe(min(PROBE_TIMEOUT, max(self.opts.poll, 0.5)))
-        await self._poll_safely()
-        self._watch = asyncio.get_running_loop().create_task(self._watch_loop(), name="cups-printer-watch")
+            self._probe = DeviceProbe(self.opts.offline_after)
+        await self._poll_safely(create=False)  # creating a queue can take a while: the watch does it, not start
+        loop = asyncio.get_running_loop()
+        self._watch = loop.create_task(self._watch_loop(), name="cups-printer-watch")
+        if self._probe is not None:
+            self._probing = loop.create_task(self._probe_loop(), name="cups-printer-probe")
+        if self.opts.device is not None and not self._view.found:
+            self._wake.set()
 
     async def close(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
-            self._watch = None
+        for task in (self._watch, self._probing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._watch = self._probing = None
         if self._executor is not None:
             with contextlib.suppress(Exception):
                 await self._call(self._unsubscribe)
             self._executor.shutdown(wait=True)
             self._executor = None
-        if self._probe is not None:
-            await self._probe.aclose()
-            self._probe = None
+        for probe in (self._probe, self._asker):
+            if probe is not None:
+                await probe.aclose()
+        self._probe = self._asker = None
 
     def set_session(self, session: str | None) -> None:
         """The session open now (None between sessions): foreign jobs this backend sees from now on are its own.
@@ -281,7 +373,8 @@ class CupsPrinter:
         Raises ``DeviceError`` when CUPS is unreachable or refuses the job, or the document cannot be read."""
         if _session_of(title) != session:
             raise ValueError("a job's title must be kiosk-<session>-<n> for its own session")
-        job_id = await self._call(self._submit, document, title, session)
+        fmt = await self._document_format()
+        job_id = await self._call(self._submit, document, title, session, fmt)
         self._wake.set()  # end the idle wait now: from here the watch polls at the active period
         return job_id
 
@@ -363,9 +456,9 @@ class CupsPrinter:
             self._wake.clear()
             await self._poll_safely()
 
-    async def _poll_safely(self) -> None:
+    async def _poll_safely(self, create: bool = True) -> None:
         try:
-            await self._poll()
+            await self._poll(create)
         except Exception as exc:  # a surprise from CUPS must not end the watch: the next poll starts afresh
             failure = f"{type(exc).__name__}: {exc}"
             if failure != self._last_failure:  # once per kind of failure, not every few seconds
@@ -376,21 +469,203 @@ class CupsPrinter:
         else:
             self._last_failure = None
 
-    async def _poll(self) -> None:
+    async def _poll(self, create: bool = True) -> None:
         view = await self._call(self._poll_cups)
-        device: DeviceStatus | None = None
-        device_down = False
-        if self._probe is not None and view.device_uri:
+        if create and view.reachable and not view.found and self.opts.device is not None:
+            view = await self._create_queue()
+        self._view = view
+        if view.device_uri != self._device_uri:
+            # Another printer (or none): what the last one said no longer counts, and the new one is asked now.
+            self._device_uri, self._device, self._device_down, self._last_answer = view.device_uri, None, False, None
+            self._probe_wake.set()
+        self._publish(self._printer_state(view, self._device, self._device_down))
+
+    async def _pause(self, wake: asyncio.Event, seconds: float) -> None:
+        timer = self.ctx.clock.call_later(seconds, wake.set)
+        try:
+            await wake.wait()
+        finally:
+            timer.cancel()
+        wake.clear()
+
+    async def _probe_loop(self) -> None:
+        """Ask the printer itself, one request at a time, at ``poll`` seconds (retrying sooner after a refusal);
+        it counts as offline once ``offline_after`` seconds passed since its last answer."""
+        failures = 0
+        while True:
             try:
-                device = await self._probe.status(view.device_uri)
+                failures = await self._probe_once(failures)
+            except Exception as exc:  # a surprise must not end the probing: the next round starts afresh
+                failure = f"{type(exc).__name__}: {exc}"
+                if failure != self._last_failure:
+                    log.exception("printer %s: probe failed", self.opts.queue)
+                    self._last_failure = failure
+                await self._pause(self._probe_wake, self.opts.poll)
+
+    async def _probe_once(self, failures: int) -> int:
+        """One question to the printer and the wait after it; returns how many failed in a row."""
+        assert self._probe is not None
+        clock, uri = self.ctx.clock, self._device_uri
+        if http_url(uri) is None:  # no queue yet, or a printer only CUPS can reach (usb://, dnssd://)
+            await self._pause(self._probe_wake, self.opts.poll)
+            return 0
+        if self._last_answer is None:
+            self._last_answer = clock.monotonic()  # the time to offline counts from the first question
+        deadline = self._last_answer + self.opts.offline_after
+        try:
+            answer = await self._probe.status(uri, within=max(deadline - clock.monotonic(), PROBE_TIMEOUT_MIN))
+        except Unreachable:
+            failures += 1
+            down = clock.monotonic() >= deadline
+        else:
+            failures, down, self._last_answer = 0, False, clock.monotonic()
+            if answer is not None:
+                self._device = answer
+                if answer.formats:
+                    self._formats[uri] = answer.formats
+        if uri != self._device_uri:
+            return 0  # the queue got another printer meanwhile: this answer was the old one's
+        if down != self._device_down:
+            log.info("printer %s: %s", self.opts.queue, "no answer: offline" if down else "the printer answers")
+        self._device_down = down
+        self._publish(self._printer_state(self._view, self._device, down))
+        wait = self.opts.poll
+        if failures:
+            wait = min(wait, RETRY_FIRST * 2 ** (failures - 1))
+            if not down:  # ask again by the deadline, so offline is said on time
+                wait = min(wait, max(deadline - clock.monotonic(), 0.05))
+        await self._pause(self._probe_wake, wait)
+        return failures
+
+    # ------------------------------------------------------------------------------------------- the queue
+    async def _create_queue(self) -> _QueueView:
+        """CUPS has no queue of that name: create it for the profile's printer with IPP Everywhere, and wait until
+        cupsd has built its PPD (Add-Printer returns at once; a job sent before is refused). A printer that does
+        not answer is tried again after CREATE_RETRY seconds."""
+        missing = _QueueView(reachable=True, found=False)
+        clock = self.ctx.clock
+        if clock.monotonic() < self._create_after:
+            return missing
+        self._create_after = clock.monotonic() + CREATE_RETRY
+        found = await self._find_device()
+        if found is None:
+            self._create_note = (
+                f"no queue {self.opts.queue!r}, and no printer answers at {self._device_wanted()}: is it on and "
+                "plugged in?"
+            )
+            log.warning("printer %s: %s", self.opts.queue, self._create_note)
+            return missing
+        uri, answer = found
+        try:
+            await self._call(self._add_queue, uri)
+        except cups.IPPError as exc:
+            if _disconnected(exc):
+                raise
+            self._create_note = (
+                f"CUPS refused to create the queue ({cups.ippErrorString(_status_of(exc) or 0)}): kioskd's user must "
+                "be in a SystemGroup of cups-files.conf (lpadmin in the image) and use the local socket"
+            )
+            log.warning("printer %s: %s", self.opts.queue, self._create_note)
+            return missing
+        deadline = clock.monotonic() + QUEUE_READY_TIMEOUT
+        while not await self._call(self._queue_ready):
+            if clock.monotonic() >= deadline:
+                # cupsd's thread could not make a PPD of the printer's answers: a half-made queue would stay stopped
+                # for ever, so it goes, and the next try starts afresh.
+                with contextlib.suppress(RuntimeError, cups.HTTPError, cups.IPPError):
+                    await self._call(self._delete_queue)
+                self._create_note = (
+                    f"CUPS could not build an IPP Everywhere queue for {_shown_uri(uri)} in {QUEUE_READY_TIMEOUT:g} s"
+                )
+                log.warning("printer %s: %s", self.opts.queue, self._create_note)
+                return missing
+            await clock.sleep(0.2)
+        self._created = _Created(uri, answer.model, answer.formats)
+        self._create_note = ""
+        if answer.formats:
+            self._formats[uri] = answer.formats
+        log.info(
+            "printer %s: queue created with IPP Everywhere for %s (%s; prints %s)",
+            self.opts.queue,
+            _shown_uri(uri),
+            answer.model or "model unknown",
+            ", ".join(answer.formats) or "formats unknown",
+        )
+        return await self._call(self._poll_cups)
+
+    def _device_wanted(self) -> str:
+        if self.opts.device == "ipp-usb":
+            first, last = self.opts.ipp_usb_ports
+            return f"ipp-usb's ports {first}-{last} on loopback"
+        return _shown_uri(self.opts.device or "")
+
+    def _candidates(self) -> list[str]:
+        if self.opts.device == "ipp-usb":
+            first, last = self.opts.ipp_usb_ports
+            return [f"ipp://localhost:{port}/ipp/print" for port in range(first, last + 1)]
+        return [self.opts.device] if self.opts.device else []
+
+    async def _find_device(self) -> tuple[str, DeviceStatus] | None:
+        """The first candidate that answers as an IPP printer, with what it said of itself."""
+        assert self._asker is not None
+        for uri in self._candidates():
+            try:
+                answer = await self._asker.status(uri)
             except Unreachable:
-                device_down = True
-        self._publish(self._printer_state(view, device, device_down))
+                continue
+            if answer is not None:
+                return uri, answer
+        return None
+
+    async def _document_format(self) -> str:
+        """How a document reaches CUPS: raw (byte for byte) for a printer that prints PDF, else typed by CUPS and
+        converted by its filters (``convert``)."""
+        if self.opts.convert != "auto":
+            return str(cups.CUPS_FORMAT_AUTO if self.opts.convert else cups.CUPS_FORMAT_RAW)
+        return str(cups.CUPS_FORMAT_RAW if PDF in await self._printer_formats() else cups.CUPS_FORMAT_AUTO)
+
+    async def _printer_formats(self) -> tuple[str, ...]:
+        """What the queue's printer says it prints (document-format-supported), asked once per printer; empty when
+        it cannot be asked (not an ipp:// printer, or no answer now)."""
+        uri = self._device_uri or self._view.device_uri
+        if uri in self._formats or http_url(uri) is None or self._asker is None:
+            return self._formats.get(uri, ())
+        try:
+            answer = await self._asker.status(uri, within=min(self.opts.offline_after, FIND_TIMEOUT))
+        except Unreachable:
+            return ()
+        if answer is not None and answer.formats:
+            self._formats[uri] = answer.formats
+        return self._formats.get(uri, ())
+
+    async def _queue_diagnosis(self) -> Diagnosis:
+        view, name = self._view, "print_queue"
+        if not view.reachable:
+            return Diagnosis(name, "fail", "the CUPS server does not answer", "doctor.printer.no_queue")
+        if not view.found:
+            detail = self._create_note or f"CUPS has no queue {self.opts.queue!r} and the profile names no device"
+            return Diagnosis(name, "fail", detail, "doctor.printer.no_queue")
+        formats = await self._printer_formats()
+        model = (self._device.model if self._device is not None else "") or view.model
+        how = "created by kioskd (IPP Everywhere)" if self._created is not None else "set up beforehand"
+        if self.opts.convert is True or (self.opts.convert == "auto" and PDF not in formats):
+            sending = "documents converted by CUPS's filters"
+        else:
+            sending = "PDF sent as is"
+        state = self._state.status + (f" ({', '.join(self._state.reasons)})" if self._state.reasons else "")
+        detail = (
+            f"queue {self.opts.queue} {how}, {_shown_uri(view.device_uri)}: {model or 'model unknown'}; prints "
+            f"{', '.join(formats) or 'formats unknown'}; {sending}; {state}"
+        )
+        verdict: Verdict = "ok" if self._state.status in ("idle", "printing") else "fail"
+        return Diagnosis(name, verdict, detail, "" if verdict == "ok" else "doctor.printer.no_queue")
 
     def _printer_state(self, view: _QueueView, device: DeviceStatus | None, device_down: bool) -> PrinterState:
         name = view.model or self._state.name or self.opts.queue
         if not view.reachable or not view.found:
             return PrinterState(present=False, name=name, status="unavailable", reasons=("offline",))
+        if device_down:
+            device = None  # what it said before it went silent no longer holds
         reasons = view.reasons + (_reasons(device.reasons) if device is not None else ())
         if device_down:
             reasons += ("offline",)
@@ -479,6 +754,25 @@ class CupsPrinter:
             log.warning("printer %s: the CUPS server does not answer", self.opts.queue)
             self._unreachable_logged = True
         return _QueueView(reachable=False)
+
+    def _add_queue(self, uri: str) -> None:
+        """Add-Printer with IPP Everywhere: cupsd asks the printer and builds the PPD on a thread of its own."""
+        self._connection().addPrinter(self.opts.queue, device=uri, ppdname="everywhere", info=self.opts.queue)
+
+    def _queue_ready(self) -> bool:
+        """Whether cupsd finished the queue: its PPD built (no longer the raw stand-in), accepting, not stopped."""
+        attrs = self._connection().getPrinterAttributes(
+            self.opts.queue,
+            requested_attributes=["printer-state", "printer-is-accepting-jobs", "printer-make-and-model"],
+        )
+        return (
+            bool(attrs.get("printer-is-accepting-jobs"))
+            and int(attrs.get("printer-state", 5)) != 5
+            and str(attrs.get("printer-make-and-model", RAW_QUEUE_MODEL)) != RAW_QUEUE_MODEL
+        )
+
+    def _delete_queue(self) -> None:
+        self._connection().deletePrinter(self.opts.queue)
 
     def _subscribe(self, conn: Any) -> int:
         """The notification subscription for the queue's jobs, created or renewed as needed."""
@@ -650,7 +944,7 @@ class CupsPrinter:
         self._update(job_id, tracked, attrs)
 
     # ------------------------------------------------------------------------------------------- worker: commands
-    def _submit(self, document: Path, title: str, session: str) -> int:
+    def _submit(self, document: Path, title: str, session: str, fmt: str) -> int:
         try:
             source = open(document, "rb")  # noqa: SIM115 (closed below, after the job is created)
         except OSError as exc:
@@ -665,7 +959,7 @@ class CupsPrinter:
             except (_Unreachable, RuntimeError, cups.HTTPError, cups.IPPError) as exc:
                 raise self._command_error(exc, "submit") from None
             try:
-                self._send(conn, job_id, title, source)
+                self._send(conn, job_id, title, source, fmt)
             except BaseException as exc:
                 # A created job without its document would wait forever (held): take it back.
                 with contextlib.suppress(RuntimeError, cups.HTTPError, cups.IPPError):
@@ -686,9 +980,8 @@ class CupsPrinter:
         log.info("session %s: print job %d submitted", session, job_id)
         return job_id
 
-    def _send(self, conn: Any, job_id: int, title: str, source: Any) -> None:
+    def _send(self, conn: Any, job_id: int, title: str, source: Any, fmt: str) -> None:
         # The document is named after the job's title: libcups's printFile would send the file's own name.
-        fmt = cups.CUPS_FORMAT_AUTO if self.opts.convert else cups.CUPS_FORMAT_RAW
         conn.startDocument(self.opts.queue, job_id, title, fmt, 1)
         while chunk := source.read(CHUNK):
             if conn.writeRequestData(chunk, len(chunk)) != HTTP_CONTINUE:

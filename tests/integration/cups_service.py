@@ -119,11 +119,14 @@ class CupsService:
     tmp_path is not; at ``stop`` it moves into ``base`` for a post-mortem. ``tree`` is everything cupsd writes
     (config, spool, cache, state, logs); ``paper`` holds each document the printer printed, outside the tree, as
     paper would be. ``stock_retention`` replaces the van's ``PreserveJobFiles No``/``PreserveJobHistory No`` by
-    stock CUPS's defaults (a day of files, all the history)."""
+    stock CUPS's defaults (a day of files, all the history). ``formats`` is what the printer prints itself
+    (ippeveprinter -f); ``with_queue`` False leaves CUPS without a queue, as a freshly flashed van is."""
 
     base: Path
     queue: str = "kiosk"
     stock_retention: bool = False
+    formats: str = "application/pdf,image/pwg-raster,image/urf,image/jpeg"
+    with_queue: bool = True
     cups_port: int = field(default_factory=free_port)
     ipp_port: int = field(default_factory=free_port)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -184,7 +187,8 @@ class CupsService:
             self._start_bus()
             self.start_printer()
             self.start_cupsd()
-            self._add_queue()
+            if self.with_queue:
+                self._add_queue()
         except BaseException:
             self.stop()
             raise
@@ -252,7 +256,7 @@ class CupsService:
             "-r", "off",
             "-d", str(self.printer_dir / "spool"),
             "-c", str(self.printer_dir / "engine.sh"),
-            "-f", "application/pdf,image/pwg-raster,image/urf,image/jpeg",
+            "-f", self.formats,
             "-M", "Kiosk", "-m", "Test Printer",
             "KioskPrinter",
         ]  # fmt: skip
@@ -271,10 +275,14 @@ class CupsService:
     def stop_cupsd(self) -> None:
         self._stop("cupsd")
 
-    def _add_queue(self) -> None:
-        self.admin("lpadmin", "-p", self.queue, "-E", "-v", self.device_uri, "-m", "everywhere")
+    def _add_queue(self, device_uri: str | None = None) -> None:
+        self.admin("lpadmin", "-p", self.queue, "-E", "-v", device_uri or self.device_uri, "-m", "everywhere")
         # lpadmin returns before cupsd has built the IPP Everywhere PPD; a job sent earlier fails with not-found.
         _wait("the queue's PPD", (self.tree / "etc/ppd" / f"{self.queue}.ppd").exists, self.procs["cupsd"])
+
+    def add_queue_through(self, device_uri: str) -> None:
+        """The queue, for a printer reached at ``device_uri`` (a proxy in front of ippeveprinter)."""
+        self._add_queue(device_uri)
 
     # ----------------------------------------------------------------------------------------------- acts
     def admin(self, tool: str, *args: str) -> None:
@@ -321,8 +329,12 @@ class CupsService:
 
 
 @contextlib.contextmanager
-def running_cups(base: Path, *, stock_retention: bool = False) -> Iterator[CupsService]:
-    service = CupsService(base, stock_retention=stock_retention)
+def running_cups(
+    base: Path, *, stock_retention: bool = False, formats: str | None = None, with_queue: bool = True
+) -> Iterator[CupsService]:
+    service = CupsService(base, stock_retention=stock_retention, with_queue=with_queue)
+    if formats is not None:
+        service.formats = formats
     service.start()
     try:
         yield service

@@ -1,11 +1,14 @@
 """The CUPS printer backend against a real private cupsd and ippeveprinter: printing, the printer's faults, a CUPS
-server that goes away, the session app's own prints, and the purge at the wipe that must leave nothing of a citizen
-in CUPS."""
+server that goes away, a van whose CUPS has no queue yet, a printer that prints no PDF, a printer that stalls
+(ipp-usb), the session app's own prints, and the purge at the wipe that must leave nothing of a citizen in CUPS."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import socket
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,11 +19,15 @@ from drivers.printer.cups import FAULT_REASONS, CupsPrinter
 from kioskd.clock import RealClock
 from kioskd.hal import DeviceError, DeviceFault, DriverContext, Event, JobState, JobStateChanged, PrinterChanged
 from kioskd.messages import CATALOGUE
+from kioskd.profile import SIM_PROFILE
 from tests.integration.cups_service import CupsService, one_page_pdf, running_cups
+from tests.integration.daemon_process import start_daemon
+from tests.integration.stalling_proxy import StallingProxy
 
 pytestmark = pytest.mark.integration
 
 WAIT = 30.0  # an upper bound for anything to happen, never a speed requirement
+PWG_RASTER = b"RaS2"  # how a PWG raster stream starts (PWG 5102.4): what CUPS's filters make of a PDF
 
 
 class Recorder:
@@ -103,6 +110,7 @@ async def started(service: CupsService, recorder: Recorder, **options: Any) -> A
             "spool": str(service.spool),
             "poll": 0.5,
             "poll_active": 0.1,
+            "offline_after": 2.0,
             **options,
         },
         clock=RealClock(),
@@ -209,9 +217,14 @@ async def test_a_jam_aborts_the_job_tells_the_agent_and_the_next_job_prints(
         second = await printer.submit(after, title="kiosk-s1-2", session="s1")
         await recorder.wait_for(job_is(second, "completed"), since=cleared)
         await recorder.wait_for(fault("printer.media-jam", cleared=True), since=cleared)
-        await recorder.wait_for(lambda e: isinstance(e, PrinterChanged) and "media-jam" not in e.state.reasons)
+        # Since the second job only: the printer's first state (idle, before the jam) matched here before, and the
+        # state read next could still be the "printing" of the second job, which CUPS reports a moment after the
+        # job's end.
+        await recorder.wait_for(
+            lambda e: isinstance(e, PrinterChanged) and e.state.status == "idle" and e.state.reasons == (),
+            since=cleared,
+        )
         assert "cancelled" not in job_states(recorder, first)
-        assert printer.state.status == "idle" and printer.state.reasons == ()
 
     assert isinstance(aborted, JobStateChanged) and aborted.job.reasons  # says why, for the technician
     assert [p.read_bytes() for p in cups_service.printed()] == [after.read_bytes()]
@@ -257,6 +270,173 @@ async def test_a_cups_server_that_stops_and_starts_again_leaves_the_backend_work
         await recorder.wait_for(job_is(job_id, "completed"), since=up)
 
     assert [p.read_bytes() for p in cups_service.printed()] == [pdf.read_bytes()]
+
+
+# --------------------------------------------------------------------------------------------------- set-up
+@pytest.mark.parametrize("how", ["ipp-uri", "ipp-usb"])
+async def test_a_van_whose_cups_has_no_queue_gets_one_for_its_printer_and_the_doctor_says_what_it_found(
+    tmp_path: Path, how: str
+) -> None:
+    # A freshly flashed van: CUPS runs with no queue at all, the profile names the printer (its URI, or "the one
+    # ipp-usb serves", looked for on ipp-usb's ports: here one where nothing listens, then the printer's).
+    pdf = document(tmp_path, "doc.pdf", "first print")
+    with (
+        running_cups(tmp_path / "cups", with_queue=False, formats="image/pwg-raster,image/jpeg") as service,
+        socket.socket() as silent,
+    ):
+        assert not service.connection().getPrinters()
+        options: dict[str, Any] = {"device": service.device_uri}
+        if how == "ipp-usb":
+            first = service.ipp_port - 1
+            try:
+                silent.bind(("127.0.0.1", first))  # held, never listening: a port ipp-usb has no device on
+            except OSError:
+                first = service.ipp_port  # taken by something else, which must not pass for the printer
+            options = {"device": "ipp-usb", "ipp_usb_ports": [first, service.ipp_port]}
+        recorder = Recorder()
+        async with started(service, recorder, **options) as printer:
+            await recorder.wait_for(printer_is("idle", present=True))
+            # At once: the queue is announced only once cupsd has built its PPD, or this job would be refused.
+            job_id = await printer.submit(pdf, title="kiosk-s1-1", session="s1")
+            done = await recorder.wait_for(job_is(job_id, "completed"))
+            await recorder.wait_for(printer_is("idle"), since=recorder.events.index(done))
+            findings = {f.name: f for f in await printer.diagnose()}
+        queues = service.connection().getPrinters()
+        printed = [p.read_bytes()[:4] for p in service.printed()]
+
+    assert list(queues) == [service.queue] and queues[service.queue]["device-uri"] == service.device_uri
+    assert "IPP Everywhere" in queues[service.queue]["printer-make-and-model"]
+    found = findings["print_queue"]
+    assert found.verdict == "ok", found
+    for said in ("created by kioskd", "Kiosk Test Printer", "image/pwg-raster", "image/jpeg", "converted", "idle"):
+        assert said in found.detail, (said, found.detail)
+    assert printed == [PWG_RASTER]
+
+
+async def test_when_no_printer_answers_no_queue_is_made_and_the_doctor_says_why(tmp_path: Path) -> None:
+    with running_cups(tmp_path / "cups", with_queue=False) as service:
+        service.kill_printer()
+        recorder = Recorder()
+        async with started(service, recorder, device=service.device_uri) as printer:
+            await asyncio.sleep(1.0)  # the watch has tried
+            findings = {f.name: f for f in await printer.diagnose()}
+            assert printer.state.present is False
+        queues = service.connection().getPrinters()
+
+    assert queues == {}  # no half-made queue left stopped for ever
+    found = findings["print_queue"]
+    assert found.verdict == "fail" and found.key == "doctor.printer.no_queue"
+    assert "no printer answers" in found.detail and str(service.ipp_port) in found.detail
+    assert found.key in CATALOGUE
+
+
+def test_kioskctl_doctor_on_a_van_flashed_without_a_queue_says_what_kioskd_made(tmp_path: Path) -> None:
+    # The technician's path: kioskd on a profile naming the printer, CUPS without a queue, `kioskctl doctor`.
+    with running_cups(tmp_path / "cups", with_queue=False, formats="image/pwg-raster,image/jpeg") as service:
+        printer = (
+            f'[devices.printer]\ndriver = "cups"\nqueue = "{service.queue}"\nserver = "{service.local_socket}"\n'
+            f'spool = "{service.spool}"\ndevice = "{service.device_uri}"\npoll = 0.5\n'
+        )
+        profile = tmp_path / "profile.toml"
+        sim_printer = '[devices.printer]\ndriver = "sim"\npaper = 250\n'
+        assert sim_printer in SIM_PROFILE.read_text()
+        profile.write_text(SIM_PROFILE.read_text().replace(sim_printer, printer))
+        daemon = start_daemon(tmp_path, "--profile", str(profile))
+        try:
+            daemon.wait_for("READY=1")
+            deadline = time.monotonic() + WAIT
+            while True:
+                result = daemon.ctl("--json", "doctor", check=False)
+                checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+                if checks.get("print_queue", {}).get("verdict") == "ok" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            text = daemon.ctl("doctor", check=False).stdout
+        finally:
+            daemon.kill()
+
+    line, printer_line = checks["print_queue"], checks["printer"]
+    assert line["verdict"] == "ok", line
+    assert "created by kioskd" in line["detail"] and "Kiosk Test Printer" in line["detail"], line
+    assert "image/pwg-raster" in line["detail"] and "converted" in line["detail"], line
+    assert printer_line["verdict"] == "ok", printer_line
+    assert "print_queue" in text and "Kiosk Test Printer" in text  # the table for people shows it too
+
+
+# --------------------------------------------------------------------------------------------------- formats
+async def test_a_printer_that_prints_no_pdf_gets_the_pdf_converted_by_cups(tmp_path: Path) -> None:
+    # IPP Everywhere only requires PWG raster and JPEG: such a printer refuses the PDF kioskd would send untouched.
+    pdf = document(tmp_path, "doc.pdf", "converted")
+    with running_cups(tmp_path / "cups", formats="image/pwg-raster,image/jpeg") as service:
+        recorder = Recorder()
+        async with started(service, recorder) as printer:
+            job_id = await printer.submit(pdf, title="kiosk-s1-1", session="s1")
+            await recorder.wait_for(job_is(job_id, "completed"))
+        printed = [p.read_bytes() for p in service.printed()]
+
+    assert "aborted" not in job_states(recorder, job_id)
+    assert len(printed) == 1 and printed[0][:4] == PWG_RASTER, printed[0][:16]
+
+
+# --------------------------------------------------------------------------------------------------- ipp-usb
+async def test_a_printer_that_stalls_is_offline_only_after_offline_after(tmp_path: Path) -> None:
+    # ipp-usb holds a request for seconds while the printer's few USB interfaces are busy (CUPS printing, the
+    # scanner): that is not a printer switched off. Only silence longer than offline_after is.
+    offline_after = 4.0
+    pdf = document(tmp_path, "doc.pdf", "through a slow link")
+    with running_cups(tmp_path / "cups", with_queue=False) as service, StallingProxy(service.ipp_port) as proxy:
+        service.add_queue_through(proxy.device_uri)
+        recorder = Recorder()
+        async with started(service, recorder, offline_after=offline_after) as printer:
+            await recorder.wait_for(printer_is("idle", present=True))
+            slow = recorder.mark()
+            proxy.stall = 2.5  # longer than the old 2 s "offline" timeout, shorter than offline_after
+            await asyncio.sleep(3 * 2.5)
+            job_id = await printer.submit(pdf, title="kiosk-s1-1", session="s1")  # and while printing
+            await recorder.wait_for(job_is(job_id, "completed"), since=slow)
+            held = proxy.held
+            during_slow = recorder.events[slow:]
+            assert printer.state.present
+
+            silent = recorder.mark()
+            proxy.stall = 3 * offline_after
+            went_silent = time.monotonic()
+            await recorder.wait_for(fault("printer.offline"), since=silent)
+            silent_for = time.monotonic() - went_silent
+            await recorder.wait_for(printer_is("unavailable", reason="offline", present=False), since=silent)
+
+            back = recorder.mark()
+            proxy.stall = 0
+            await recorder.wait_for(fault("printer.offline", cleared=True), since=back)
+
+    assert held >= 3, "the proxy held the probe's requests"
+    assert [e for e in during_slow if fault("printer.offline")(e)] == []
+    assert not [e for e in during_slow if isinstance(e, PrinterChanged) and not e.state.present]
+    # Not before offline_after since the printer's last answer, which came at most one poll (0.5 s) before the switch.
+    assert silent_for >= offline_after - 0.5 - 0.2, silent_for
+
+
+async def test_while_a_job_waits_the_printer_is_asked_at_the_idle_period_not_at_the_active_one(
+    tmp_path: Path,
+) -> None:
+    # CUPS follows the job at poll_active; the printer itself (through ipp-usb: interfaces shared with the job
+    # being printed) is asked no more often than at poll.
+    poll, poll_active, window = 1.0, 0.1, 4.0
+    pdf = document(tmp_path, "doc.pdf", "waits for paper")
+    with running_cups(tmp_path / "cups", with_queue=False) as service, StallingProxy(service.ipp_port) as proxy:
+        service.add_queue_through(proxy.device_uri)
+        recorder = Recorder()
+        async with started(service, recorder, poll=poll, poll_active=poll_active) as printer:
+            await asyncio.to_thread(service.set_paper, 0)
+            job_id = await printer.submit(pdf, title="kiosk-s1-1", session="s1")
+            await recorder.wait_for(printer_is("printing", reason="media-empty"))
+            since = time.monotonic()
+            await asyncio.sleep(window)
+            probes = proxy.probes_since(since)
+            assert job_states(recorder, job_id)[-1] not in ("completed", "aborted", "cancelled")
+            await printer.cancel_jobs("s1")
+
+    assert 1 <= probes <= window / poll + 1, probes  # at poll_active it would be about 40
 
 
 # --------------------------------------------------------------------------------------------------- the wipe
