@@ -130,6 +130,15 @@ CATALOGUE: dict[str, Message] = {
     ),
     "power.ignition.on": Message("Contact mis : la station passe en mode route", "Ignition on: station travelling"),
     "power.ignition.off": Message("Contact coupé : station prête", "Ignition off: station ready"),
+    # issue 20: the UPS's own verdict, silent parts, VE.Direct faults
+    "power.critical.ups": Message(
+        "L'onduleur annonce la fin de sa batterie : fin de session et arrêt de la station",
+        "The UPS says its battery is about to go: ending the session and shutting down",
+    ),
+    "power.silent": Message(
+        "Plus de nouvelles de « {part} » : compté comme hors secteur, vérifiez son câble",
+        "No news from “{part}”: counted as off shore power, check its cable",
+    ),
     # session
     "session.opened": Message("Nouveau citoyen : session ouverte", "New citizen: session opened"),
     "session.idle.warning": Message(

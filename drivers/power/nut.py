@@ -25,6 +25,15 @@ NO_DATA_ERRORS = frozenset({"DATA-STALE", "DRIVER-NOT-CONNECTED", "UNKNOWN-UPS",
 MAX_LINE = 4096
 
 
+def is_critical(status: list[str]) -> bool:
+    """NUT's own rule (upsmon's ``is_ups_critical``, docs/man/upsmon.txt): ``FSD`` (the primary or the UPS forces a
+    shutdown), or on battery with a low battery (``OB LB``) unless the UPS is calibrating (``CAL``). The UPS knows
+    its battery better than its charge figure: ``OB LB`` at 100 % is critical, and so on a DC-UPS without
+    ``battery.charge``."""
+    flags = set(status)
+    return "FSD" in flags or ({"OB", "LB"} <= flags and "CAL" not in flags)
+
+
 class NutOptions(DriverOptions):
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(3493, ge=1, le=65535)
@@ -86,6 +95,7 @@ def power_state(variables: dict[str, str]) -> tuple[PowerState, list[str]]:
             charging=charging,
             alarm=",".join(alarms) or None,
             detail=" ".join(status),
+            critical=is_critical(status),
         ),
         [alarm_key(name) for name in alarms],
     )

@@ -206,9 +206,12 @@ class NutServer:
         # As root both programs would switch to the `nut` user, which cannot read a private temp dir.
         self.user = ["-u", "root"] if os.geteuid() == 0 else []
 
-    def set(self, status: str, charge: float, runtime: float) -> None:
-        """New variables for dummy-ups to pick up (within its one-second poll)."""
-        text = f"ups.status: {status}\nbattery.charge: {charge:g}\nbattery.runtime: {runtime:g}\n"
+    def set(self, status: str, charge: float | None, runtime: float | None) -> None:
+        """New variables for dummy-ups to pick up (within its one-second poll); ``None`` leaves a variable out (a
+        DC-UPS that has no ``battery.charge``)."""
+        text = f"ups.status: {status}\n"
+        text += "" if charge is None else f"battery.charge: {charge:g}\n"
+        text += "" if runtime is None else f"battery.runtime: {runtime:g}\n"
         tmp = self.dev.with_suffix(".tmp")
         tmp.write_text(text)
         tmp.replace(self.dev)
@@ -224,7 +227,7 @@ class NutServer:
         except OSError:
             return ""
 
-    def serve(self, status: str, charge: float, runtime: float) -> None:
+    def serve(self, status: str, charge: float | None, runtime: float | None) -> None:
         """``set``, then wait until upsd serves it, so a backend started now reads nothing older."""
         self.set(status, charge, runtime)
         deadline = time.monotonic() + 10
@@ -274,10 +277,12 @@ class NutServer:
 
 
 @contextmanager
-def nut_server(root: Path) -> Iterator[NutServer]:
+def nut_server(root: Path, charge: float | None = 100, runtime: float | None = 3600) -> Iterator[NutServer]:
+    """A running upsd; ``charge=None`` makes a DC-UPS that never reports ``battery.charge`` (dummy-ups keeps a
+    variable once it has seen it, so a UPS without one must start without it)."""
     server = NutServer(root)
     try:
-        server.set("OL CHRG", 100, 3600)
+        server.set("OL CHRG" if charge is not None else "OL", charge, runtime)
         server.start()
         yield server
     finally:
