@@ -141,6 +141,42 @@ def corrupted(block: bytes) -> bytes:
     return block[:at] + (b"1" if block[at : at + 1] != b"1" else b"2") + block[at + 1 :]
 
 
+class SocatSerial:
+    """A serial line made by socat: two linked ptys, the backend opens ``path`` (as /dev/vedirect-<serial>), the test
+    writes the device's stream into ``device``. ``stop`` kills socat: the line goes quiet, as a pulled cable."""
+
+    def __init__(self, directory: Path, name: str) -> None:
+        socat = require.binary("socat", "socat")
+        self.path = directory / f"vedirect-{name}"
+        self.device = directory / f"device-{name}"
+        self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [socat, f"pty,raw,echo=0,link={self.path}", f"pty,raw,echo=0,link={self.device}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not (self.path.exists() and self.device.exists()):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("socat did not make its ptys")
+            time.sleep(0.01)
+        self._fd = os.open(self.device, os.O_RDWR | os.O_NOCTTY)
+
+    def write(self, data: bytes) -> None:
+        os.write(self._fd, data)
+
+    def stop(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        stop_process(self.process)
+        self.process = None
+
+
+def block(**fields: str) -> bytes:
+    """One VE.Direct block with exactly ``fields`` (an MPPT's, an inverter's …)."""
+    return encode_block(fields)
+
+
 HEX_FRAMES = (b":A0102000543\n", b":7F0ED0071\n", b":51641F9\n")
 
 
