@@ -294,6 +294,7 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
     for server, _ in servers:
         server.stop()
     await asyncio.gather(*serving, return_exceptions=True)
+    await station.host_shutdown("stop")  # SIGTERM with a citizen's session open: wipe it before exiting
     for task in background:
         task.cancel()
     retention.close()

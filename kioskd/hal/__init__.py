@@ -47,7 +47,7 @@ from kioskd.hal.displays import (
     OutputDisconnected,
     OutputRole,
 )
-from kioskd.hal.host import Host, InhibitLock
+from kioskd.hal.host import Host, InhibitLock, ShutdownPrepared
 from kioskd.hal.modem import Modem, ModemChanged, ModemState, Registration, SignalChanged, SimStatus, Technology
 from kioskd.hal.power import IgnitionChanged, PowerChanged, PowerSource, PowerState, ShoreChanged
 from kioskd.hal.printer import (
@@ -114,6 +114,7 @@ __all__ = [
     "Host",
     "IgnitionChanged",
     "InhibitLock",
+    "ShutdownPrepared",
     "JobState",
     "JobStateChanged",
     "LedPattern",
