@@ -63,7 +63,10 @@ class NutOptions(DriverOptions):
     poll: float = Field(5.0, gt=0, description="seconds between two readings")
     timeout: float = Field(5.0, gt=0, description="seconds to wait for upsd to connect or answer")
     server: NutServerOptions | None = Field(
-        None, description="the UPS is on this PC: the image configures upsd and its driver (needs host on loopback)"
+        None,
+        description='the UPS is on this PC: { driver = "usbhid-ups", port = "auto", settings = { … } } (NUT driver, '
+        "its port, more ups.conf lines); the image runs upsd on loopback and that driver, and masks upsmon "
+        "(kioskd owns the shutdown)",
     )
 
     @model_validator(mode="after")
