@@ -23,9 +23,7 @@ log = logging.getLogger(__name__)
 LOGIND = "org.freedesktop.login1"
 LOGIND_PATH = "/org/freedesktop/login1"
 MANAGER = "org.freedesktop.login1.Manager"
-PREPARE_RULE = (
-    f"type='signal',sender='{LOGIND}',interface='{MANAGER}',member='PrepareForShutdown',path='{LOGIND_PATH}'"
-)
+PREPARE_RULE = f"type='signal',sender='{LOGIND}',interface='{MANAGER}',member='PrepareForShutdown',path='{LOGIND_PATH}'"
 
 
 class LogindOptions(DriverOptions):

@@ -44,7 +44,7 @@ class NutServerOptions(BaseModel):
     driver: str = Field(pattern=r"^[a-z0-9_-]{2,32}$", description="the NUT driver, e.g. usbhid-ups, nutdrv_qx")
     port: str = Field("auto", pattern=r"^[^\s\"]{1,128}$", description="the driver's port (`auto` for USB)")
     settings: dict[str, str] = Field(
-        default_factory=dict, description="more ups.conf lines for this UPS, e.g. vendorid = \"0463\""
+        default_factory=dict, description='more ups.conf lines for this UPS, e.g. vendorid = "0463"'
     )
 
     @field_validator("settings")

@@ -22,7 +22,17 @@ log = logging.getLogger(__name__)
 
 SUBSYSTEM = "power_supply"
 # Attributes worth a snapshot; the uevent's POWER_SUPPLY_<NAME> properties stand in where a file cannot be read.
-ATTRIBUTES = ("type", "scope", "online", "capacity", "status", "voltage_now", "current_now", "power_now", "time_to_empty_now")
+ATTRIBUTES = (
+    "type",
+    "scope",
+    "online",
+    "capacity",
+    "status",
+    "voltage_now",
+    "current_now",
+    "power_now",
+    "time_to_empty_now",
+)
 SHORE_TYPES = frozenset({"Mains", "USB", "USB_PD", "USB_C"})  # supplies whose `online` means external power
 
 

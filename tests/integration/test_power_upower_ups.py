@@ -66,7 +66,7 @@ async def test_a_fully_charged_ups_is_shore_and_discharging_is_not(
 
 
 async def test_a_ups_running_down_shuts_the_station_down(ups_only: tuple[UPowerMock, str, UPowerPower, Wired]) -> None:
-    mock, path, power, wired = ups_only
+    mock, path, _power, wired = ups_only
     await wait_until(lambda: wired.policy.shore is True, "the UPS on shore")
     mock.set(path, State=dbus.UInt32(DISCHARGING), Percentage=dbus.Double(25.0))
     await wait_until(lambda: wired.policy.level == "warn", "the warning")

@@ -49,7 +49,9 @@ async def test_logind_host_tells_the_station_when_the_machine_prepares_to_shut_d
 def _logind_profile(tmp_path: Path, address: str) -> Path:
     profile = tmp_path / "van.toml"
     profile.write_text(
-        SIM_PROFILE.read_text().replace('[host]\ndriver = "sim"', f'[host]\ndriver = "logind"\nbus_address = "{address}"')
+        SIM_PROFILE.read_text().replace(
+            '[host]\ndriver = "sim"', f'[host]\ndriver = "logind"\nbus_address = "{address}"'
+        )
     )
     return profile
 
