@@ -74,6 +74,12 @@ class PowerPolicy(Policy):
         elif isinstance(event, IgnitionChanged):
             self._track_ignition(event.on)
 
+    def close(self) -> None:
+        for timer in (self._shore_timer, self._silence_timer):
+            if timer is not None:
+                timer.cancel()
+        self._shore_timer = self._silence_timer = None
+
     def veto(self, action: Guarded) -> TransitionRefused | None:
         if action == "start":
             if not self.can_start():

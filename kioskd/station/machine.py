@@ -563,6 +563,9 @@ class Station:
                 self._go("ready", "arrived")
 
     async def close(self) -> None:
+        lock, self._session_lock = self._session_lock, None
+        if lock is not None:  # closing with a session left (its journal makes the next start wipe it)
+            lock.release()
         for policy in self.policies:
             policy.close()
         self._unsubscribe()
