@@ -223,6 +223,7 @@ class NutServer:
         self.driver_bin = nut_program("dummy-ups")
         self.driver: subprocess.Popen[bytes] | None = None
         self.upsd: subprocess.Popen[bytes] | None = None
+        self._stamp = 0  # the data file's last mtime, whole seconds
         self.conf.mkdir(mode=0o700, parents=True)
         self.state.mkdir(mode=0o700)
         (self.conf / "nut.conf").write_text("MODE=standalone\n")
@@ -251,8 +252,10 @@ class NutServer:
         tmp = self.dev.with_suffix(".tmp")
         tmp.write_text(text)
         tmp.replace(self.dev)
-        now = time.time()
-        os.utime(self.dev, (now, now))
+        # dummy-ups compares whole-second mtimes: two writes within one second would look like one, and the second
+        # never be read. Each write gets a later second than the last.
+        self._stamp = max(int(time.time()), self._stamp + 1)
+        os.utime(self.dev, (self._stamp, self._stamp))
 
     def get(self, variable: str) -> str:
         """upsd's answer to ``GET VAR van <variable>`` ("" when it does not answer)."""
