@@ -39,6 +39,9 @@ INPUT_PATHS = ["pyproject.toml", "kioskd", "drivers", "systemd", "image-build"]
 FORMATS = {"directory": "directory", "disk": "gpt_ext4"}
 TOOLS = {"mkosi": "mkosi", "debootstrap": "debootstrap", "systemd-nspawn": "systemd-container"}
 STEPS = 6
+# issue 20 (power): upsd + the NUT driver for a UPS on this PC, UPower's critical action (image-build/power/)
+sys.path.insert(0, str(HERE / "power"))
+import power_image  # noqa: E402
 
 
 class BuildError(Exception):
@@ -102,6 +105,7 @@ def profile_packages(profile: dict[str, Any]) -> list[str]:
     walk(profile.get("devices", {}))
     walk(profile.get("host", {}))
     packages = sorted({package for driver in drivers for package in DRIVER_PACKAGES.get(driver, [])})
+    packages = sorted({*packages, *power_image.packages(profile)})  # issue 20: nut-server when the UPS is here
     app = profile.get("station", {}).get("app", [])
     if app and Path(app[0]).name in ("chromium", "chromium-browser"):
         packages += CHROMIUM_PACKAGES
@@ -200,6 +204,7 @@ def stage_tree(tree: Path, profile_path: Path, wheels: Path, kioskd_wheel: Path,
     put(ROOT / "README.md", "/usr/share/doc/kioskd/README.md")
     for wheel in [*wheels.glob("*.whl"), kioskd_wheel]:
         put(wheel, f"/root/kioskd-wheels/{wheel.name}")
+    power_image.stage(tree, tomllib.loads(profile_path.read_text()))  # issue 20: /etc/nut, /etc/UPower
     info_file = tree / "usr/lib/kioskd/image.json"
     info_file.parent.mkdir(parents=True, exist_ok=True)
     info_file.write_text(json.dumps(info, indent=2) + "\n")

@@ -16,7 +16,7 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,6 +179,17 @@ def _panel_token(path: Path, group: str | None) -> str:
     return token
 
 
+def lgpio_workdir(runtime: Path, environ: MutableMapping[str, str] = os.environ) -> Path:
+    """gpiozero's ``lgpio`` pin factory (the one a Raspberry Pi 5 needs) writes its notification pipes into
+    ``LG_WD``, by default the working directory, which ``ProtectSystem=strict`` makes read-only: button, LED, shore
+    relay and ignition then all fail. Unless the unit (or a technician) set it, it is a directory of the runtime dir,
+    set before any backend imports lgpio."""
+    path = Path(environ.setdefault("LG_WD", str(runtime / "lgpio")))
+    with contextlib.suppress(OSError):  # a directory the unit made, or one we cannot make: lgpio says so itself
+        path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
 def _private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path, 0o700)
@@ -198,6 +209,7 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
     state = _private_dir(opts.state_dir)
     bus = EventBus()
     bus.bind(loop)
+    lgpio_workdir(runtime)
     devices: Devices = build_devices(profile, clock, bus.publish_threadsafe, runtime)
     store = Store(state / "kioskd.sqlite")
     store.queue_for_fleet = profile.fleet is not None
@@ -294,6 +306,7 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
     for server, _ in servers:
         server.stop()
     await asyncio.gather(*serving, return_exceptions=True)
+    await station.host_shutdown("stop")  # SIGTERM with a citizen's session open: wipe it before exiting
     for task in background:
         task.cancel()
     retention.close()

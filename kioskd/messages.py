@@ -130,6 +130,59 @@ CATALOGUE: dict[str, Message] = {
     ),
     "power.ignition.on": Message("Contact mis : la station passe en mode route", "Ignition on: station travelling"),
     "power.ignition.off": Message("Contact coupé : station prête", "Ignition off: station ready"),
+    # issue 20: the UPS's own verdict, silent parts, VE.Direct faults
+    "power.critical.ups": Message(
+        "L'onduleur annonce la fin de sa batterie : fin de session et arrêt de la station",
+        "The UPS says its battery is about to go: ending the session and shutting down",
+    ),
+    "power.silent": Message(
+        "Plus de nouvelles de « {part} » : compté comme hors secteur, vérifiez son câble",
+        "No news from “{part}”: counted as off shore power, check its cable",
+    ),
+    "power.fault.battery-voltage-high": Message(
+        "Chargeur arrêté : tension batterie trop haute, appelez le technicien",
+        "Charger stopped: battery voltage too high, call the technician",
+    ),
+    "power.fault.charger-hot": Message(
+        "Chargeur trop chaud : dégagez ses aérations et réduisez la consommation",
+        "Charger too hot: clear its vents and reduce the load",
+    ),
+    "power.fault.charger-fault": Message(
+        "Panne du chargeur : la batterie ne se recharge plus, appelez le technicien",
+        "Charger fault: the battery no longer charges, call the technician",
+    ),
+    "power.fault.bulk-time": Message(
+        "Charge trop longue : batterie peut-être usée, prévenez le technicien",
+        "Charging took too long: the battery may be worn, tell the technician",
+    ),
+    "power.fault.solar-input": Message(
+        "Entrée solaire hors limites : le chargeur solaire s'est protégé, appelez le technicien",
+        "Solar input out of range: the solar charger protected itself, call the technician",
+    ),
+    "power.fault.charger-network": Message(
+        "Chargeur : liaison perdue avec la batterie ou un autre appareil, appelez le technicien",
+        "Charger: link lost with the battery or another device, call the technician",
+    ),
+    "power.off.switch": Message(
+        "Chargeur ou onduleur éteint par son interrupteur : rallumez-le",
+        "Charger or inverter switched off at its switch: switch it back on",
+    ),
+    "power.off.remote": Message(
+        "Chargeur ou onduleur éteint à distance (entrée de commande) : appelez le technicien",
+        "Charger or inverter switched off by its remote input: call the technician",
+    ),
+    "power.off.protection": Message(
+        "Chargeur ou onduleur arrêté par sa protection : réduisez la consommation, appelez le technicien",
+        "Charger or inverter stopped by its protection: reduce the load, call the technician",
+    ),
+    "power.off.bms": Message(
+        "Chargeur ou onduleur coupé par la protection de la batterie : branchez le secteur",
+        "Charger or inverter cut off by the battery's protection: plug in shore power",
+    ),
+    "power.off.engine": Message(
+        "Chargeur arrêté : moteur coupé (détection d'arrêt moteur)",
+        "Charger stopped: engine off (engine shutdown detection)",
+    ),
     # session
     "session.opened": Message("Nouveau citoyen : session ouverte", "New citizen: session opened"),
     "session.idle.warning": Message(

@@ -67,6 +67,12 @@ class PowerPolicyConfig(_Section):
     wipe_reserve: float = Field(300, ge=0, description="seconds of battery kept to finish a wipe")
     discharge_window: float = Field(600, gt=0, description="seconds of samples for the time-to-go estimate")
     sample_period: float = Field(60, gt=0, description="seconds between power samples kept for the panel")
+    silence_timeout: float = Field(
+        60,
+        gt=0,
+        description="seconds a power part may stay silent (no data) before the shore counts as unplugged, "
+        "with a notice naming the part",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> PowerPolicyConfig:

@@ -1,8 +1,9 @@
-"""The machine through systemd-logind on the system bus (dbus-fast): power off, and a ``delay`` inhibitor held while a
-wipe runs so that a shutdown waits for it.
+"""The machine through systemd-logind on the system bus (dbus-fast): power off, a ``delay`` inhibitor the station
+holds while a citizen's session is open or wiped, and logind's ``PrepareForShutdown(true)`` told to the station
+(``ShutdownPrepared``) so that a shutdown started by anyone waits for the wipe.
 
-It only calls ``PowerOff`` and ``Inhibit`` on ``org.freedesktop.login1.Manager``; it never reboots, suspends or
-touches sessions."""
+It only calls ``PowerOff`` and ``Inhibit`` on ``org.freedesktop.login1.Manager`` and listens to its
+``PrepareForShutdown``; it never reboots, suspends or touches sessions."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 from pydantic import Field
 
-from kioskd.hal import DeviceError, DriverContext, DriverOptions
+from kioskd.hal import DeviceError, DriverContext, DriverOptions, ShutdownPrepared
 
 log = logging.getLogger(__name__)
 
 LOGIND = "org.freedesktop.login1"
 LOGIND_PATH = "/org/freedesktop/login1"
 MANAGER = "org.freedesktop.login1.Manager"
+PREPARE_RULE = f"type='signal',sender='{LOGIND}',interface='{MANAGER}',member='PrepareForShutdown',path='{LOGIND_PATH}'"
 
 
 class LogindOptions(DriverOptions):
@@ -59,6 +61,7 @@ class LogindHost:
 
     def __init__(self, ctx: DriverContext) -> None:
         self.options = ctx.parse_options(self.options_model)
+        self._emit = ctx.emit
         self._bus: MessageBus | None = None
 
     async def start(self) -> None:
@@ -110,8 +113,30 @@ class LogindHost:
                 where="host (logind)",
                 action="check that dbus is running",
             ) from None
+        bus.add_message_handler(self._on_message)
+        # Listening before anything else: a shutdown announced while the station wipes must not be missed.
+        await bus.call(
+            Message(
+                destination="org.freedesktop.DBus",
+                path="/org/freedesktop/DBus",
+                interface="org.freedesktop.DBus",
+                member="AddMatch",
+                signature="s",
+                body=[PREPARE_RULE],
+            )
+        )
         self._bus = bus
         return bus
+
+    def _on_message(self, msg: Message) -> None:
+        if (
+            msg.message_type == MessageType.SIGNAL
+            and msg.interface == MANAGER
+            and msg.member == "PrepareForShutdown"
+            and msg.body == [True]
+        ):
+            log.info("logind: the machine is shutting down")
+            self._emit(ShutdownPrepared())
 
     async def _call(self, member: str, signature: str, body: list[Any]) -> Message:
         bus = await self._connected()

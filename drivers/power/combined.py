@@ -147,4 +147,12 @@ class CombinedPower:
                 values[field] = next((getattr(s, field) for s in live.values() if getattr(s, field) is not None), None)
         alarms = [state.alarm for state in live.values() if state.alarm]
         details = [f"{name}: {state.detail}" for name, state in self._states.items() if state.detail]
-        return PowerState(available=bool(live), alarm=",".join(alarms) or None, detail="; ".join(details), **values)
+        silent = tuple(name for name, state in self._states.items() if not state.available)
+        return PowerState(
+            available=bool(live),
+            alarm=",".join(alarms) or None,
+            detail="; ".join(details),
+            critical=any(state.critical for state in live.values()),
+            silent=silent,
+            **values,
+        )

@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from drivers.backend_task import BackgroundTask
 from drivers.power.report import NO_DATA, PowerReport, alarm_key
@@ -25,12 +26,54 @@ NO_DATA_ERRORS = frozenset({"DATA-STALE", "DRIVER-NOT-CONNECTED", "UNKNOWN-UPS",
 MAX_LINE = 4096
 
 
+def is_critical(status: list[str]) -> bool:
+    """NUT's own rule (upsmon's ``is_ups_critical``, docs/man/upsmon.txt): ``FSD`` (the primary or the UPS forces a
+    shutdown), or on battery with a low battery (``OB LB``) unless the UPS is calibrating (``CAL``). The UPS knows
+    its battery better than its charge figure: ``OB LB`` at 100 % is critical, and so on a DC-UPS without
+    ``battery.charge``."""
+    flags = set(status)
+    return "FSD" in flags or ({"OB", "LB"} <= flags and "CAL" not in flags)
+
+
+class NutServerOptions(BaseModel):
+    """The UPS is plugged into this PC: the image runs upsd and this NUT driver for it (``ups.conf``), from the
+    profile (image-build/power/). kioskd is the one that shuts the PC down on its critical state; the image masks
+    upsmon so that the two never race (see image-build/README.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    driver: str = Field(pattern=r"^[a-z0-9_-]{2,32}$", description="the NUT driver, e.g. usbhid-ups, nutdrv_qx")
+    port: str = Field("auto", pattern=r"^[^\s\"]{1,128}$", description="the driver's port (`auto` for USB)")
+    settings: dict[str, str] = Field(
+        default_factory=dict, description='more ups.conf lines for this UPS, e.g. vendorid = "0463"'
+    )
+
+    @field_validator("settings")
+    @classmethod
+    def _plain(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, setting in value.items():
+            if not re.fullmatch(r"[a-z][a-z0-9_.]{0,40}", key) or not re.fullmatch(r"[^\n\"\\]{0,128}", setting):
+                raise ValueError(f"ups.conf setting {key!r} = {setting!r}: a lowercase name and a one-line value")
+        return value
+
+
 class NutOptions(DriverOptions):
     host: str = Field("127.0.0.1", min_length=1)
     port: int = Field(3493, ge=1, le=65535)
     ups: str = Field("ups", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$", description="the UPS name in ups.conf")
     poll: float = Field(5.0, gt=0, description="seconds between two readings")
     timeout: float = Field(5.0, gt=0, description="seconds to wait for upsd to connect or answer")
+    server: NutServerOptions | None = Field(
+        None,
+        description='the UPS is on this PC: { driver = "usbhid-ups", port = "auto", settings = { … } } (NUT driver, '
+        "its port, more ups.conf lines); the image runs upsd on loopback and that driver, and masks upsmon "
+        "(kioskd owns the shutdown)",
+    )
+
+    @model_validator(mode="after")
+    def _local_server(self) -> NutOptions:
+        if self.server is not None and self.host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("`server` describes a UPS on this PC: host must be 127.0.0.1 (upsd listens on loopback)")
+        return self
 
 
 class NutError(Exception):
@@ -86,6 +129,7 @@ def power_state(variables: dict[str, str]) -> tuple[PowerState, list[str]]:
             charging=charging,
             alarm=",".join(alarms) or None,
             detail=" ".join(status),
+            critical=is_critical(status),
         ),
         [alarm_key(name) for name in alarms],
     )

@@ -22,7 +22,17 @@ log = logging.getLogger(__name__)
 
 SUBSYSTEM = "power_supply"
 # Attributes worth a snapshot; the uevent's POWER_SUPPLY_<NAME> properties stand in where a file cannot be read.
-ATTRIBUTES = ("type", "online", "capacity", "status", "voltage_now", "current_now", "power_now", "time_to_empty_now")
+ATTRIBUTES = (
+    "type",
+    "scope",
+    "online",
+    "capacity",
+    "status",
+    "voltage_now",
+    "current_now",
+    "power_now",
+    "time_to_empty_now",
+)
 SHORE_TYPES = frozenset({"Mains", "USB", "USB_PD", "USB_C"})  # supplies whose `online` means external power
 
 
@@ -137,11 +147,14 @@ class SysfsPower:
 
     # ------------------------------------------------------------------------------------------- readings
     def _pick(self, wanted: str | None, types: frozenset[str]) -> dict[str, str] | None:
+        # scope=Device: the battery of a peripheral (a wireless keyboard's or mouse's, a game pad's) — it powers
+        # that device, never the van; a mouse at 5 % must not shut the station down, even when named by mistake.
+        supplies = {name: v for name, v in self._supplies.items() if v.get("scope", "").lower() != "device"}
         if wanted is not None:
-            return self._supplies.get(wanted)
-        for name in sorted(self._supplies):
-            if self._supplies[name].get("type") in types:
-                return self._supplies[name]
+            return supplies.get(wanted)
+        for name in sorted(supplies):
+            if supplies[name].get("type") in types:
+                return supplies[name]
         return None
 
     def _publish(self) -> None:

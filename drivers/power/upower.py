@@ -1,5 +1,6 @@
-"""UPower over D-Bus (dbus-fast): the line-power device's ``Online`` is the shore, the battery's ``Percentage`` and
-``TimeToEmpty`` are the charge and the time-to-go; changes arrive as ``PropertiesChanged`` signals.
+"""UPower over D-Bus (dbus-fast): the line-power device's ``Online`` is the shore (on a PC with only a USB UPS, which
+has none, the UPS's charging state), the battery's ``Percentage`` and ``TimeToEmpty`` are the charge and the
+time-to-go; changes arrive as ``PropertiesChanged`` signals.
 
 It only reads UPower; it must not call methods that change anything (no ``Refresh``), and it never blocks the loop."""
 
@@ -28,6 +29,9 @@ DBUS = "org.freedesktop.DBus"
 # UPower's device kinds and states (org.freedesktop.UPower.Device: Type, State, WarningLevel).
 LINE_POWER, BATTERY, UPS = 1, 2, 3
 CHARGING, DISCHARGING = 1, 2
+# A UPS's State when there is no line-power device (a mini-PC on a USB UPS): what it says of the mains behind it.
+# Empty (3) is a UPS that gave all it had: off shore. Unknown (0) says nothing.
+UPS_ON_SHORE = {1: True, 2: False, 3: False, 4: True, 5: True, 6: True}
 WARNING_LOW = 3  # Low, Critical and Action all mean "plug in now"
 
 # Match rules: dbusmock's introspection lacks PropertiesChanged, and the low-level handler below needs no proxy.
@@ -174,6 +178,9 @@ class UPowerPower:
             self._no_data()
             return
         shore = None if line is None or "Online" not in line else bool(line["Online"])
+        if line is None and battery is not None and battery.get("Type") == UPS:
+            # No line-power device (UPower makes none for a USB UPS): the UPS's own state is the shore.
+            shore = UPS_ON_SHORE.get(int(battery.get("State") or 0))
         soc = ttg = voltage = power = None
         charging = None
         alarms: list[str] = []

@@ -53,11 +53,30 @@ class ShoreMapping(BaseModel):
 
 
 class VeDirectOptions(DriverOptions):
-    port: str = Field(min_length=1, description="the serial device, e.g. /dev/serial/by-id/usb-VictronEnergy_…")
+    serial: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9]{4,32}$",
+        description="the Victron cable's serial number (HQ…): the port is then /dev/vedirect-<serial>, the name "
+        "systemd/70-kioskd.rules gives it, so two cables never swap",
+    )
+    port: str | None = Field(
+        None, min_length=1, description="the serial device, e.g. /dev/serial/by-id/usb-VictronEnergy_…"
+    )
     baud: int = Field(19200, description="VE.Direct is 19200 baud; other rates only for bridges")
     timeout: float = Field(5.0, gt=0, description="seconds without a valid block before the reading is no data")
     reopen: float = Field(5.0, gt=0, description="seconds between attempts to open a missing port")
     shore: ShoreMapping | None = None
+
+    @model_validator(mode="after")
+    def _one_port(self) -> VeDirectOptions:
+        if (self.serial is None) == (self.port is None):
+            raise ValueError("name the cable by `serial` (its serial number, HQ…) or give its `port`, not both")
+        return self
+
+    @property
+    def device(self) -> str:
+        """The path the backend opens."""
+        return self.port if self.port is not None else f"/dev/vedirect-{self.serial}"
 
     @field_validator("baud")
     @classmethod
@@ -112,7 +131,7 @@ class VeDirectPower:
                 fd = self._open()
             except OSError as exc:
                 if not failing:
-                    log.warning("VE.Direct port %s cannot be opened: %s", self.options.port, exc)
+                    log.warning("VE.Direct port %s cannot be opened: %s", self.options.device, exc)
                 failing = True
                 self._no_data()
             else:
@@ -123,7 +142,7 @@ class VeDirectPower:
                 self._arm()
                 try:
                     await lost
-                    log.warning("VE.Direct port %s went away", self.options.port)
+                    log.warning("VE.Direct port %s went away", self.options.device)
                 finally:
                     loop.remove_reader(fd)
                     os.close(fd)
@@ -132,7 +151,7 @@ class VeDirectPower:
             await asyncio.sleep(self.options.reopen)
 
     def _open(self) -> int:
-        fd = os.open(self.options.port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        fd = os.open(self.options.device, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         try:
             attrs = termios.tcgetattr(fd)
             speed = getattr(termios, f"B{self.options.baud}")
@@ -184,7 +203,7 @@ class VeDirectPower:
                 alarm=",".join(reading.alarms) or None,
                 detail=reading.detail,
             ),
-            [alarm_key(name) for name in reading.alarms],
+            [*(alarm_key(name) for name in reading.alarms), *reading.faults],
         )
 
     def _no_data(self) -> None:

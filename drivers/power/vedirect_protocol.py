@@ -57,6 +57,45 @@ CHARGER_STATES: dict[int, str] = {
 }
 CHARGING_STATES = frozenset({3, 4, 5, 6, 7, 246, 247, 248, 252})
 
+# ERR, the error code of MPPT solar chargers and chargers (Victron's VE.Direct protocol document), grouped by what the
+# agent can do about it; the names are catalogue suffixes (power.fault.<name>). A code not listed is "charger-fault".
+CHARGER_ERRORS: dict[int, str] = {
+    2: "battery-voltage-high",  # battery voltage too high
+    38: "battery-voltage-high",  # input shutdown (excessive battery voltage)
+    17: "charger-hot",  # charger temperature too high
+    26: "charger-hot",  # terminals overheated
+    18: "charger-fault",  # charger over current
+    19: "charger-fault",  # charger current reversed
+    21: "charger-fault",  # current sensor issue
+    28: "charger-fault",  # converter issue
+    39: "charger-fault",  # input shutdown (current flow during off mode)
+    116: "charger-fault",  # factory calibration data lost
+    117: "charger-fault",  # invalid or incompatible firmware
+    119: "charger-fault",  # user settings invalid
+    20: "bulk-time",  # bulk time limit exceeded
+    33: "solar-input",  # input voltage too high (solar panel)
+    34: "solar-input",  # input current too high (solar panel)
+    65: "charger-network",  # lost communication with one of the devices
+    66: "charger-network",  # synchronised charging device configuration issue
+    67: "charger-network",  # BMS connection lost
+    68: "charger-network",  # network misconfigured
+}
+
+# OR, the off reason bitmask of inverters, chargers and MPPTs; names are catalogue suffixes (power.off.<name>).
+# "No input power" (0x01: an MPPT at night, a charger unplugged) and "analysing input voltage" (0x100) are the
+# ordinary life of a charger, not faults, and are left out.
+OFF_REASONS: dict[int, str] = {
+    0x0002: "switch",  # switched off by the power switch
+    0x0004: "switch",  # switched off by the device mode register
+    0x0008: "remote",  # remote input
+    0x0010: "protection",  # protection active
+    0x0040: "bms",  # the BMS switched it off
+    0x0080: "engine",  # engine shutdown detection
+}
+
+# EN 50160's ±10 % around 230 V: an inverter's AC output outside it harms what is plugged in.
+AC_OUT_MIN, AC_OUT_MAX = 207.0, 253.0
+
 
 @dataclass
 class Counters:
@@ -259,12 +298,34 @@ class Reading:
     time_to_go: float | None = None  # s (label TTG, minutes; -1, infinite, gives None)
     charger_state: int | None = None  # CS
     alarm_bits: int | None = None  # AR
+    warning_bits: int | None = None  # WARN (the same bits as AR, a warning before the alarm)
+    error_code: int | None = None  # ERR (chargers, MPPTs)
+    off_bits: int | None = None  # OR (inverters, chargers, MPPTs)
+    ac_out_voltage: float | None = None  # V (label AC_OUT_V, 0.01 V; inverters)
     fields: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def alarms(self) -> tuple[str, ...]:
-        bits = self.alarm_bits or 0
-        return tuple(name for bit, name in ALARMS.items() if bits & bit)
+        """AR and WARN together (power.alarm.<name>), and an AC output out of range (AC_OUT_V, not while off)."""
+        bits = (self.alarm_bits or 0) | (self.warning_bits or 0)
+        names = [name for bit, name in ALARMS.items() if bits & bit]
+        volts = self.ac_out_voltage
+        if volts is not None and self.charger_state != 0 and not self.off_bits:
+            if volts < AC_OUT_MIN:
+                names.append("low-ac-out-voltage")
+            elif volts > AC_OUT_MAX:
+                names.append("high-ac-out-voltage")
+        return tuple(dict.fromkeys(names))
+
+    @property
+    def faults(self) -> tuple[str, ...]:
+        """Catalogue keys of what ERR and OR report (power.fault.<name>, power.off.<name>)."""
+        keys: list[str] = []
+        if self.error_code:
+            keys.append(f"power.fault.{CHARGER_ERRORS.get(self.error_code, 'charger-fault')}")
+        bits = self.off_bits or 0
+        keys += [f"power.off.{name}" for bit, name in OFF_REASONS.items() if bits & bit]
+        return tuple(dict.fromkeys(keys))
 
     @property
     def charging(self) -> bool | None:
@@ -301,5 +362,9 @@ def decode(fields: Mapping[str, str]) -> Reading:
         time_to_go=time_to_go,
         charger_state=parse_int(fields.get("CS")),
         alarm_bits=parse_int(fields.get("AR")),
+        warning_bits=parse_int(fields.get("WARN")),
+        error_code=parse_int(fields.get("ERR")),
+        off_bits=parse_int(fields.get("OR")),
+        ac_out_voltage=None if (ac := parse_int(fields.get("AC_OUT_V"))) is None else ac / 100,
         fields=dict(fields),
     )

@@ -47,7 +47,7 @@ from kioskd.hal.displays import (
     OutputDisconnected,
     OutputRole,
 )
-from kioskd.hal.host import Host, InhibitLock
+from kioskd.hal.host import Host, InhibitLock, ShutdownPrepared
 from kioskd.hal.modem import Modem, ModemChanged, ModemState, Registration, SignalChanged, SimStatus, Technology
 from kioskd.hal.power import IgnitionChanged, PowerChanged, PowerSource, PowerState, ShoreChanged
 from kioskd.hal.printer import (
@@ -145,6 +145,7 @@ __all__ = [
     "ScannerChanged",
     "ScannerState",
     "ShoreChanged",
+    "ShutdownPrepared",
     "SignalChanged",
     "SimStatus",
     "Simulation",

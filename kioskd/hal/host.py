@@ -4,9 +4,17 @@ It has a backend but no state to show; when to power off is the power policy's."
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from kioskd.hal.base import Device
+from kioskd.hal.base import Device, Event
+
+
+@dataclass(frozen=True)
+class ShutdownPrepared(Event):
+    """The machine is about to power off or reboot, whoever asked (logind's ``PrepareForShutdown(true)``: upsmon,
+    UPower, an agent at the console): a session still open must be wiped now, while the delay inhibitor the
+    station holds for the whole session keeps the shutdown waiting."""
 
 
 class InhibitLock(Protocol):

@@ -26,6 +26,11 @@ class PowerState:
     charging: bool | None = None
     alarm: str | None = None  # backend alarm, e.g. "low-voltage"
     detail: str = ""  # technician's detail, e.g. the charger state "bulk"
+    # The backend itself says the battery is about to go, whatever the charge figure (NUT's ``FSD``, or ``OB LB``
+    # as upsmon's is_ups_critical reads it): end the session, wipe and power off, as at critical_soc.
+    critical: bool = False
+    # The parts of the source that stopped talking (a combined source names its silent parts), for the notice.
+    silent: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

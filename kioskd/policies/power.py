@@ -7,7 +7,12 @@ session is refused when the time-to-go cannot cover a whole session plus the wip
 A flip of the shore plug or the ignition comes from the driver as ``ShoreChanged``/``IgnitionChanged`` and is acted
 on at once; every ``PowerChanged`` reading carries both too, which covers a driver's first reading (not a flip)
 and a flip announced while the reading was unavailable. The decisions go to the station through the outlet (or
-to ``decide``, for a test that wants to see them bare)."""
+to ``decide``, for a test that wants to see them bare).
+
+The backend's own verdict (``PowerState.critical``: NUT's ``FSD``, or ``OB LB``) is critical at once, whatever the
+charge and even on shore. Silence is not shore: a source (or a part of a combined one) that stays without data for
+``silence_timeout`` gets a notice naming it, and an unknown shore then counts as unplugged, so a charger that goes
+quiet with the mains cannot leave the last ``shore=True`` standing."""
 
 from __future__ import annotations
 
@@ -55,6 +60,8 @@ class PowerPolicy(Policy):
         self._shore_raw: bool | None = None
         self._shore_timer: TimerHandle | None = None
         self._samples: deque[tuple[float, float]] = deque()  # (monotonic, soc) while on battery
+        self._silence_timer: TimerHandle | None = None
+        self.silent: tuple[str, ...] = ()  # the parts named in the silence notice, once the timeout passed
 
     # ------------------------------------------------------------------------------------------- hooks
     def on_event(self, event: Event) -> None:
@@ -66,6 +73,12 @@ class PowerPolicy(Policy):
             self._track_shore(event.connected)
         elif isinstance(event, IgnitionChanged):
             self._track_ignition(event.on)
+
+    def close(self) -> None:
+        for timer in (self._shore_timer, self._silence_timer):
+            if timer is not None:
+                timer.cancel()
+        self._shore_timer = self._silence_timer = None
 
     def veto(self, action: Guarded) -> TransitionRefused | None:
         if action == "start":
@@ -82,12 +95,15 @@ class PowerPolicy(Policy):
         """A decision, as the station shows and does it."""
         outlet = self.outlet
         if decision.action == "notice":
+            if decision.key == "power.silent":
+                outlet.notice("power.silent", decision.key, decision.level, part=", ".join(self.silent) or "power")
+                return
             soc = None if decision.soc is None else round(decision.soc)
             # the shore plug's news has its own line: it must not hide a low-battery warning (nor the reverse)
             topic = "power.shore" if decision.key.startswith("power.shore.") else "power"
             outlet.notice(topic, decision.key, decision.level, **({"soc": soc} if soc is not None else {}))
         elif decision.action == "clear":
-            outlet.clear_notice("power")
+            outlet.clear_notice("power.silent" if decision.key == "power.silent" else "power")
         elif decision.action == "shutdown":
             outlet.notice("power", decision.key, "error", soc=round(decision.soc or 0))
             outlet.request("shutdown")
@@ -100,6 +116,7 @@ class PowerPolicy(Policy):
         """One reading of the power source (shore, ignition, state of charge, time-to-go)."""
         now = self.clock.monotonic()
         self.last = state
+        self._track_silence(state)
         if not state.available:
             return
         self._track_shore(state.shore)
@@ -112,6 +129,37 @@ class PowerPolicy(Policy):
                 while self._samples and now - self._samples[0][0] > self.config.discharge_window:
                     self._samples.popleft()
         self._evaluate_level()
+
+    def _track_silence(self, state: PowerState) -> None:
+        """Arm the silence timeout on the first reading without data (the whole source or one of its parts); a
+        source that talks again disarms it and clears the notice."""
+        quiet = not state.available or bool(state.silent)
+        if quiet:
+            if self._silence_timer is None and not self.silent:
+                self._silence_timer = self.clock.call_later(self.config.silence_timeout, self._silence_passed)
+            elif self.silent and state.silent and state.silent != self.silent:
+                self.silent = state.silent  # another part went quiet meanwhile: the notice names them all
+                self.decide(PowerDecision("notice", "power.silent", "warning"))
+            return
+        if self._silence_timer is not None:
+            self._silence_timer.cancel()
+            self._silence_timer = None
+        if self.silent:
+            self.silent = ()
+            self.decide(PowerDecision("clear", "power.silent"))
+
+    def _silence_passed(self) -> None:
+        self._silence_timer = None
+        state = self.last
+        self.silent = state.silent or ("power",)
+        self.decide(PowerDecision("notice", "power.silent", "warning"))
+        if not state.available or state.shore is None:
+            # unknown is not shore: count the plug as pulled (the timeout was the debounce)
+            self._shore_raw = False
+            if self._shore_timer is not None:
+                self._shore_timer.cancel()
+                self._shore_timer = None
+            self._settle_shore(False, announce=self.shore is not None)
 
     def _track_ignition(self, on: bool | None) -> None:
         if on is None or on == self.ignition:
@@ -150,12 +198,17 @@ class PowerPolicy(Policy):
     # ------------------------------------------------------------------------------------------- levels
     def _evaluate_level(self) -> None:
         soc = self.last.soc
-        if soc is None or self.shore is None:
+        flagged = self.last.available and self.last.critical  # the backend's own verdict, even on shore (FSD OL)
+        if not flagged and (soc is None or self.shore is None):
             return
         cfg = self.config
         previous = self.level
-        if self.shore:
-            level: Level = "ok"
+        if flagged:
+            level: Level = "critical"
+        elif soc is None:
+            return  # unreachable (no charge and not flagged returned above); kept for the type checker
+        elif self.shore:
+            level = "ok"
         elif soc <= cfg.critical_soc or ((ttg := self.time_to_go()) is not None and ttg <= cfg.wipe_reserve):
             level = "critical"
         elif soc <= cfg.warn_soc:
@@ -170,7 +223,8 @@ class PowerPolicy(Policy):
             return
         self.level = level
         if level == "critical":
-            self.decide(PowerDecision("shutdown", "power.critical", "error", soc))
+            key = "power.critical.ups" if flagged else "power.critical"
+            self.decide(PowerDecision("shutdown", key, "error", soc))
         elif level == "warn":
             self.decide(PowerDecision("notice", "power.warn", "warning", soc))
         elif level == "ok" and previous != "unknown":

@@ -16,7 +16,19 @@ from typing import Any, TypeVar
 from kioskd.bus import EventBus
 from kioskd.doctor import DoctorInputs
 from kioskd.errors import KioskError, TransitionRefused, WipeError
-from kioskd.hal import ButtonPressed, Clock, DeviceFault, Devices, Event, LedPattern, ScanMode, ScanSource, StateEvent
+from kioskd.hal import (
+    ButtonPressed,
+    Clock,
+    DeviceFault,
+    Devices,
+    Event,
+    InhibitLock,
+    LedPattern,
+    ScanMode,
+    ScanSource,
+    ShutdownPrepared,
+    StateEvent,
+)
 from kioskd.policies import roster
 from kioskd.policies.base import Action, Guarded, Policy
 from kioskd.policies.connectivity import ConnectivityPolicy, ConnectivityState
@@ -143,6 +155,8 @@ class Station:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._press_waiters: list[asyncio.Future[bool]] = []
         self._led: LedPattern = "off"  # the pattern last sent to the button's LED
+        # held from a session's opening until its wipe is over: a shutdown started by anyone waits for the wipe
+        self._session_lock: InhibitLock | None = None
         self._unsubscribe = bus.subscribe(self._on_event)
         outlet = _Outlet(self)
         for policy in self.policies:
@@ -214,6 +228,8 @@ class Station:
                         waiter.set_result(True)
             else:
                 self._spawn(self.press(long=event.long))
+        elif isinstance(event, ShutdownPrepared):
+            self._spawn(self.host_shutdown("shutdown"))
         elif isinstance(event, DeviceFault):
             topic = f"device.{event.kind}.{event.fault}"  # one notice per fault: clearing one keeps the others
             if event.cleared:
@@ -410,7 +426,14 @@ class Station:
     async def _open_session(self) -> None:
         self._veto("session")
         check_transition(self.mode, "in_session")
-        self.session = await self.sessions.open(stop=self.stop)
+        lock = await self._inhibit("a citizen's session is open")
+        try:
+            self.session = await self.sessions.open(stop=self.stop)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        self._session_lock = lock
         self.devices.printer.set_session(self.session.id)
         info = SessionInfo(self.session.id, self.session.opened_at, str(self.session.workspace.root))
         self._set(dataclasses.replace(self._state, session=info, sessions_today=self._state.sessions_today + 1))
@@ -439,11 +462,11 @@ class Station:
     async def _wipe_one(self, session_id: str, reason: WipeReason) -> WipeOutcome:
         """One wipe, with the machine's shutdown held off until it is over (a logind delay lock) and the policies
         told (the recorder writes the receipt) before it is released; then the station's own bookkeeping."""
-        lock = None
-        try:
-            lock = await self.devices.host.inhibit("a citizen's session is being wiped")
-        except Exception as exc:  # no logind: wipe anyway, the journal covers a power cut
-            log.warning("no shutdown inhibitor during the wipe: %s", type(exc).__name__)
+        lock, self._session_lock = self._session_lock, None
+        if lock is None or self.session is None or self.session.id != session_id:
+            if lock is not None:
+                lock.release()
+            lock = await self._inhibit("a citizen's session is being wiped")
         try:
             outcome = await self.sessions.wipe(session_id, reason)
             for policy in self.policies:
@@ -462,6 +485,13 @@ class Station:
         else:
             self.notice("wipe", "wipe.failed", "error", handler=", ".join(outcome.failed_handlers()))
         return outcome
+
+    async def _inhibit(self, why: str) -> InhibitLock | None:
+        try:
+            return await self.devices.host.inhibit(why)
+        except Exception as exc:  # no logind: go on, the journal covers a power cut
+            log.warning("no shutdown inhibitor (%s): %s", why, type(exc).__name__)
+            return None
 
     async def _wipe_all(self, session_ids: list[str], reason: WipeReason) -> WipeOutcome | None:
         """Wipe sessions left behind (crash, power cut, failed wipe); settle only when all are verified."""
@@ -500,6 +530,23 @@ class Station:
         # only now, with every session wiped and verified (or journalled for the next start), the PC goes off
         await self.devices.host.power_off()
 
+    async def host_shutdown(self, reason: str) -> None:
+        """The machine goes down without kioskd asking (``shutdown``: logind's PrepareForShutdown) or kioskd is
+        told to stop (``stop``: SIGTERM): a session still open is wiped first, then the station is off. It does not
+        power off itself: someone already is (or the service is only stopping)."""
+        if self.mode in ("off", "shutting_down"):
+            return
+        async with self._lock:  # a command running (a wipe, a start) finishes first
+            if self.mode in ("off", "shutting_down"):
+                return
+            log.info("station: %s with the station %s", reason, self.mode)
+            if self.mode == "in_session":
+                await self._end_session("power", then="shutting_down")
+            if self.mode != "shutting_down":
+                self._go("shutting_down", reason)
+            await self._moving("off")
+            self._go("off", reason)
+
     async def travel(self) -> None:
         """Ignition on: the session ends (wipe), no new one, displays off; the van leaves its stop."""
         async with self._lock:
@@ -516,6 +563,9 @@ class Station:
                 self._go("ready", "arrived")
 
     async def close(self) -> None:
+        lock, self._session_lock = self._session_lock, None
+        if lock is not None:  # closing with a session left (its journal makes the next start wipe it)
+            lock.release()
         for policy in self.policies:
             policy.close()
         self._unsubscribe()

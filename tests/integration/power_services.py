@@ -141,6 +141,42 @@ def corrupted(block: bytes) -> bytes:
     return block[:at] + (b"1" if block[at : at + 1] != b"1" else b"2") + block[at + 1 :]
 
 
+class SocatSerial:
+    """A serial line made by socat: two linked ptys, the backend opens ``path`` (as /dev/vedirect-<serial>), the test
+    writes the device's stream into ``device``. ``stop`` kills socat: the line goes quiet, as a pulled cable."""
+
+    def __init__(self, directory: Path, name: str) -> None:
+        socat = require.binary("socat", "socat")
+        self.path = directory / f"vedirect-{name}"
+        self.device = directory / f"device-{name}"
+        self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [socat, f"pty,raw,echo=0,link={self.path}", f"pty,raw,echo=0,link={self.device}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not (self.path.exists() and self.device.exists()):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("socat did not make its ptys")
+            time.sleep(0.01)
+        self._fd = os.open(self.device, os.O_RDWR | os.O_NOCTTY)
+
+    def write(self, data: bytes) -> None:
+        os.write(self._fd, data)
+
+    def stop(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        stop_process(self.process)
+        self.process = None
+
+
+def block(**fields: str) -> bytes:
+    """One VE.Direct block with exactly ``fields`` (an MPPT's, an inverter's …)."""
+    return encode_block(fields)
+
+
 HEX_FRAMES = (b":A0102000543\n", b":7F0ED0071\n", b":51641F9\n")
 
 
@@ -187,6 +223,7 @@ class NutServer:
         self.driver_bin = nut_program("dummy-ups")
         self.driver: subprocess.Popen[bytes] | None = None
         self.upsd: subprocess.Popen[bytes] | None = None
+        self._stamp = 0  # the data file's last mtime, whole seconds
         self.conf.mkdir(mode=0o700, parents=True)
         self.state.mkdir(mode=0o700)
         (self.conf / "nut.conf").write_text("MODE=standalone\n")
@@ -206,14 +243,19 @@ class NutServer:
         # As root both programs would switch to the `nut` user, which cannot read a private temp dir.
         self.user = ["-u", "root"] if os.geteuid() == 0 else []
 
-    def set(self, status: str, charge: float, runtime: float) -> None:
-        """New variables for dummy-ups to pick up (within its one-second poll)."""
-        text = f"ups.status: {status}\nbattery.charge: {charge:g}\nbattery.runtime: {runtime:g}\n"
+    def set(self, status: str, charge: float | None, runtime: float | None) -> None:
+        """New variables for dummy-ups to pick up (within its one-second poll); ``None`` leaves a variable out (a
+        DC-UPS that has no ``battery.charge``)."""
+        text = f"ups.status: {status}\n"
+        text += "" if charge is None else f"battery.charge: {charge:g}\n"
+        text += "" if runtime is None else f"battery.runtime: {runtime:g}\n"
         tmp = self.dev.with_suffix(".tmp")
         tmp.write_text(text)
         tmp.replace(self.dev)
-        now = time.time()
-        os.utime(self.dev, (now, now))
+        # dummy-ups compares whole-second mtimes: two writes within one second would look like one, and the second
+        # never be read. Each write gets a later second than the last.
+        self._stamp = max(int(time.time()), self._stamp + 1)
+        os.utime(self.dev, (self._stamp, self._stamp))
 
     def get(self, variable: str) -> str:
         """upsd's answer to ``GET VAR van <variable>`` ("" when it does not answer)."""
@@ -224,7 +266,7 @@ class NutServer:
         except OSError:
             return ""
 
-    def serve(self, status: str, charge: float, runtime: float) -> None:
+    def serve(self, status: str, charge: float | None, runtime: float | None) -> None:
         """``set``, then wait until upsd serves it, so a backend started now reads nothing older."""
         self.set(status, charge, runtime)
         deadline = time.monotonic() + 10
@@ -274,10 +316,12 @@ class NutServer:
 
 
 @contextmanager
-def nut_server(root: Path) -> Iterator[NutServer]:
+def nut_server(root: Path, charge: float | None = 100, runtime: float | None = 3600) -> Iterator[NutServer]:
+    """A running upsd; ``charge=None`` makes a DC-UPS that never reports ``battery.charge`` (dummy-ups keeps a
+    variable once it has seen it, so a UPS without one must start without it)."""
     server = NutServer(root)
     try:
-        server.set("OL CHRG", 100, 3600)
+        server.set("OL CHRG" if charge is not None else "OL", charge, runtime)
         server.start()
         yield server
     finally:

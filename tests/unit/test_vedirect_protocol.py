@@ -162,7 +162,9 @@ values = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E, 
 blocks_strategy = st.dictionaries(labels, values, min_size=1, max_size=20)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+# No deadline: a 2-core machine under load takes more than 200 ms for one example now and then (seen twice);
+# timing goals live in benchmarks/, not here.
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(blocks_strategy, min_size=1, max_size=5), st.data())
 def test_any_chunking_and_hex_frames_between_blocks_give_exactly_the_blocks_sent(
     blocks: list[dict[str, str]], data: st.DataObject

@@ -198,7 +198,7 @@ function scalarArrays(part, known) {
 
 function renderPower(p) {
   const known = ["available", "shore", "ignition", "soc", "time_to_go", "voltage", "current", "power", "charging",
-    "alarm", "detail"];
+    "alarm", "detail", "critical", "silent"];  // critical, silent: their notices say it
   const box = tile("power", t("label.power"));
   const source = p.shore === null ? "?" : t(p.shore ? "panel.power.shore" : "panel.power.battery");
   const big = !p.available ? t("word.no_data") : (p.soc === null ? source : `${Math.round(p.soc)} %`);
