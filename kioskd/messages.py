@@ -199,6 +199,14 @@ CATALOGUE: dict[str, Message] = {
         "Pas encore de mesure : nommez l'arrêt avec « kioskctl stop NOM »",
         "No samples yet: name the stop with 'kioskctl stop NAME'",
     ),
+    # uplinks through NetworkManager (kioskd/policies/connectivity.py, drivers/network, issue 21)
+    "uplink.backup": Message(
+        "Internet par {operator} ({uplink}) : le lien préféré {preferred} ne répond pas",
+        "Internet through {operator} ({uplink}): the preferred link {preferred} does not answer",
+    ),
+    "uplink.in_use": Message("lien {uplink}", "link {uplink}"),
+    "atlas.uplink.works": Message("{operator} passe ({reach} %)", "{operator} works ({reach}%)"),
+    "atlas.uplink.fails": Message("{operator} ne passe pas ({reach} %)", "{operator} does not work ({reach}%)"),
     # devices
     "device.fault.unknown": Message(
         "Problème matériel ({fault}) : appelez le technicien", "Device problem ({fault}): call the technician"

@@ -82,6 +82,9 @@ class AtlasStop(_Section):
     latitude: float | None = Field(None, ge=-90, le=90, description="degrees (WGS 84); none: the agent names it")
     longitude: float | None = Field(None, ge=-180, le=180, description="degrees (WGS 84)")
     radius: float = Field(300, gt=0, le=20_000, description="metres around the point that count as this stop")
+    cells: tuple[str, ...] = Field(
+        (), description='serving cells ("MCCMNC-LAC-CID", hex) that name this stop when GPS has no fix'
+    )
 
 
 class ConnectivityConfig(_Section):
@@ -99,6 +102,9 @@ class ConnectivityConfig(_Section):
     weak_signal: int = Field(20, ge=0, le=100, description="signal quality (%) below which the agent is warned")
     sample_period: float = Field(300, ge=10, description="seconds between signal samples kept for the atlas")
     atlas_weeks: float = Field(6, gt=0, le=52, description="weeks of samples the atlas ranks by default")
+    switch_back_after: float = Field(
+        300, ge=0, le=86_400, description="seconds a preferred uplink must pass its probes before traffic goes back"
+    )
     stops: tuple[AtlasStop, ...] = Field((), description="the tour's stops; with coordinates the GPS names them")
 
     @model_validator(mode="after")

@@ -1,9 +1,11 @@
 """The connectivity policy: is the Internet really usable, what the agent should know about the modem, the recovery
-of a stuck link, and the signal samples of the tour's stops (the atlas).
+of a stuck link, which uplink carries the traffic when there are several, and the signal samples of the tour's stops
+(the atlas), per stop and per uplink.
 
 Plain rules on the injected clock; it knows the modem only through the ``kioskd.hal.Modem`` contract and imports no
-driver. The reachability probe is the one poll, at the profile's period; recovery steps wait longer each time. The
-atlas's samples leave as ``SignalSampled`` events (the recorder writes them): this policy writes to no store."""
+driver. The reachability probe is the one poll, at the profile's period, through each uplink's own interface;
+recovery steps wait longer each time. The atlas's samples leave as ``SignalSampled`` and ``UplinkSampled`` events
+(the recorder writes them): this policy writes to no store."""
 
 from __future__ import annotations
 
@@ -15,7 +17,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from kioskd.hal import Clock, Event, IgnitionChanged, Modem, ModemChanged, ModemState, TimerHandle
+from kioskd.hal import (
+    Clock,
+    DeviceUnsupported,
+    Event,
+    IgnitionChanged,
+    Modem,
+    ModemChanged,
+    ModemState,
+    TimerHandle,
+    Uplink,
+    Uplinks,
+)
 from kioskd.policies.base import Policy
 from kioskd.profile import AtlasStop, ConnectivityConfig
 
@@ -23,7 +36,7 @@ log = logging.getLogger(__name__)
 
 Outcome = Literal["", "ok", "wrong-status", "unreachable", "dns-failed"]
 StepAction = Literal["reconnect", "reset"]
-StopSource = Literal["agent", "gps"]
+StopSource = Literal["agent", "gps", "cell"]
 Level = Literal["info", "warning", "error"]
 REGISTERED = ("home", "roaming")
 STEPS: tuple[StepAction, ...] = ("reconnect", "reset")  # cheap first; the reset drops the modem for a while
@@ -43,6 +56,29 @@ class ConnectivityState:
     next_step_at: float | None = None  # wall clock before which no other step is taken
     stop: str | None = None  # the stop the van stands at, for the atlas
     stop_source: StopSource | None = None
+    uplink: str | None = None  # with several uplinks: the one carrying the traffic now
+    uplinks: tuple[UplinkProbe, ...] = ()  # with several uplinks: each one's last probe, in order of preference
+    switched_at: float | None = None  # wall clock of the last change of uplink
+
+
+@dataclass(frozen=True)
+class UplinkProbe:
+    """One uplink's last probe, through its own interface."""
+
+    name: str
+    operator: str | None
+    interface: str | None
+    outcome: Outcome
+    passing_since: float | None = None  # wall clock since which its probes pass
+
+
+@dataclass(frozen=True)
+class UplinkSwitched(Event):
+    """The traffic moved to another uplink (``reason``: the one in use failed, or the preferred one held)."""
+
+    uplink: str
+    previous: str | None
+    reason: Literal["failed", "preferred", "start"]
 
 
 @dataclass(frozen=True)
@@ -68,13 +104,33 @@ class SignalSampled(Event):
     internet: bool | None
 
 
+@dataclass(frozen=True)
+class UplinkSampled(Event):
+    """The atlas's per-uplink sample: at this stop, through this uplink and operator, did the probe pass."""
+
+    at: float  # wall clock
+    stop: str
+    uplink: str
+    operator: str | None
+    technology: str
+    quality: int | None
+    internet: bool | None
+
+
 Probe = Callable[[], Awaitable[Outcome]]
 
 
-def make_probe(config: ConnectivityConfig, modem: Modem) -> Probe:
-    """The probe the profile asks for. HTTP(S): one GET, redirects not followed, the status must be the expected
-    one (a captive portal answers 200 or 302 instead of 204). DNS: the name must resolve. Modem: the backend's own
-    check (the simulated van decides)."""
+def _bind(interface: str | None) -> list[tuple[int, int, bytes]]:
+    """The socket option that makes a probe leave by ``interface`` whatever the routes say (SO_BINDTODEVICE: since
+    Linux 5.7 it needs no CAP_NET_RAW on a socket not bound yet, so it works under kioskd's unit)."""
+    return [] if interface is None else [(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())]
+
+
+def make_probe(config: ConnectivityConfig, modem: Modem, interface: str | None = None) -> Probe:
+    """The probe the profile asks for, through ``interface`` when given. HTTP(S): one GET, redirects not followed,
+    the status must be the expected one (a captive portal answers 200 or 302 instead of 204). DNS: the name must
+    resolve (and, through an interface, its port 443 answer by it: the resolver itself is not bound). Modem: the
+    backend's own check (the simulated van decides)."""
     timeout = config.probe_timeout
     if config.probe == "http":
         url, expected = str(config.probe_url), config.probe_status
@@ -82,8 +138,11 @@ def make_probe(config: ConnectivityConfig, modem: Modem) -> Probe:
         async def http() -> Outcome:
             import httpx  # only vans probing over HTTP pay for it at start-up
 
+            transport = httpx.AsyncHTTPTransport(socket_options=_bind(interface))
             try:
-                async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+                async with httpx.AsyncClient(
+                    timeout=timeout, follow_redirects=False, trust_env=False, transport=transport
+                ) as client:
                     response = await client.get(url, headers={"cache-control": "no-cache"})
             except (httpx.HTTPError, OSError):
                 return "unreachable"
@@ -97,9 +156,20 @@ def make_probe(config: ConnectivityConfig, modem: Modem) -> Probe:
             loop = asyncio.get_running_loop()
             try:
                 # a network timeout, not a policy delay: it bounds a resolver that never answers
-                await asyncio.wait_for(loop.getaddrinfo(host, 443, type=socket.SOCK_STREAM), timeout)
+                found = await asyncio.wait_for(loop.getaddrinfo(host, 443, type=socket.SOCK_STREAM), timeout)
             except (OSError, TimeoutError):
                 return "dns-failed"
+            if interface is None:
+                return "ok"
+            family, kind, proto, _, address = found[0]
+            with socket.socket(family, kind, proto) as sock:
+                for level, option, value in _bind(interface):
+                    sock.setsockopt(level, option, value)
+                sock.setblocking(False)
+                try:
+                    await asyncio.wait_for(loop.sock_connect(sock, address), timeout)
+                except (OSError, TimeoutError):
+                    return "unreachable"
             return "ok"
 
         return dns
@@ -130,14 +200,33 @@ def stop_at(stops: tuple[AtlasStop, ...], latitude: float, longitude: float) -> 
     return None if best is None else best[1]
 
 
+def stop_of_cell(stops: tuple[AtlasStop, ...], cells: list[str]) -> str | None:
+    """The first stop of the profile that lists one of ``cells`` (serving cells, "MCCMNC-LAC-CID"), or None."""
+    for stop in stops:
+        if any(cell in stop.cells for cell in cells):
+            return stop.name
+    return None
+
+
 class ConnectivityPolicy(Policy):
     events = (ModemChanged, IgnitionChanged)
 
-    def __init__(self, config: ConnectivityConfig, clock: Clock, modem: Modem, probe: Probe | None = None) -> None:
+    def __init__(
+        self,
+        config: ConnectivityConfig,
+        clock: Clock,
+        modem: Modem,
+        probe: Probe | None = None,
+        probe_via: Callable[[str], Probe] | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock
         self.modem = modem
         self.probe = probe or make_probe(config, modem)
+        self.probe_via = probe_via or (lambda interface: make_probe(config, modem, interface))
+        self._passing_since: dict[str, tuple[float, float]] = {}  # uplink → (monotonic, wall) since its probes pass
+        self._recovering: str | None = None  # with several uplinks: the one the recovery steps are for
+        self._can_reconnect = True  # False once the backend said reconnecting is not its to do
         self.state = ConnectivityState(probe=config.probe)
         self.last_modem = ModemState()
         self._seen_modem = False
@@ -190,10 +279,18 @@ class ConnectivityPolicy(Policy):
         self.last_modem = modem
         self._seen_modem = True
         self._modem_notices(modem)
-        if modem.latitude is not None and modem.longitude is not None and self.state.stop_source != "agent":
-            found = stop_at(self.config.stops, modem.latitude, modem.longitude)
-            if found != self.state.stop:
-                self._show(stop=found, stop_source="gps" if found else None)
+        if self.state.stop_source == "agent":
+            return
+        source: StopSource | None = None
+        if modem.latitude is not None and modem.longitude is not None:
+            found, source = stop_at(self.config.stops, modem.latitude, modem.longitude), "gps"
+        else:  # no GPS fix: the serving cells of the profile's stops (of any uplink) still say where the van is
+            cells = [c for c in (modem.cell, *(u.cell for u in modem.uplinks)) if c]
+            if not cells and self.state.stop_source != "cell":
+                return
+            found, source = stop_of_cell(self.config.stops, cells), "cell"
+        if found != self.state.stop or (found and source != self.state.stop_source):
+            self._show(stop=found, stop_source=source if found else None)
 
     def _modem_notices(self, m: ModemState) -> None:
         key: str | None = None
@@ -236,35 +333,120 @@ class ConnectivityPolicy(Policy):
         return self.state
 
     # ------------------------------------------------------------------------------------------- probe
-    async def check(self) -> ConnectivityState:
-        """One probe, then what follows from it: notices, a recovery step when due, a sample for the atlas."""
+    def _uplinks(self) -> tuple[Uplink, ...]:
+        return self.modem.uplinks if isinstance(self.modem, Uplinks) else ()
+
+    async def _run_probe(self, probe: Probe) -> Outcome:
         try:
-            outcome = await self.probe()
+            return await probe()
         except Exception:
             log.exception("the reachability probe failed unexpectedly")
-            outcome = "unreachable"
+            return "unreachable"
+
+    async def check(self) -> ConnectivityState:
+        """One probe (one per uplink when there are several), then what follows from it: the uplink in use,
+        notices, a recovery step when due, samples for the atlas."""
+        uplinks = self._uplinks()
+        registered = False
+        if uplinks:
+            outcome, registered = await self._check_uplinks(uplinks)
+        else:
+            outcome = await self._run_probe(self.probe)
         now, wall = self.clock.monotonic(), self.clock.wall()
         ok = outcome == "ok"
         self._show(internet=ok, outcome=outcome, checked_at=wall)
         m = self.last_modem
-        registered = self._seen_modem and m.present and m.registration in REGISTERED
-        if ok:
+        if not uplinks:
+            registered = self._seen_modem and m.present and m.registration in REGISTERED
+        healthy = self._recovering is None if uplinks else ok
+        if healthy:
             self._recovered()
             self._notice("internet", None, "info", {})
         elif registered:
             if self._failing_since is None:
                 self._failing_since = now
                 self._show(failing_since=wall)
-            self._notice("internet", "modem.no_internet" if m.connected else "modem.offline", "warning", {})
+            if not ok:
+                self._notice("internet", "modem.no_internet" if m.connected else "modem.offline", "warning", {})
+            else:
+                self._notice("internet", None, "info", {})
             if now - self._failing_since >= self.config.recover_after and now >= self._next_step:
                 await self._step(now)
         else:
             # no network at all (dead zone, no SIM, no modem): nothing a reconnect could fix; the modem notice says why
             self._failing_since = None
             self._show(failing_since=None)
-            self._notice("internet", "modem.offline" if m.present else None, "warning", {})
+            self._notice("internet", "modem.offline" if m.present and not ok else None, "warning", {})
         self._sample(wall)
         return self.state
+
+    async def _check_uplinks(self, uplinks: tuple[Uplink, ...]) -> tuple[Outcome, bool]:
+        """Probe every uplink through its own interface at once; keep the traffic on the best one that passes:
+        leave a failing one at once, go back to a preferred one once it has passed for ``switch_back_after``.
+        Returns the outcome of the uplink in use and whether the one to recover is registered."""
+        order = [u.name for u in uplinks]
+
+        async def probe(u: Uplink) -> Outcome:
+            if not u.active or u.interface is None:
+                return "unreachable"  # NetworkManager has it down: nothing to probe through
+            return await self._run_probe(self.probe_via(u.interface))
+
+        outcomes = dict(zip(order, await asyncio.gather(*(probe(u) for u in uplinks)), strict=True))
+        now, wall = self.clock.monotonic(), self.clock.wall()
+        for name, outcome in outcomes.items():
+            if outcome == "ok":
+                self._passing_since.setdefault(name, (now, wall))
+            else:
+                self._passing_since.pop(name, None)
+        passing = [name for name in order if outcomes[name] == "ok"]
+        current = self.state.uplink
+        target: str = current or order[0]
+        reason: Literal["failed", "preferred", "start"] = "start"
+        if current is None or current not in order:
+            target = passing[0] if passing else order[0]
+        elif current not in passing and passing:
+            target, reason = passing[0], "failed"
+        elif passing and order.index(passing[0]) < order.index(current):
+            held = now - self._passing_since[passing[0]][0]
+            if held >= self.config.switch_back_after:
+                target, reason = passing[0], "preferred"
+        if target != current:
+            await self._switch(target, current, reason)
+        probes = tuple(
+            UplinkProbe(
+                u.name,
+                u.operator,
+                u.interface,
+                outcomes[u.name],
+                self._passing_since[u.name][1] if u.name in self._passing_since else None,
+            )
+            for u in uplinks
+        )
+        self._show(uplinks=probes)
+        used = {u.name: u for u in uplinks}[target]
+        if target != order[0]:
+            params = {"uplink": target, "operator": used.operator or target, "preferred": order[0]}
+            self._notice("uplink", "uplink.backup", "info", params)
+        else:
+            self._notice("uplink", None, "info", {})
+        failing = next((u for u in uplinks if u.kind == "gsm" and outcomes[u.name] != "ok"), None)
+        to_recover = None if failing is None else failing.name
+        if to_recover != self._recovering:  # another uplink to recover (or none): its own count starts again
+            self._recovering = to_recover
+            self._failing_since, self._next_step = None, float("-inf")
+            self._show(failing_since=None, recovery=None, attempts=0, next_step_at=None)
+        return outcomes[target], failing is not None and failing.registered
+
+    async def _switch(self, target: str, previous: str | None, reason: Literal["failed", "preferred", "start"]) -> None:
+        assert isinstance(self.modem, Uplinks)
+        log.warning("uplink %s carries the traffic now (was %s: %s)", target, previous or "-", reason)
+        try:
+            await self.modem.prefer(target)
+        except Exception as exc:
+            log.warning("cannot move the traffic to uplink %s: %s", target, exc)
+            return
+        self._show(uplink=target, switched_at=self.clock.wall())
+        self.outlet.publish(UplinkSwitched(target, previous, reason))
 
     def _recovered(self) -> None:
         self._failing_since = None
@@ -279,7 +461,7 @@ class ConnectivityPolicy(Policy):
     async def _step(self, now: float) -> None:
         cfg = self.config
         attempt = self.state.attempts + 1
-        action = STEPS[(attempt - 1) % len(STEPS)]
+        action = STEPS[(attempt - 1) % len(STEPS)] if self._can_reconnect else "reset"
         wait = min(cfg.backoff_max, cfg.backoff_initial * 2 ** (attempt - 1))
         self._next_step = now + wait
         minutes = int((now - (self._failing_since or now)) // 60)
@@ -289,13 +471,28 @@ class ConnectivityPolicy(Policy):
         params = {"minutes": minutes, "attempt": attempt, "next": math.ceil(wait / 60)}
         self._notice("recovery", f"modem.recovery.{action}", "warning", params)
         try:
-            if action == "reconnect":
-                await self.modem.reconnect()
-            else:
-                await self.modem.reset()
+            await self._recover(action)
+        except DeviceUnsupported as exc:
+            # ModemManager alone: connections are NetworkManager's; the reset is the step left (issue 21)
+            log.info("no reconnection through this backend (%s): resetting instead", exc.what)
+            self._can_reconnect = False
+            try:
+                await self._recover("reset")
+            except Exception as again:
+                log.warning("recovery step reset failed: %s", again)
+                self._notice("recovery", "modem.recovery.failed", "warning", {"step": "reset"})
         except Exception as exc:
             log.warning("recovery step %s failed: %s", action, exc)
             self._notice("recovery", "modem.recovery.failed", "warning", {"step": action})
+
+    async def _recover(self, action: StepAction) -> None:
+        name = self._recovering
+        if name is not None and isinstance(self.modem, Uplinks):
+            await (self.modem.reconnect_uplink(name) if action == "reconnect" else self.modem.reset_uplink(name))
+        elif action == "reconnect":
+            await self.modem.reconnect()
+        else:
+            await self.modem.reset()
 
     def _sample(self, wall: float) -> None:
         """One sample per ``sample_period`` at a named stop: the atlas's raw material (no personal data). The
@@ -307,3 +504,12 @@ class ConnectivityPolicy(Policy):
         self.outlet.publish(
             SignalSampled(wall, stop, m.signal, m.rsrp, m.rsrq, m.sinr, m.technology, self.state.internet)
         )
+        if self.state.uplinks:
+            for u, probe in zip(m.uplinks, self.state.uplinks, strict=False):
+                internet = None if probe.outcome == "" else probe.outcome == "ok"
+                self.outlet.publish(UplinkSampled(wall, stop, u.name, u.operator, u.technology, u.signal, internet))
+        else:  # one modem: its operator's figures all the same, so the atlas compares operators across vans too
+            name = m.uplink or "modem"
+            self.outlet.publish(
+                UplinkSampled(wall, stop, name, m.operator, m.technology, m.signal, self.state.internet)
+            )

@@ -56,6 +56,17 @@ CREATE TABLE IF NOT EXISTS signal_samples (
     internet    INTEGER         -- the reachability probe: 1, 0, or NULL when none ran
 );
 CREATE INDEX IF NOT EXISTS signal_samples_stop ON signal_samples (stop, at);
+-- issue 21: the same moments per uplink and operator (a store from before gains it at its next opening)
+CREATE TABLE IF NOT EXISTS uplink_samples (
+    at          REAL NOT NULL,
+    stop        TEXT NOT NULL,
+    uplink      TEXT NOT NULL,  -- the profile's name of the uplink (sfr, orange, mairie)
+    operator    TEXT,           -- the network's name as the modem reads it, NULL for a wired link
+    technology  TEXT NOT NULL,
+    quality     INTEGER,
+    internet    INTEGER         -- its own probe, through its own interface: 1, 0, or NULL when none ran
+);
+CREATE INDEX IF NOT EXISTS uplink_samples_stop ON uplink_samples (stop, at);
 CREATE TABLE IF NOT EXISTS activity (
     stop      TEXT,               -- where the van stood; NULL until stops are named
     day       TEXT NOT NULL,      -- local date YYYY-MM-DD of the visit's start
@@ -93,6 +104,19 @@ class SignalSample:
     rsrq: float | None
     sinr: float | None
     technology: str
+    internet: bool | None
+
+
+@dataclass(frozen=True)
+class UplinkSample:
+    """One uplink's moment at a stop: which operator, did its own probe pass."""
+
+    at: float
+    stop: str
+    uplink: str
+    operator: str | None
+    technology: str
+    quality: int | None
     internet: bool | None
 
 
@@ -292,11 +316,51 @@ class Store:
     async def add_signal_sample(self, sample: SignalSample) -> None:
         await self._run(self._add_signal, sample)
 
+    def _add_uplink(self, s: UplinkSample) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO uplink_samples VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (s.at, s.stop, s.uplink, s.operator, s.technology, s.quality,
+                 None if s.internet is None else int(s.internet)),
+            )  # fmt: skip
+            db.execute("DELETE FROM uplink_samples WHERE at < ?", (s.at - KEEP_SIGNAL,))
+
+    async def add_uplink_sample(self, sample: UplinkSample) -> None:
+        await self._run(self._add_uplink, sample)
+
+    @staticmethod
+    def _per_uplink(db: sqlite3.Connection, since: float) -> dict[str, list[dict[str, Any]]]:
+        """Per stop, each uplink and operator seen there: its samples, reachability and median signal."""
+        rows = db.execute(
+            "SELECT stop, uplink, operator, quality, internet FROM uplink_samples WHERE at >= ? ORDER BY stop, at",
+            (since,),
+        ).fetchall()
+        groups: dict[tuple[str, str, str | None], list[tuple[Any, ...]]] = {}
+        for row in rows:
+            groups.setdefault((row[0], row[1], row[2]), []).append(row)
+        stops: dict[str, list[dict[str, Any]]] = {}
+        for (stop, uplink, operator), samples in groups.items():
+            quality = [r[3] for r in samples if r[3] is not None]
+            probed = [r[4] for r in samples if r[4] is not None]
+            stops.setdefault(stop, []).append(
+                {
+                    "uplink": uplink,
+                    "operator": operator,
+                    "samples": len(samples),
+                    "median_signal": statistics.median(quality) if quality else None,
+                    "reachability": round(sum(probed) / len(probed), 3) if probed else None,
+                }
+            )
+        for uplinks in stops.values():
+            uplinks.sort(key=lambda u: (-(u["reachability"] or 0.0), u["uplink"], u["operator"] or ""))
+        return stops
+
     def _atlas(self, since: float) -> list[dict[str, Any]]:
         with self._connect() as db:
             rows = db.execute(
                 "SELECT stop, quality, rsrp, internet, at FROM signal_samples WHERE at >= ? ORDER BY stop, at", (since,)
             ).fetchall()
+            per_uplink = self._per_uplink(db, since)
         stops: dict[str, list[tuple[Any, ...]]] = {}
         for row in rows:
             stops.setdefault(row[0], []).append(row)
@@ -313,6 +377,7 @@ class Store:
                     "median_rsrp": statistics.median(rsrp) if rsrp else None,
                     "reachability": round(sum(probed) / len(probed), 3) if probed else None,
                     "last_seen": samples[-1][4],
+                    "uplinks": per_uplink.get(stop, []),
                 }
             )
         # Reachability first: a stop where the link holds beats one with a strong signal and a broken network.
