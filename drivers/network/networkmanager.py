@@ -113,8 +113,7 @@ def connection_settings(uplink: UplinkOptions, metric: int, secret: str | None) 
         "id": Variant("s", connection_id(uplink.name)),
         "uuid": Variant("s", str(uuid.uuid5(UUID_NAMESPACE, uplink.name))),
         "type": Variant("s", CONNECTION_TYPES[uplink.kind]),
-        "autoconnect": Variant("b", True),
-    }
+    }  # autoconnect left at NetworkManager's default (yes): NetworkManager brings every uplink up by itself
     if uplink.interface:
         connection["interface-name"] = Variant("s", uplink.interface)
     settings: dict[str, dict[str, Variant]] = {"connection": connection}

@@ -126,6 +126,45 @@ def _bind(interface: str | None) -> list[tuple[int, int, bytes]]:
     return [] if interface is None else [(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())]
 
 
+async def http_status(url: str, interface: str) -> int:
+    """The status of one GET of ``url`` sent through ``interface``. httpx sets socket options only once connected
+    (its connection has taken the default route by then), so the bound probe opens its own socket, bound before
+    it connects, and reads no more than the status line."""
+    import ssl
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    secure = parts.scheme == "https"
+    host, port = parts.hostname or "", parts.port or (443 if secure else 80)
+    loop = asyncio.get_running_loop()
+    family, kind, proto, _, address = (await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM))[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        for level, option, value in _bind(interface):
+            sock.setsockopt(level, option, value)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, address)
+    except BaseException:
+        sock.close()
+        raise
+    context = ssl.create_default_context() if secure else None
+    reader, writer = await asyncio.open_connection(sock=sock, ssl=context, server_hostname=host if secure else None)
+    try:
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        writer.write(
+            f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nCache-Control: no-cache\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        line = await reader.readline()
+    finally:
+        writer.close()
+    words = line.split()
+    if len(words) < 2 or not words[0].startswith(b"HTTP/"):
+        raise ValueError("not an HTTP answer")
+    return int(words[1])
+
+
 def make_probe(config: ConnectivityConfig, modem: Modem, interface: str | None = None) -> Probe:
     """The probe the profile asks for, through ``interface`` when given. HTTP(S): one GET, redirects not followed,
     the status must be the expected one (a captive portal answers 200 or 302 instead of 204). DNS: the name must
@@ -138,17 +177,22 @@ def make_probe(config: ConnectivityConfig, modem: Modem, interface: str | None =
         async def http() -> Outcome:
             import httpx  # only vans probing over HTTP pay for it at start-up
 
-            transport = httpx.AsyncHTTPTransport(socket_options=_bind(interface))
             try:
-                async with httpx.AsyncClient(
-                    timeout=timeout, follow_redirects=False, trust_env=False, transport=transport
-                ) as client:
+                async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
                     response = await client.get(url, headers={"cache-control": "no-cache"})
             except (httpx.HTTPError, OSError):
                 return "unreachable"
             return "ok" if response.status_code == expected else "wrong-status"
 
-        return http
+        async def http_via() -> Outcome:
+            assert interface is not None
+            try:
+                status = await asyncio.wait_for(http_status(url, interface), timeout)
+            except (OSError, TimeoutError, ValueError):
+                return "unreachable"
+            return "ok" if status == expected else "wrong-status"
+
+        return http if interface is None else http_via
     if config.probe == "dns":
         host = str(config.probe_host)
 
@@ -431,10 +475,11 @@ class ConnectivityPolicy(Policy):
             self._notice("uplink", None, "info", {})
         failing = next((u for u in uplinks if u.kind == "gsm" and outcomes[u.name] != "ok"), None)
         to_recover = None if failing is None else failing.name
-        if to_recover != self._recovering:  # another uplink to recover (or none): its own count starts again
-            self._recovering = to_recover
-            self._failing_since, self._next_step = None, float("-inf")
-            self._show(failing_since=None, recovery=None, attempts=0, next_step_at=None)
+        if to_recover != self._recovering:
+            if self._recovering is not None and to_recover is not None:  # another uplink: its own count
+                self._failing_since, self._next_step = None, float("-inf")
+                self._show(failing_since=None, recovery=None, attempts=0, next_step_at=None)
+            self._recovering = to_recover  # None: all modems pass, check() tells the recovery
         return outcomes[target], failing is not None and failing.registered
 
     async def _switch(self, target: str, previous: str | None, reason: Literal["failed", "preferred", "start"]) -> None:
@@ -464,7 +509,7 @@ class ConnectivityPolicy(Policy):
         action = STEPS[(attempt - 1) % len(STEPS)] if self._can_reconnect else "reset"
         wait = min(cfg.backoff_max, cfg.backoff_initial * 2 ** (attempt - 1))
         self._next_step = now + wait
-        minutes = int((now - (self._failing_since or now)) // 60)
+        minutes = int((now - (now if self._failing_since is None else self._failing_since)) // 60)
         self._show(recovery=action, attempts=attempt, next_step_at=self.clock.wall() + wait)
         log.warning("no working data for %d min: recovery step %d (%s), next in %.0f s", minutes, attempt, action, wait)
         self.outlet.publish(RecoveryStep(action, attempt, wait))
