@@ -67,11 +67,7 @@ class NetworkManagerMock:
 
     def calls(self, *names: str) -> list[tuple[str, list[Any]]]:
         """The manager's recorded method calls (name, arguments), in order."""
-        return [
-            (str(name), list(args))
-            for _, name, args in self.control.GetCalls()
-            if not names or str(name) in names
-        ]
+        return [(str(name), list(args)) for _, name, args in self.control.GetCalls() if not names or str(name) in names]
 
     def updates(self, connection_id: str) -> list[Any]:
         """The settings each ``Update`` of a connection carried, in order."""

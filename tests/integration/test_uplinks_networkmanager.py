@@ -203,9 +203,7 @@ async def test_recovery_goes_through_networkmanager_then_resets_the_modem_never_
     tmp_path: Path, bus: PrivateBus, mm: ModemManagerMock, nm: NetworkManagerMock, wires: tuple[Wire, Wire],
     rigs: list[Rig],
 ) -> None:  # fmt: skip
-    rig = await start(
-        tmp_path, rigs, nm, wires[:1], profile(bus, [ORANGE], recover_after=300, backoff_initial=120)
-    )
+    rig = await start(tmp_path, rigs, nm, wires[:1], profile(bus, [ORANGE], recover_after=300, backoff_initial=120))
     mm.modem.ClearCalls()
     wires[0].cut()  # registered, NetworkManager says connected, but nothing gets through
     seen: list[tuple[str, float]] = []
