@@ -207,6 +207,8 @@ CATALOGUE: dict[str, Message] = {
     "uplink.in_use": Message("lien {uplink}", "link {uplink}"),
     "atlas.uplink.works": Message("{operator} passe ({reach} %)", "{operator} works ({reach}%)"),
     "atlas.uplink.fails": Message("{operator} ne passe pas ({reach} %)", "{operator} does not work ({reach}%)"),
+    "panel.field.uplink": Message("Lien Internet utilisé", "Internet link in use"),
+    "panel.field.cell": Message("Cellule", "Cell"),
     # devices
     "device.fault.unknown": Message(
         "Problème matériel ({fault}) : appelez le technicien", "Device problem ({fault}): call the technician"
