@@ -209,6 +209,14 @@ CATALOGUE: dict[str, Message] = {
     "atlas.uplink.fails": Message("{operator} ne passe pas ({reach} %)", "{operator} does not work ({reach}%)"),
     "panel.field.uplink": Message("Lien Internet utilisé", "Internet link in use"),
     "panel.field.cell": Message("Cellule", "Cell"),
+    "visio.possible": Message(
+        "Visio possible ici : la connexion tient un appel vidéo", "Video call possible here: the link holds one"
+    ),
+    "visio.not_possible": Message(
+        "Visio déconseillée ici : connexion trop lente ou instable",
+        "Video call not advised here: link too slow or unstable",
+    ),
+    "atlas.uplink.visio": Message("visio {visio} %", "video call {visio}%"),
     # devices
     "device.fault.unknown": Message(
         "Problème matériel ({fault}) : appelez le technicien", "Device problem ({fault}): call the technician"

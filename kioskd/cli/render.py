@@ -133,6 +133,8 @@ def render_atlas(stops: list[dict[str, Any]], lang: Lang) -> str:
             key = "atlas.uplink.works" if u["reachability"] >= 0.5 else "atlas.uplink.fails"
             operator = u["operator"] or u["uplink"]
             said.append(messages.text(key, lang, operator=operator, reach=f"{u['reachability'] * 100:.0f}"))
+            if u.get("visio") is not None:
+                said[-1] += ", " + messages.text("atlas.uplink.visio", lang, visio=f"{u['visio'] * 100:.0f}")
         if said:
             lines.append("      " + " · ".join(said))
     return "\n".join(lines)

@@ -30,6 +30,7 @@ from kioskd.hal import (
     Uplinks,
 )
 from kioskd.policies.base import Policy
+from kioskd.policies.visio import VisioCheck, bind_options, exchange, measure
 from kioskd.profile import AtlasStop, ConnectivityConfig
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class ConnectivityState:
     uplink: str | None = None  # with several uplinks: the one carrying the traffic now
     uplinks: tuple[UplinkProbe, ...] = ()  # with several uplinks: each one's last probe, in order of preference
     switched_at: float | None = None  # wall clock of the last change of uplink
+    visio: bool | None = None  # whether a video call holds through the uplink in use here (None: not checked)
+    visio_checks: tuple[VisioCheck, ...] = ()  # the last check of each uplink at this stop
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,15 @@ class SignalSampled(Event):
 
 
 @dataclass(frozen=True)
+class VisioChecked(Event):
+    """A video-call check ran at a stop: the atlas keeps it per uplink and operator."""
+
+    stop: str | None
+    operator: str | None
+    check: VisioCheck
+
+
+@dataclass(frozen=True)
 class UplinkSampled(Event):
     """The atlas's per-uplink sample: at this stop, through this uplink and operator, did the probe pass."""
 
@@ -118,51 +130,6 @@ class UplinkSampled(Event):
 
 
 Probe = Callable[[], Awaitable[Outcome]]
-
-
-def _bind(interface: str | None) -> list[tuple[int, int, bytes]]:
-    """The socket option that makes a probe leave by ``interface`` whatever the routes say (SO_BINDTODEVICE: since
-    Linux 5.7 it needs no CAP_NET_RAW on a socket not bound yet, so it works under kioskd's unit)."""
-    return [] if interface is None else [(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())]
-
-
-async def http_status(url: str, interface: str) -> int:
-    """The status of one GET of ``url`` sent through ``interface``. httpx sets socket options only once connected
-    (its connection has taken the default route by then), so the bound probe opens its own socket, bound before
-    it connects, and reads no more than the status line."""
-    import ssl
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    secure = parts.scheme == "https"
-    host, port = parts.hostname or "", parts.port or (443 if secure else 80)
-    loop = asyncio.get_running_loop()
-    family, kind, proto, _, address = (await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM))[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        for level, option, value in _bind(interface):
-            sock.setsockopt(level, option, value)
-        sock.setblocking(False)
-        await loop.sock_connect(sock, address)
-    except BaseException:
-        sock.close()
-        raise
-    context = ssl.create_default_context() if secure else None
-    reader, writer = await asyncio.open_connection(sock=sock, ssl=context, server_hostname=host if secure else None)
-    try:
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        writer.write(
-            f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nCache-Control: no-cache\r\n"
-            "Connection: close\r\n\r\n".encode()
-        )
-        await writer.drain()
-        line = await reader.readline()
-    finally:
-        writer.close()
-    words = line.split()
-    if len(words) < 2 or not words[0].startswith(b"HTTP/"):
-        raise ValueError("not an HTTP answer")
-    return int(words[1])
 
 
 def make_probe(config: ConnectivityConfig, modem: Modem, interface: str | None = None) -> Probe:
@@ -187,7 +154,7 @@ def make_probe(config: ConnectivityConfig, modem: Modem, interface: str | None =
         async def http_via() -> Outcome:
             assert interface is not None
             try:
-                status = await asyncio.wait_for(http_status(url, interface), timeout)
+                status = await asyncio.wait_for(exchange(url, interface), timeout)
             except (OSError, TimeoutError, ValueError):
                 return "unreachable"
             return "ok" if status == expected else "wrong-status"
@@ -207,7 +174,7 @@ def make_probe(config: ConnectivityConfig, modem: Modem, interface: str | None =
                 return "ok"
             family, kind, proto, _, address = found[0]
             with socket.socket(family, kind, proto) as sock:
-                for level, option, value in _bind(interface):
+                for level, option, value in bind_options(interface):
                     sock.setsockopt(level, option, value)
                 sock.setblocking(False)
                 try:
@@ -271,6 +238,7 @@ class ConnectivityPolicy(Policy):
         self._passing_since: dict[str, tuple[float, float]] = {}  # uplink → (monotonic, wall) since its probes pass
         self._recovering: str | None = None  # with several uplinks: the one the recovery steps are for
         self._can_reconnect = True  # False once the backend said reconnecting is not its to do
+        self._visio_due: dict[str, float] = {}  # uplink → monotonic time before which it is not checked again
         self.state = ConnectivityState(probe=config.probe)
         self.last_modem = ModemState()
         self._seen_modem = False
@@ -334,7 +302,10 @@ class ConnectivityPolicy(Policy):
                 return
             found, source = stop_of_cell(self.config.stops, cells), "cell"
         if found != self.state.stop or (found and source != self.state.stop_source):
+            moved = found != self.state.stop
             self._show(stop=found, stop_source=source if found else None)
+            if moved:
+                self._new_place()
 
     def _modem_notices(self, m: ModemState) -> None:
         key: str | None = None
@@ -374,7 +345,15 @@ class ConnectivityPolicy(Policy):
         """The agent names the stop the van stands at (None: left it; the GPS may name the next one)."""
         self._show(stop=name, stop_source="agent" if name else None)
         self._last_sample = float("-inf")  # a new stop gets its first sample at the next probe
+        self._new_place()
         return self.state
+
+    def _new_place(self) -> None:
+        """Another stop: the video-call checks of the last one say nothing here."""
+        self._visio_due.clear()
+        if self.state.visio_checks or self.state.visio is not None:
+            self._show(visio_checks=(), visio=None)
+            self._notice("visio", None, "info", {})
 
     # ------------------------------------------------------------------------------------------- probe
     def _uplinks(self) -> tuple[Uplink, ...]:
@@ -422,7 +401,50 @@ class ConnectivityPolicy(Policy):
             self._show(failing_since=None)
             self._notice("internet", "modem.offline" if m.present and not ok else None, "warning", {})
         self._sample(wall)
+        await self._visio(uplinks)
         return self.state
+
+    async def _visio(self, uplinks: tuple[Uplink, ...]) -> None:
+        """At most one video-call check a round, of the first uplink that passes and is due (``visio_period`` per
+        uplink at a stop), never while a citizen's session is open (their call would suffer, and be measured)."""
+        cfg = self.config
+        if cfg.visio_url is None or self.outlet.session is not None:
+            return
+        now = self.clock.monotonic()
+        if uplinks:
+            passing = {p.name for p in self.state.uplinks if p.outcome == "ok"}
+            candidates = [(u.name, u.interface, u.operator) for u in uplinks if u.name in passing]
+        elif self.state.internet:
+            candidates = [(self.last_modem.uplink or "modem", None, self.last_modem.operator)]
+        else:
+            candidates = []
+        due = [c for c in candidates if now >= self._visio_due.get(c[0], float("-inf"))]
+        if not due:
+            return
+        name, interface, operator = due[0]
+        self._visio_due[name] = now + cfg.visio_period
+        wall = self.clock.wall()
+        try:
+            check = await asyncio.wait_for(
+                measure(cfg.visio_url, name, interface, cfg.visio_bytes, wall, cfg.visio_min_kbps, cfg.visio_max_rtt,
+                        cfg.visio_max_jitter),
+                cfg.visio_timeout,
+            )  # fmt: skip
+        except TimeoutError:
+            check = VisioCheck(name, wall, False)
+        checks = (*tuple(c for c in self.state.visio_checks if c.uplink != name), check)
+        self._show(visio_checks=checks)
+        self._show_visio()
+        self.outlet.publish(VisioChecked(self.state.stop, operator, check))
+
+    def _show_visio(self) -> None:
+        """Whether a video call holds here through the uplink in use, on the panel before the agent calls."""
+        in_use = self.state.uplink or self.last_modem.uplink or "modem"
+        found = next((c for c in self.state.visio_checks if c.uplink == in_use), None)
+        possible = None if found is None else found.possible
+        self._show(visio=possible)
+        key = None if possible is None else "visio.possible" if possible else "visio.not_possible"
+        self._notice("visio", key, "info", {})
 
     async def _check_uplinks(self, uplinks: tuple[Uplink, ...]) -> tuple[Outcome, bool]:
         """Probe every uplink through its own interface at once; keep the traffic on the best one that passes:
@@ -492,6 +514,8 @@ class ConnectivityPolicy(Policy):
             return
         self._show(uplink=target, switched_at=self.clock.wall())
         self.outlet.publish(UplinkSwitched(target, previous, reason))
+        if self.state.visio_checks:
+            self._show_visio()
 
     def _recovered(self) -> None:
         self._failing_since = None

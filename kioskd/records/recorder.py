@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from kioskd.hal import Clock, Event, PowerChanged
 from kioskd.policies.base import Policy
-from kioskd.policies.connectivity import SignalSampled, UplinkSampled
+from kioskd.policies.connectivity import SignalSampled, UplinkSampled, VisioChecked
 from kioskd.profile import ActivityConfig, PowerPolicyConfig
 from kioskd.records.stats import local_slot
-from kioskd.records.store import Activity, Receipt, SignalSample, Store, UplinkSample
+from kioskd.records.store import Activity, Receipt, SignalSample, Store, UplinkSample, VisioSample
 from kioskd.session import WipeOutcome
 
 
 class Recorder(Policy):
-    events = (PowerChanged, SignalSampled, UplinkSampled)
+    events = (PowerChanged, SignalSampled, UplinkSampled, VisioChecked)
 
     def __init__(self, store: Store, power: PowerPolicyConfig, activity: ActivityConfig, clock: Clock) -> None:
         self.store = store
@@ -42,6 +42,12 @@ class Recorder(Policy):
                 event.at, event.stop, event.uplink, event.operator, event.technology, event.quality, event.internet
             )
             self.outlet.spawn(self.store.add_uplink_sample(per_uplink))
+        elif isinstance(event, VisioChecked):
+            c = event.check
+            visio = VisioSample(
+                c.at, event.stop, c.uplink, event.operator, c.possible, c.rtt, c.jitter, c.down_kbps, c.up_kbps
+            )
+            self.outlet.spawn(self.store.add_visio_sample(visio))
 
     async def wiped(self, outcome: WipeOutcome) -> None:
         receipt = outcome.receipt

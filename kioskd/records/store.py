@@ -67,6 +67,19 @@ CREATE TABLE IF NOT EXISTS uplink_samples (
     internet    INTEGER         -- its own probe, through its own interface: 1, 0, or NULL when none ran
 );
 CREATE INDEX IF NOT EXISTS uplink_samples_stop ON uplink_samples (stop, at);
+-- issue 21: the video-call checks ("Visio possible"), per stop and uplink
+CREATE TABLE IF NOT EXISTS visio_checks (
+    at         REAL NOT NULL,
+    stop       TEXT,            -- NULL when no stop was named
+    uplink     TEXT NOT NULL,
+    operator   TEXT,
+    possible   INTEGER NOT NULL,
+    rtt        REAL,            -- seconds
+    jitter     REAL,            -- seconds
+    down_kbps  REAL,
+    up_kbps    REAL
+);
+CREATE INDEX IF NOT EXISTS visio_checks_stop ON visio_checks (stop, at);
 CREATE TABLE IF NOT EXISTS activity (
     stop      TEXT,               -- where the van stood; NULL until stops are named
     day       TEXT NOT NULL,      -- local date YYYY-MM-DD of the visit's start
@@ -118,6 +131,21 @@ class UplinkSample:
     technology: str
     quality: int | None
     internet: bool | None
+
+
+@dataclass(frozen=True)
+class VisioSample:
+    """One video-call check at a stop through one uplink."""
+
+    at: float
+    stop: str | None
+    uplink: str
+    operator: str | None
+    possible: bool
+    rtt: float | None
+    jitter: float | None
+    down_kbps: float | None
+    up_kbps: float | None
 
 
 @dataclass(frozen=True)
@@ -328,6 +356,17 @@ class Store:
     async def add_uplink_sample(self, sample: UplinkSample) -> None:
         await self._run(self._add_uplink, sample)
 
+    def _add_visio(self, v: VisioSample) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO visio_checks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (v.at, v.stop, v.uplink, v.operator, int(v.possible), v.rtt, v.jitter, v.down_kbps, v.up_kbps),
+            )
+            db.execute("DELETE FROM visio_checks WHERE at < ?", (v.at - KEEP_SIGNAL,))
+
+    async def add_visio_sample(self, sample: VisioSample) -> None:
+        await self._run(self._add_visio, sample)
+
     @staticmethod
     def _per_uplink(db: sqlite3.Connection, since: float) -> dict[str, list[dict[str, Any]]]:
         """Per stop, each uplink and operator seen there: its samples, reachability and median signal."""
@@ -351,7 +390,22 @@ class Store:
                     "reachability": round(sum(probed) / len(probed), 3) if probed else None,
                 }
             )
+        checks = db.execute(
+            "SELECT stop, uplink, operator, possible FROM visio_checks WHERE at >= ? AND stop IS NOT NULL", (since,)
+        ).fetchall()
+        visio: dict[tuple[str, str, str | None], list[int]] = {}
+        for stop, uplink, operator, possible in checks:
+            visio.setdefault((stop, uplink, operator), []).append(possible)
+        for key, verdicts in visio.items():
+            entry = next((u for u in stops.get(key[0], []) if (u["uplink"], u["operator"]) == key[1:]), None)
+            if entry is None:
+                entry = {"uplink": key[1], "operator": key[2], "samples": 0, "median_signal": None,
+                         "reachability": None}  # fmt: skip
+                stops.setdefault(key[0], []).append(entry)
+            entry["visio"] = round(sum(verdicts) / len(verdicts), 3)
         for uplinks in stops.values():
+            for entry in uplinks:
+                entry.setdefault("visio", None)
             uplinks.sort(key=lambda u: (-(u["reachability"] or 0.0), u["uplink"], u["operator"] or ""))
         return stops
 
@@ -378,10 +432,16 @@ class Store:
                     "reachability": round(sum(probed) / len(probed), 3) if probed else None,
                     "last_seen": samples[-1][4],
                     "uplinks": per_uplink.get(stop, []),
+                    # the best uplink's share of video-call checks that held (None: never checked here)
+                    "visio": max(
+                        (u["visio"] for u in per_uplink.get(stop, []) if u["visio"] is not None), default=None
+                    ),
                 }
             )
         # Reachability first: a stop where the link holds beats one with a strong signal and a broken network.
-        ranked.sort(key=lambda s: (-(s["reachability"] or 0.0), -(s["median_signal"] or 0.0), s["stop"]))
+        ranked.sort(
+            key=lambda s: (-(s["reachability"] or 0.0), -(s["visio"] or 0.0), -(s["median_signal"] or 0.0), s["stop"])
+        )
         return [{"rank": number, **stop} for number, stop in enumerate(ranked, 1)]
 
     async def atlas(self, since: float) -> list[dict[str, Any]]:

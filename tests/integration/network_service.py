@@ -6,11 +6,10 @@ interface only, so one uplink can really fail while the other works."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import dbus
@@ -28,6 +27,26 @@ CONNECTION = NM + ".Settings.Connection"
 ACTIVATED_DEVICE = 100
 PROBE_ADDRESS = "10.99.0.1"  # the same address behind every uplink: only the interface decides which one answers
 PROBE_PORT = 8080
+VISIO_BYTES = 60_000
+# The far end's server: GET answers 200 with VISIO_BYTES (the probe reads only the status line, the video-call
+# check all of it), POST reads its body and answers 200.
+SERVER = f"""
+import http.server, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "{VISIO_BYTES}"); self.end_headers()
+        try:
+            self.wfile.write(bytes({VISIO_BYTES}))
+        except OSError:
+            pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("{PROBE_ADDRESS}", {PROBE_PORT}), Handler).serve_forever()
+"""
 
 
 class NetworkManagerMock:
@@ -129,7 +148,6 @@ class Wire:
         self.interface, self.peer = f"kq{suffix}0", f"kq{suffix}1"
         self.host_address, self.far_address = f"10.77.{subnet}.2", f"10.77.{subnet}.1"
         self.metric = 100 * subnet
-        self.directory = Path(tempfile.mkdtemp(prefix="kioskd-wire-"))
         self.server: subprocess.Popen[bytes] | None = None
         try:
             self._build()
@@ -151,10 +169,8 @@ class Wire:
         # the host's own route to the probe's address through this wire (NetworkManager would set one per uplink)
         _ip("route", "add", f"{PROBE_ADDRESS}/32", "via", self.far_address, "dev", self.interface,
             "metric", str(self.metric))  # fmt: skip
-        (self.directory / "index.html").write_text("ok\n")
         self.server = subprocess.Popen(
-            ["ip", "netns", "exec", self.namespace, sys.executable, "-m", "http.server", "--bind", PROBE_ADDRESS,
-             "--directory", str(self.directory), str(PROBE_PORT)],
+            ["ip", "netns", "exec", self.namespace, sys.executable, "-c", SERVER],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 10
@@ -170,8 +186,31 @@ class Wire:
     def cut(self) -> None:
         _ip("-n", self.namespace, "link", "set", self.peer, "down")
 
+    def slow(self, kbit: int) -> None:
+        """The far end sends no faster than ``kbit`` kbit/s (a saturated cell): the probe passes, a call would not."""
+        _ip_tc = ["ip", "netns", "exec", self.namespace, "tc", "qdisc", "replace", "dev", self.peer, "root", "tbf",
+                  "rate", f"{kbit}kbit", "burst", "4kb", "latency", "2s"]  # fmt: skip
+        subprocess.run(_ip_tc, check=True, capture_output=True)
+
     def mend(self) -> None:
+        """Up again, once the host's end has its carrier back (the kernel tells it up to a second later)."""
         _ip("-n", self.namespace, "link", "set", self.peer, "up")
+        deadline = time.monotonic() + 10
+        while not self.answers():  # both ends' carriers and the neighbour entry settle within a second or so
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.interface} did not come up again")
+            time.sleep(0.05)
+
+    def answers(self) -> bool:
+        """Whether the probe's server answers a TCP connection through this wire now."""
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.interface.encode())
+            sock.settimeout(0.5)
+            try:
+                sock.connect((PROBE_ADDRESS, PROBE_PORT))
+            except OSError:
+                return False
+        return True
 
     def close(self) -> None:
         if self.server is not None:
@@ -179,6 +218,3 @@ class Wire:
             self.server = None
         subprocess.run(["ip", "link", "del", self.interface], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True)
-        for path in self.directory.iterdir():
-            path.unlink()
-        self.directory.rmdir()

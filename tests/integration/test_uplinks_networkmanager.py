@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 
 from kioskd.cli.render import render_atlas, render_status
-from kioskd.policies.connectivity import RecoveryStep, UplinkSwitched
+from kioskd.policies.connectivity import RecoveryStep, UplinkSwitched, VisioChecked
 from kioskd.profile import SIM_PROFILE, parse_profile
 from tests.conftest import Rig, make_rig
 from tests.integration.modem_service import M3GPP, ModemManagerMock
 from tests.integration.network_service import (
     PROBE_ADDRESS,
     PROBE_PORT,
+    VISIO_BYTES,
     NetworkManagerMock,
     Wire,
     add_second_modem,
@@ -176,7 +177,7 @@ async def test_a_failing_preferred_uplink_moves_traffic_to_the_other_and_back_af
         await tick(rig, 60)
         assert rig.station.state.connectivity.uplink == "sfr"
     await tick(rig, 60)  # 420 s: held 300 s
-    assert rig.station.state.connectivity.uplink == "orange"
+    assert rig.station.state.connectivity.uplink == "orange", rig.station.state.connectivity.uplinks
     assert metric(nm.updates("kioskd-orange")[-1]) == 100
     switches = [(e.uplink, e.reason) for e in rig.events if isinstance(e, UplinkSwitched)]
     assert switches == [("orange", "start"), ("sfr", "failed"), ("orange", "preferred")]
@@ -223,3 +224,43 @@ async def test_recovery_goes_through_networkmanager_then_resets_the_modem_never_
     await tick(rig, 60)
     assert rig.station.state.connectivity.internet is True
     assert [e.action for e in rig.events if isinstance(e, RecoveryStep)][-1] == "recovered"
+
+
+async def test_the_video_call_check_runs_per_uplink_rate_limited_and_never_during_a_session(
+    tmp_path: Path, bus: PrivateBus, mm: ModemManagerMock, nm: NetworkManagerMock, wires: tuple[Wire, Wire],
+    rigs: list[Rig],
+) -> None:  # fmt: skip
+    url = f"http://{PROBE_ADDRESS}:{PROBE_PORT}/"
+    p = profile(bus, [ORANGE, SFR], visio_url=url, visio_bytes=VISIO_BYTES, visio_period=1800, visio_min_kbps=1000,
+                stops=[{"name": "Domme"}, {"name": "Sarlat"}])  # fmt: skip
+    rig = await start(tmp_path, rigs, nm, wires, p)
+    wires[0].slow(250)  # Orange's cell is saturated: the probe passes, a call would not hold
+
+    def checks() -> list[tuple[str, bool]]:
+        return [(e.check.uplink, e.check.possible) for e in rig.events if isinstance(e, VisioChecked)]
+
+    await tick(rig, 0)
+    assert checks() == [("orange", False)]  # one uplink a round, the preferred first
+    await tick(rig, 60)
+    assert checks() == [("orange", False), ("sfr", True)]
+    c = rig.station.state.connectivity
+    assert c.visio is False  # through Orange, in use, no call
+    assert {n.topic: n.key for n in rig.station.state.notices}["connectivity.visio"] == "visio.not_possible"
+    sfr = next(v for v in c.visio_checks if v.uplink == "sfr")
+    assert sfr.down_kbps is not None and sfr.down_kbps > 1000 and sfr.rtt is not None and sfr.rtt < 0.25
+    for _ in range(10):  # rate-limited: neither again before visio_period
+        await tick(rig, 60)
+    assert len(checks()) == 2
+
+    [domme] = await rig.station.store.atlas(0)  # type: ignore[union-attr]
+    by_operator = {u["operator"]: u for u in domme["uplinks"]}
+    assert (by_operator["SFR"]["visio"], by_operator["Orange F"]["visio"], domme["visio"]) == (1.0, 0.0, 1.0)
+    assert "SFR works (100%), video call 100%" in render_atlas([domme], "en")
+
+    await rig.station.start()
+    await rig.drive(rig.station.next_citizen())  # a citizen is in session (maybe on a call with an adviser)
+    assert rig.station.state.session is not None
+    rig.station.set_stop("Sarlat")  # a new stop: its checks are due at once …
+    for _ in range(3):
+        await tick(rig, 60)
+    assert len(checks()) == 2  # … but not while the session lasts
