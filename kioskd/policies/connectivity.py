@@ -577,8 +577,3 @@ class ConnectivityPolicy(Policy):
             for u, probe in zip(m.uplinks, self.state.uplinks, strict=False):
                 internet = None if probe.outcome == "" else probe.outcome == "ok"
                 self.outlet.publish(UplinkSampled(wall, stop, u.name, u.operator, u.technology, u.signal, internet))
-        else:  # one modem: its operator's figures all the same, so the atlas compares operators across vans too
-            name = m.uplink or "modem"
-            self.outlet.publish(
-                UplinkSampled(wall, stop, name, m.operator, m.technology, m.signal, self.state.internet)
-            )
