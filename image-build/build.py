@@ -199,6 +199,7 @@ def stage_tree(tree: Path, profile_path: Path, wheels: Path, kioskd_wheel: Path,
     put(HERE / "avahi" / "avahi-daemon.conf", "/etc/avahi/avahi-daemon.conf")
     put(HERE / "logind-kioskd.conf", "/etc/systemd/logind.conf.d/kioskd.conf")
     put(HERE / "polkit-kioskd.rules", "/etc/polkit-1/rules.d/50-kioskd.rules")
+    put(HERE / "polkit-kioskd-network.rules", "/etc/polkit-1/rules.d/51-kioskd-network.rules")  # issue 21
     put(HERE / "profile-kioskd.sh", "/etc/profile.d/kioskd.sh")
     put(profile_path, "/etc/kioskd/profile.toml")
     put(ROOT / "README.md", "/usr/share/doc/kioskd/README.md")

@@ -252,6 +252,24 @@ CATALOGUE: dict[str, Message] = {
         "Pas encore de mesure : nommez l'arrêt avec « kioskctl stop NOM »",
         "No samples yet: name the stop with 'kioskctl stop NAME'",
     ),
+    # uplinks through NetworkManager (kioskd/policies/connectivity.py, drivers/network, issue 21)
+    "uplink.backup": Message(
+        "Internet par {operator} ({uplink}) : le lien préféré {preferred} ne répond pas",
+        "Internet through {operator} ({uplink}): the preferred link {preferred} does not answer",
+    ),
+    "uplink.in_use": Message("lien {uplink}", "link {uplink}"),
+    "atlas.uplink.works": Message("{operator} passe ({reach} %)", "{operator} works ({reach}%)"),
+    "atlas.uplink.fails": Message("{operator} ne passe pas ({reach} %)", "{operator} does not work ({reach}%)"),
+    "panel.field.uplink": Message("Lien Internet utilisé", "Internet link in use"),
+    "panel.field.cell": Message("Cellule", "Cell"),
+    "visio.possible": Message(
+        "Visio possible ici : la connexion tient un appel vidéo", "Video call possible here: the link holds one"
+    ),
+    "visio.not_possible": Message(
+        "Visio déconseillée ici : connexion trop lente ou instable",
+        "Video call not advised here: link too slow or unstable",
+    ),
+    "atlas.uplink.visio": Message("visio {visio} %", "video call {visio}%"),
     # devices
     "device.fault.unknown": Message(
         "Problème matériel ({fault}) : appelez le technicien", "Device problem ({fault}): call the technician"

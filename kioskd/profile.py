@@ -88,6 +88,9 @@ class AtlasStop(_Section):
     latitude: float | None = Field(None, ge=-90, le=90, description="degrees (WGS 84); none: the agent names it")
     longitude: float | None = Field(None, ge=-180, le=180, description="degrees (WGS 84)")
     radius: float = Field(300, gt=0, le=20_000, description="metres around the point that count as this stop")
+    cells: tuple[str, ...] = Field(
+        (), description='serving cells ("MCCMNC-LAC-CID", hex) that name this stop when GPS has no fix'
+    )
 
 
 class ConnectivityConfig(_Section):
@@ -105,6 +108,20 @@ class ConnectivityConfig(_Section):
     weak_signal: int = Field(20, ge=0, le=100, description="signal quality (%) below which the agent is warned")
     sample_period: float = Field(300, ge=10, description="seconds between signal samples kept for the atlas")
     atlas_weeks: float = Field(6, gt=0, le=52, description="weeks of samples the atlas ranks by default")
+    switch_back_after: float = Field(
+        300, ge=0, le=86_400, description="seconds a preferred uplink must pass its probes before traffic goes back"
+    )
+    visio_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]+$",
+        description="the office's server for the video-call check (GET sends, POST takes visio_bytes); none: off",
+    )
+    visio_bytes: int = Field(250_000, ge=10_000, le=2_000_000, description="bytes each way per video-call check")
+    visio_period: float = Field(1800, ge=60, description="seconds between two video-call checks of an uplink at a stop")
+    visio_timeout: float = Field(20, gt=0, le=120, description="seconds a video-call check may take at most")
+    visio_min_kbps: float = Field(1000, gt=0, description="kbit/s needed each way for a video call")
+    visio_max_rtt: float = Field(0.25, gt=0, description="seconds of round trip a video call tolerates")
+    visio_max_jitter: float = Field(0.05, gt=0, description="seconds of jitter a video call tolerates")
     stops: tuple[AtlasStop, ...] = Field((), description="the tour's stops; with coordinates the GPS names them")
 
     @model_validator(mode="after")

@@ -3,7 +3,8 @@ modems coming and going (ObjectManager), their state, signal, technology, operat
 (PropertiesChanged), and LTE/5G RSRP, RSRQ and SINR from the Signal interface once ``Signal.Setup`` set its rate.
 
 Every call and signal is checked against the introspection shipped next to this file (``modemmanager1.xml``), not
-the service's. It changes the modem only when the connectivity policy asks (reconnect, reset); it never blocks."""
+the service's. It never connects or disconnects a bearer: NetworkManager owns the data connection
+(``drivers/network/networkmanager.py``); it resets the modem only when the connectivity policy asks; it never blocks."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.introspection import Node
@@ -21,6 +22,7 @@ from drivers.backend_task import BackgroundTask
 from drivers.dbus_link import DBusCallError, DBusLink
 from kioskd.hal import (
     DeviceError,
+    DeviceUnsupported,
     DriverContext,
     DriverOptions,
     ModemChanged,
@@ -38,7 +40,6 @@ MM_PATH = "/org/freedesktop/ModemManager1"
 MODEMS = MM_PATH + "/Modems/"
 MODEM = MM + ".Modem"
 M3GPP = MODEM + ".Modem3gpp"
-SIMPLE = MODEM + ".Simple"
 SIGNAL = MODEM + ".Signal"
 LOCATION = MODEM + ".Location"
 PROPERTIES = "org.freedesktop.DBus.Properties"
@@ -90,8 +91,8 @@ ACCESS_5GNR = 1 << 15
 ACCESS_LTE = (1 << 14) | (1 << 16) | (1 << 17)  # LTE, LTE Cat-M, NB-IoT
 ACCESS_UMTS = (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 9)
 ACCESS_GSM = (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4)
-LOCATION_GPS_RAW = 1 << 1
-IP_TYPES = {"ipv4": 1, "ipv6": 2, "ipv4v6": 4}
+LOCATION_3GPP_LAC_CI, LOCATION_GPS_RAW = 1 << 0, 1 << 1
+LOCATION_WANTED = LOCATION_3GPP_LAC_CI | LOCATION_GPS_RAW  # the serving cell names the stop when GPS has no fix
 
 MATCH_RULES = (
     f"type='signal',sender='{MM}',interface='{PROPERTIES}',member='PropertiesChanged',path_namespace='{MM_PATH}'",
@@ -103,11 +104,11 @@ MATCH_RULES = (
 class ModemManagerOptions(DriverOptions):
     bus_address: str | None = Field(None, description="a D-Bus address; default the system bus")
     modem: str | None = Field(None, description="a modem's object path or its last part; default the first one")
-    apn: str | None = Field(None, min_length=1, max_length=100, description="APN for Simple.Connect on recovery")
-    ip_type: Literal["ipv4", "ipv6", "ipv4v6"] | None = Field(None, description="bearer IP family; default MM's")
     signal_rate: int = Field(30, ge=0, le=3600, description="seconds between RSRP/RSRQ/SINR refreshes; 0: off")
-    location: bool = Field(False, description="follow the modem's GPS (Location interface) to name the stop")
-    command_timeout: float = Field(120, gt=0, le=600, description="seconds a Connect or Reset may take")
+    location: bool = Field(
+        False, description="follow the modem's GPS and serving cell (Location interface) to name the stop"
+    )
+    command_timeout: float = Field(120, gt=0, le=600, description="seconds a Reset may take")
     reconnect: float = Field(5.0, gt=0, description="seconds between attempts to reach the bus")
 
 
@@ -171,11 +172,13 @@ def modem_state(props: dict[str, dict[str, Any]]) -> ModemState:
     figures = radio.get("Nr5g") if technology == "5gnr" and radio.get("Nr5g") else radio.get("Lte")
     figures = figures if isinstance(figures, dict) else {}
     latitude = longitude = None
+    cell: str | None = None
     fix = props.get(LOCATION, {}).get("Location")
     if isinstance(fix, dict):
         gps = fix.get(LOCATION_GPS_RAW)
         if isinstance(gps, dict):
             latitude, longitude = _number(gps, "latitude", 6), _number(gps, "longitude", 6)  # 0.1 m
+        cell = cell_of(fix.get(LOCATION_3GPP_LAC_CI))
     detail = STATE_NAMES.get(state, str(state))
     return ModemState(
         present=True,
@@ -192,7 +195,20 @@ def modem_state(props: dict[str, dict[str, Any]]) -> ModemState:
         sim=sim,
         latitude=latitude,
         longitude=longitude,
+        cell=cell,
     )
+
+
+def cell_of(value: Any) -> str | None:
+    """ "MCCMNC-LAC-CID" from ModemManager's 3GPP location string "MCC,MNC,LAC,CI[,TAC]" (hexadecimal LAC, TAC and
+    CI; the TAC stands in for the LAC on LTE), or None when the modem tells no cell."""
+    if not isinstance(value, str):
+        return None
+    parts = [part.strip() for part in value.split(",")]
+    if len(parts) < 4 or not parts[0] or not parts[3]:
+        return None
+    area = parts[2] if parts[2].strip("0") else (parts[4] if len(parts) > 4 else parts[2])
+    return f"{parts[0]}{parts[1]}-{area.upper()}-{parts[3].upper()}"
 
 
 class ModemManagerModem:
@@ -243,17 +259,15 @@ class ModemManagerModem:
         await self._command(path, MODEM, "Reset")
 
     async def reconnect(self) -> None:
-        path = self._require()
-        try:
-            await self._command(path, SIMPLE, "Disconnect", "/")  # "/": every bearer of the modem
-        except DeviceError as exc:
-            log.info("ModemManager: nothing to disconnect (%s)", exc.what)  # a broken bearer may be gone already
-        settings: dict[str, Variant] = {}
-        if self.options.apn:
-            settings["apn"] = Variant("s", self.options.apn)
-        if self.options.ip_type:
-            settings["ip-type"] = Variant("u", IP_TYPES[self.options.ip_type])
-        await self._command(path, SIMPLE, "Connect", settings)
+        """Not ModemManager's to do: NetworkManager fails its device when a bearer moves behind its back, and
+        configures IP only on the bearers it connected itself (issue 21). The policy falls back to ``reset``."""
+        self._require()
+        raise DeviceUnsupported(
+            "NetworkManager owns the data connection",
+            where="modem",
+            action='use driver = "networkmanager" for reconnections',
+            key="modem.recovery.failed",
+        )
 
     async def check_internet(self) -> bool:
         """Whether ModemManager has a data bearer up; whether the Internet answers through it is the connectivity
@@ -320,20 +334,31 @@ class ModemManagerModem:
         self._path = path
         self._props = {iface: plain(props) for iface, props in interfaces.items()}
         self._publish()
-        task = asyncio.get_running_loop().create_task(self._setup(path))
+        self._start_setup(path, set(self._props))
+
+    def _start_setup(self, path: str, interfaces: set[str]) -> None:
+        task = asyncio.get_running_loop().create_task(self._setup(path, interfaces))
         self._setups.add(task)
         task.add_done_callback(self._setups.discard)
 
-    async def _setup(self, path: str) -> None:
-        """Ask for the extended signal figures at the profile's rate, and for GPS fixes when the profile wants them."""
-        if self.options.signal_rate and SIGNAL in self._props:
+    async def _setup(self, path: str, interfaces: set[str]) -> None:
+        """Ask for the extended signal figures at the profile's rate, and for GPS fixes and the serving cell when the
+        profile wants them, on those of ``interfaces`` the modem has (again each time one appears: ModemManager
+        exports Signal and Location only once the SIM is unlocked and the modem enabled)."""
+        if self.options.signal_rate and SIGNAL in interfaces and SIGNAL in self._props:
             try:
                 await self._call(path, SIGNAL, "Setup", self.options.signal_rate)
             except (DBusCallError, OSError) as exc:
                 log.warning("ModemManager: Signal.Setup refused: %s", exc)
-        if self.options.location and LOCATION in self._props:
+        if self.options.location and LOCATION in interfaces and LOCATION in self._props:
+            location = self._props[LOCATION]
+            enabled = int(location.get("Enabled", 0))
+            capable = int(location.get("Capabilities", LOCATION_WANTED))
+            sources = enabled | (LOCATION_WANTED & capable)  # add ours, keep what is on (Setup replaces the set)
+            if sources == enabled and location.get("SignalsLocation", False):
+                return
             try:
-                await self._call(path, LOCATION, "Setup", LOCATION_GPS_RAW, True)
+                await self._call(path, LOCATION, "Setup", sources, True)
             except (DBusCallError, OSError) as exc:
                 log.warning("ModemManager: Location.Setup refused: %s", exc)
 
@@ -369,6 +394,7 @@ class ModemManagerModem:
                 for iface, props in interfaces.items():
                     self._props.setdefault(iface, {}).update(plain(props))
                 self._publish()
+                self._start_setup(path, set(interfaces) & {SIGNAL, LOCATION})
             elif self._path is None and self._wanted(path, interfaces):
                 self._adopt(path, interfaces)
         elif msg.member == "InterfacesRemoved":

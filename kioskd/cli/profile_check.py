@@ -347,6 +347,12 @@ def _backend_tables(kinds: list[DriverKind]) -> list[str]:
         else:
             out += _doc_lines(model)
             out += _fields_table(model)
+            for inner_name, inner in model.model_fields.items():  # a backend's lists of tables (uplinks)
+                nested = next((a for a in typing.get_args(inner.annotation) if _model_of(a)), None)
+                if nested is not None:
+                    out += [f"#### `[[devices.{kind}.{inner_name}]]` ({driver})", ""]
+                    out += _doc_lines(nested)
+                    out += _fields_table(nested)
     return out
 
 

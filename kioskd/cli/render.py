@@ -60,6 +60,9 @@ def render_status(status: dict[str, Any], lang: Lang) -> str:
         signal += "" if m.get("rsrp") is None else f" {m['rsrp']:.0f} dBm"
         modem = f"{m['technology'].upper()} · {m['operator'] or '-'} · {m['registration']} · signal {signal}"
         modem += f" · {t('word.internet')} {internet}"
+    if c.get("uplink"):
+        modem += f" · {t('uplink.in_use', uplink=c['uplink'])}"
+        modem += "".join(f" [{u['name']} {'✓' if u['outcome'] == 'ok' else '✗'}]" for u in c.get("uplinks", []))
     if c.get("stop"):
         modem += f" · {t('stop.set', stop=c['stop'])}"
     rows.append(("modem", modem))
@@ -122,6 +125,18 @@ def render_atlas(stops: list[dict[str, Any]], lang: Lang) -> str:
         signal = "-" if s["median_signal"] is None else f"{s['median_signal']:.0f} %"
         reach = "-" if s["reachability"] is None else f"{s['reachability'] * 100:.0f} %"
         lines.append(f"{s['rank']:>4}  {s['stop'][:24]:<24}  {signal:>6}  {reach:>8}  {s['samples']:>12}")
+        # per uplink: "at Domme, SFR works and Orange does not" (a link works when most of its probes pass)
+        said = []
+        for u in s.get("uplinks", []):
+            if u["reachability"] is None:
+                continue
+            key = "atlas.uplink.works" if u["reachability"] >= 0.5 else "atlas.uplink.fails"
+            operator = u["operator"] or u["uplink"]
+            said.append(messages.text(key, lang, operator=operator, reach=f"{u['reachability'] * 100:.0f}"))
+            if u.get("visio") is not None:
+                said[-1] += ", " + messages.text("atlas.uplink.visio", lang, visio=f"{u['visio'] * 100:.0f}")
+        if said:
+            lines.append("      " + " · ".join(said))
     return "\n".join(lines)
 
 

@@ -49,6 +49,7 @@ from kioskd.hal.displays import (
 )
 from kioskd.hal.host import Host, InhibitLock, ShutdownPrepared
 from kioskd.hal.modem import Modem, ModemChanged, ModemState, Registration, SignalChanged, SimStatus, Technology
+from kioskd.hal.network import Uplink, UplinkKind, Uplinks
 from kioskd.hal.power import IgnitionChanged, PowerChanged, PowerSource, PowerState, ShoreChanged
 from kioskd.hal.printer import (
     JOB_FINISHED,
@@ -152,6 +153,9 @@ __all__ = [
     "StateEvent",
     "Technology",
     "TimerHandle",
+    "Uplink",
+    "UplinkKind",
+    "Uplinks",
     "Verdict",
     "contract_of",
     "options_model_of",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol, runtime_checkable
 
 from kioskd.hal.base import Device, DeviceKind, Event, StateEvent
+from kioskd.hal.network import Uplink
 
 Registration = Literal["unknown", "idle", "searching", "home", "roaming", "denied"]
 Technology = Literal["none", "gsm", "umts", "lte", "5gnr"]
@@ -30,6 +31,9 @@ class ModemState:
     sim: SimStatus = "unknown"
     latitude: float | None = None  # the van's GPS fix from the modem (Location interface), when it has one
     longitude: float | None = None
+    cell: str | None = None  # the serving cell "MCCMNC-LAC-CID" (3GPP location): names the stop without a GPS fix
+    uplink: str | None = None  # the uplink carrying the traffic, with a multi-uplink backend (NetworkManager)
+    uplinks: tuple[Uplink, ...] = ()  # every uplink in the profile's order, with such a backend
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,8 @@ class Modem(Device, Protocol):
         ...
 
     async def reconnect(self) -> None:
-        """Bring the data bearer down and up again with the profile's APN (``Simple.Disconnect``/``Connect``)."""
+        """Bring the data connection down and up again through its owner (NetworkManager in a van; kioskd never
+        connects a bearer itself)."""
         ...
 
     async def check_internet(self) -> bool:

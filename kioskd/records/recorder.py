@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from kioskd.hal import Clock, Event, PowerChanged
 from kioskd.policies.base import Policy
-from kioskd.policies.connectivity import SignalSampled
+from kioskd.policies.connectivity import SignalSampled, UplinkSampled, VisioChecked
 from kioskd.profile import ActivityConfig, PowerPolicyConfig
 from kioskd.records.stats import local_slot
-from kioskd.records.store import Activity, Receipt, SignalSample, Store
+from kioskd.records.store import Activity, Receipt, SignalSample, Store, UplinkSample, VisioSample
 from kioskd.session import WipeOutcome
 
 
 class Recorder(Policy):
-    events = (PowerChanged, SignalSampled)
+    events = (PowerChanged, SignalSampled, UplinkSampled, VisioChecked)
 
     def __init__(self, store: Store, power: PowerPolicyConfig, activity: ActivityConfig, clock: Clock) -> None:
         self.store = store
@@ -37,6 +37,17 @@ class Recorder(Policy):
                 event.internet,
             )  # fmt: skip
             self.outlet.spawn(self.store.add_signal_sample(sample))
+        elif isinstance(event, UplinkSampled):
+            per_uplink = UplinkSample(
+                event.at, event.stop, event.uplink, event.operator, event.technology, event.quality, event.internet
+            )
+            self.outlet.spawn(self.store.add_uplink_sample(per_uplink))
+        elif isinstance(event, VisioChecked):
+            c = event.check
+            visio = VisioSample(
+                c.at, event.stop, c.uplink, event.operator, c.possible, c.rtt, c.jitter, c.down_kbps, c.up_kbps
+            )
+            self.outlet.spawn(self.store.add_visio_sample(visio))
 
     async def wiped(self, outcome: WipeOutcome) -> None:
         receipt = outcome.receipt

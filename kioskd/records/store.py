@@ -56,6 +56,30 @@ CREATE TABLE IF NOT EXISTS signal_samples (
     internet    INTEGER         -- the reachability probe: 1, 0, or NULL when none ran
 );
 CREATE INDEX IF NOT EXISTS signal_samples_stop ON signal_samples (stop, at);
+-- issue 21: the same moments per uplink and operator (a store from before gains it at its next opening)
+CREATE TABLE IF NOT EXISTS uplink_samples (
+    at          REAL NOT NULL,
+    stop        TEXT NOT NULL,
+    uplink      TEXT NOT NULL,  -- the profile's name of the uplink (sfr, orange, mairie)
+    operator    TEXT,           -- the network's name as the modem reads it, NULL for a wired link
+    technology  TEXT NOT NULL,
+    quality     INTEGER,
+    internet    INTEGER         -- its own probe, through its own interface: 1, 0, or NULL when none ran
+);
+CREATE INDEX IF NOT EXISTS uplink_samples_stop ON uplink_samples (stop, at);
+-- issue 21: the video-call checks ("Visio possible"), per stop and uplink
+CREATE TABLE IF NOT EXISTS visio_checks (
+    at         REAL NOT NULL,
+    stop       TEXT,            -- NULL when no stop was named
+    uplink     TEXT NOT NULL,
+    operator   TEXT,
+    possible   INTEGER NOT NULL,
+    rtt        REAL,            -- seconds
+    jitter     REAL,            -- seconds
+    down_kbps  REAL,
+    up_kbps    REAL
+);
+CREATE INDEX IF NOT EXISTS visio_checks_stop ON visio_checks (stop, at);
 CREATE TABLE IF NOT EXISTS activity (
     stop      TEXT,               -- where the van stood; NULL until stops are named
     day       TEXT NOT NULL,      -- local date YYYY-MM-DD of the visit's start
@@ -94,6 +118,34 @@ class SignalSample:
     sinr: float | None
     technology: str
     internet: bool | None
+
+
+@dataclass(frozen=True)
+class UplinkSample:
+    """One uplink's moment at a stop: which operator, did its own probe pass."""
+
+    at: float
+    stop: str
+    uplink: str
+    operator: str | None
+    technology: str
+    quality: int | None
+    internet: bool | None
+
+
+@dataclass(frozen=True)
+class VisioSample:
+    """One video-call check at a stop through one uplink."""
+
+    at: float
+    stop: str | None
+    uplink: str
+    operator: str | None
+    possible: bool
+    rtt: float | None
+    jitter: float | None
+    down_kbps: float | None
+    up_kbps: float | None
 
 
 @dataclass(frozen=True)
@@ -292,11 +344,77 @@ class Store:
     async def add_signal_sample(self, sample: SignalSample) -> None:
         await self._run(self._add_signal, sample)
 
+    def _add_uplink(self, s: UplinkSample) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO uplink_samples VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (s.at, s.stop, s.uplink, s.operator, s.technology, s.quality,
+                 None if s.internet is None else int(s.internet)),
+            )  # fmt: skip
+            db.execute("DELETE FROM uplink_samples WHERE at < ?", (s.at - KEEP_SIGNAL,))
+
+    async def add_uplink_sample(self, sample: UplinkSample) -> None:
+        await self._run(self._add_uplink, sample)
+
+    def _add_visio(self, v: VisioSample) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO visio_checks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (v.at, v.stop, v.uplink, v.operator, int(v.possible), v.rtt, v.jitter, v.down_kbps, v.up_kbps),
+            )
+            db.execute("DELETE FROM visio_checks WHERE at < ?", (v.at - KEEP_SIGNAL,))
+
+    async def add_visio_sample(self, sample: VisioSample) -> None:
+        await self._run(self._add_visio, sample)
+
+    @staticmethod
+    def _per_uplink(db: sqlite3.Connection, since: float) -> dict[str, list[dict[str, Any]]]:
+        """Per stop, each uplink and operator seen there: its samples, reachability and median signal."""
+        rows = db.execute(
+            "SELECT stop, uplink, operator, quality, internet FROM uplink_samples WHERE at >= ? ORDER BY stop, at",
+            (since,),
+        ).fetchall()
+        groups: dict[tuple[str, str, str | None], list[tuple[Any, ...]]] = {}
+        for row in rows:
+            groups.setdefault((row[0], row[1], row[2]), []).append(row)
+        stops: dict[str, list[dict[str, Any]]] = {}
+        for (stop, uplink, operator), samples in groups.items():
+            quality = [r[3] for r in samples if r[3] is not None]
+            probed = [r[4] for r in samples if r[4] is not None]
+            stops.setdefault(stop, []).append(
+                {
+                    "uplink": uplink,
+                    "operator": operator,
+                    "samples": len(samples),
+                    "median_signal": statistics.median(quality) if quality else None,
+                    "reachability": round(sum(probed) / len(probed), 3) if probed else None,
+                }
+            )
+        checks = db.execute(
+            "SELECT stop, uplink, operator, possible FROM visio_checks WHERE at >= ? AND stop IS NOT NULL", (since,)
+        ).fetchall()
+        visio: dict[tuple[str, str, str | None], list[int]] = {}
+        for stop, uplink, operator, possible in checks:
+            visio.setdefault((stop, uplink, operator), []).append(possible)
+        for key, verdicts in visio.items():
+            entry = next((u for u in stops.get(key[0], []) if (u["uplink"], u["operator"]) == key[1:]), None)
+            if entry is None:
+                entry = {"uplink": key[1], "operator": key[2], "samples": 0, "median_signal": None,
+                         "reachability": None}  # fmt: skip
+                stops.setdefault(key[0], []).append(entry)
+            entry["visio"] = round(sum(verdicts) / len(verdicts), 3)
+        for uplinks in stops.values():
+            for entry in uplinks:
+                entry.setdefault("visio", None)
+            uplinks.sort(key=lambda u: (-(u["reachability"] or 0.0), u["uplink"], u["operator"] or ""))
+        return stops
+
     def _atlas(self, since: float) -> list[dict[str, Any]]:
         with self._connect() as db:
             rows = db.execute(
                 "SELECT stop, quality, rsrp, internet, at FROM signal_samples WHERE at >= ? ORDER BY stop, at", (since,)
             ).fetchall()
+            per_uplink = self._per_uplink(db, since)
         stops: dict[str, list[tuple[Any, ...]]] = {}
         for row in rows:
             stops.setdefault(row[0], []).append(row)
@@ -313,10 +431,17 @@ class Store:
                     "median_rsrp": statistics.median(rsrp) if rsrp else None,
                     "reachability": round(sum(probed) / len(probed), 3) if probed else None,
                     "last_seen": samples[-1][4],
+                    "uplinks": per_uplink.get(stop, []),
+                    # the best uplink's share of video-call checks that held (None: never checked here)
+                    "visio": max(
+                        (u["visio"] for u in per_uplink.get(stop, []) if u["visio"] is not None), default=None
+                    ),
                 }
             )
         # Reachability first: a stop where the link holds beats one with a strong signal and a broken network.
-        ranked.sort(key=lambda s: (-(s["reachability"] or 0.0), -(s["median_signal"] or 0.0), s["stop"]))
+        ranked.sort(
+            key=lambda s: (-(s["reachability"] or 0.0), -(s["visio"] or 0.0), -(s["median_signal"] or 0.0), s["stop"])
+        )
         return [{"rank": number, **stop} for number, stop in enumerate(ranked, 1)]
 
     async def atlas(self, since: float) -> list[dict[str, Any]]:

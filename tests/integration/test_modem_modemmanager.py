@@ -62,7 +62,6 @@ def mm_profile(bus: PrivateBus, target: ProbeTarget, modem: dict[str, Any] | Non
     data["devices"]["modem"] = {
         "driver": "modemmanager",
         "bus_address": bus.address,
-        "apn": "orange",
         "signal_rate": 7,
         "reconnect": 0.2,
         **(modem or {}),
@@ -215,7 +214,7 @@ async def test_probe_follows_the_server_healthy_wrong_status_unreachable_and_sho
     assert "connectivity.internet" not in notice_keys(rig)
 
 
-async def test_recovery_reconnects_then_resets_with_growing_waits_and_stops_once_the_link_works(
+async def test_recovery_without_networkmanager_only_resets_with_growing_waits_and_never_connects_a_bearer(
     tmp_path: Path, bus: PrivateBus, mm: ModemManagerMock, target: ProbeTarget, station_on: list[Rig]
 ) -> None:
     mm.add_modem(state=REGISTERED)  # registered, no bearer
@@ -229,27 +228,24 @@ async def test_recovery_reconnects_then_resets_with_growing_waits_and_stops_once
         await tick(rig, 60 if minute else 0)
         new = mm.calls("Disconnect", "Connect", "Reset")[len(seen) :]
         seen += [(name, rig.clock.monotonic()) for name in new]
+    # NetworkManager owns the bearer (issue 21): the ModemManager backend alone refuses to reconnect, and the
+    # policy resets instead, never calling Simple.Connect/Disconnect
     assert seen == [
-        ("Disconnect", 300),
-        ("Connect", 300),  # after recover_after (5 min) without data
+        ("Reset", 300),  # after recover_after (5 min) without data
         ("Reset", 420),  # + 120 s
-        ("Disconnect", 660),
-        ("Connect", 660),  # + 240 s
+        ("Reset", 660),  # + 240 s
         ("Reset", 1140),  # + 480 s: the cap
-        ("Disconnect", 1620),
-        ("Connect", 1620),  # + 480 s again, never faster
+        ("Reset", 1620),  # + 480 s again, never faster
     ]
-    [(_, connect_args)] = mm.modem.GetMethodCalls("Connect")[:1]
-    assert str(connect_args[0]["apn"]) == "orange"
     steps = [e for e in rig.events if isinstance(e, RecoveryStep)]
     assert [(s.action, s.attempt, s.next_in) for s in steps] == [
-        ("reconnect", 1, 120),
+        ("reconnect", 1, 120),  # asked, refused by the backend, replaced by the reset
         ("reset", 2, 240),
-        ("reconnect", 3, 480),
+        ("reset", 3, 480),
         ("reset", 4, 480),
-        ("reconnect", 5, 480),
+        ("reset", 5, 480),
     ]
-    assert notice_keys(rig)["connectivity.recovery"] == "modem.recovery.reconnect"
+    assert notice_keys(rig)["connectivity.recovery"] == "modem.recovery.reset"
 
     target.healthy()
     await tick(rig, 60)
@@ -299,3 +295,51 @@ async def test_the_modems_gps_names_the_stop_of_the_profile(
     assert rig.station.state.modem.latitude == 44.8893  # not rounded off the stop
     setups = [[int(a) for a in args] for _, args in mm.modem.GetMethodCalls("Setup")]
     assert [2, 1] in setups  # Location.Setup(GPS raw, with signals)
+
+
+async def test_signal_is_set_up_when_its_interface_appears_after_the_sim_unlock(
+    tmp_path: Path, bus: PrivateBus, mm: ModemManagerMock, target: ProbeTarget, station_on: list[Rig]
+) -> None:
+    mm.add_modem(signal_interface=False)  # a locked SIM: ModemManager exports no Signal interface yet
+    rig = await start(tmp_path, station_on, mm_profile(bus, target))
+    await wait_until(lambda: rig.station.state.modem.present, "the modem")
+    assert mm.modem.GetMethodCalls("Setup") == []
+    props = {"Rate": dbus.UInt32(0), "Lte": lte(-90.0, -9.0, 12.0), "Nr5g": dbus.Dictionary({}, signature="sv")}
+    for name, value in props.items():
+        mm.modem.AddProperty(SIGNAL, name, value)
+    mm.modem.AddMethod(SIGNAL, "Setup", "u", "", "")
+    mm.manager.EmitSignal(
+        "org.freedesktop.DBus.ObjectManager",
+        "InterfacesAdded",
+        "oa{sa{sv}}",
+        [dbus.ObjectPath(mm.path), {SIGNAL: dbus.Dictionary(props, signature="sv")}],
+        dbus_interface="org.freedesktop.DBus.Mock",
+    )  # fmt: skip  (the SIM unlocked: the interface arrives)
+    await wait_until(lambda: bool(mm.modem.GetMethodCalls("Setup")), "Signal.Setup after the unlock")
+    assert [int(args[0]) for _, args in mm.modem.GetMethodCalls("Setup")] == [7]
+    await wait_until(lambda: rig.station.state.modem.rsrp == -90.0, "the LTE figures")
+
+
+async def test_location_setup_adds_gps_and_cell_to_the_sources_already_on_and_the_cell_names_the_stop(
+    tmp_path: Path, bus: PrivateBus, mm: ModemManagerMock, target: ProbeTarget, station_on: list[Rig]
+) -> None:
+    mm.add_modem()
+    modem = mm.modem
+    modem.AddProperty(LOCATION, "Capabilities", dbus.UInt32(1 | 2 | 4))  # 3GPP, GPS raw, GPS NMEA
+    modem.AddProperty(LOCATION, "Enabled", dbus.UInt32(4))  # someone turned NMEA on: it must stay on
+    cell = dbus.Dictionary({dbus.UInt32(1): dbus.String("208,01,0000,3C4D5E,1A2B", variant_level=1)}, signature="uv")
+    modem.AddProperty(LOCATION, "Location", cell)
+    modem.AddMethod(LOCATION, "Setup", "ub", "", f"self.UpdateProperties('{LOCATION}', {{'Enabled': args[0]}})")
+    mm.manager.EmitSignal(
+        "org.freedesktop.DBus.ObjectManager", "InterfacesAdded", "oa{sa{sv}}",
+        [dbus.ObjectPath(mm.path), {LOCATION: dbus.Dictionary({"Enabled": dbus.UInt32(4)}, signature="sv")}],
+        dbus_interface="org.freedesktop.DBus.Mock",
+    )  # fmt: skip
+    stops = [{"name": "Domme", "cells": ["20801-1A2B-3C4D5E"]}]
+    rig = await start(tmp_path, station_on, mm_profile(bus, target, modem={"location": True}, stops=stops))
+    await wait_until(lambda: bool(mm.modem.GetMethodCalls("Setup")), "Location.Setup")
+    setups = [[int(a) for a in args] for _, args in mm.modem.GetMethodCalls("Setup") if len(args) == 2]
+    assert setups[0] == [1 | 2 | 4, 1]  # GPS raw and 3GPP added to NMEA, with signals
+    await wait_until(lambda: rig.station.state.modem.cell == "20801-1A2B-3C4D5E", "the serving cell")
+    c = rig.station.state.connectivity
+    assert (c.stop, c.stop_source) == ("Domme", "cell")  # no GPS fix: the cell names the stop

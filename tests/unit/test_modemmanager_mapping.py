@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from drivers.modem.modemmanager import M3GPP, MODEM, SIGNAL, modem_state, technology_of
+from drivers.modem.modemmanager import M3GPP, MODEM, SIGNAL, cell_of, modem_state, technology_of
+from drivers.network.networkmanager import UplinkOptions, connection_settings
 
 
 def props(**modem: Any) -> dict[str, dict[str, Any]]:
@@ -53,3 +54,22 @@ def test_5g_figures_on_5g_lte_figures_otherwise_and_nan_means_unknown() -> None:
     assert (lte.rsrp, lte.rsrq, lte.sinr) == (-97.2, None, 9.0)
     nr = modem_state({**props(AccessTechnologies=1 << 15), SIGNAL: signal})
     assert (nr.rsrp, nr.sinr, nr.connected, nr.signal) == (-88.0, 12.0, True, 55)
+
+
+def test_the_serving_cell_reads_as_mccmnc_area_and_cell_with_the_tac_standing_in_for_an_empty_lac() -> None:
+    assert cell_of("208,10,00A1,3c4d5e") == "20810-00A1-3C4D5E"
+    assert cell_of("208,01,0000,3C4D5E,1A2B") == "20801-1A2B-3C4D5E"  # LTE: no LAC, the TAC says the area
+    assert cell_of("208,01,,") is None and cell_of(None) is None
+
+
+def test_networkmanager_connections_carry_the_profiles_apn_pin_interface_and_metric() -> None:
+    gsm = UplinkOptions(name="sfr", kind="gsm", apn="sl2sfr", interface="cdc-wdm1")
+    settings = connection_settings(gsm, 200, "0000")
+    assert settings["connection"]["id"].value == "kioskd-sfr"
+    assert (settings["gsm"]["apn"].value, settings["gsm"]["pin"].value) == ("sl2sfr", "0000")
+    assert settings["ipv4"]["route-metric"].value == settings["ipv6"]["route-metric"].value == 200
+    assert "autoconnect" not in settings["connection"]  # NetworkManager's default (on) without its mock's quirk
+    again = connection_settings(gsm, 100, None)
+    assert again["connection"]["uuid"].value == settings["connection"]["uuid"].value  # the same connection
+    with pytest.raises(ValueError, match="apn"):
+        UplinkOptions(name="x", kind="gsm")

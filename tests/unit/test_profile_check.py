@@ -59,7 +59,7 @@ def test_backend_options_are_checked_with_their_lines(tmp_path: Path) -> None:
     for problem in problems:
         assert problem.line is not None
         assert problem.key.rsplit(".", 1)[1] in lines[problem.line - 1], problem
-    assert "installed: modemmanager, sim" in by_key["devices.modem.driver"].what
+    assert "installed: modemmanager, networkmanager, sim" in by_key["devices.modem.driver"].what
 
 
 def test_a_toml_syntax_error_gives_its_line(tmp_path: Path) -> None:

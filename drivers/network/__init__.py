@@ -1,0 +1,1 @@
+"""Real network backends: NetworkManager holds the van's connections; kioskd asks it."""
