@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from kioskd import messages
+from kioskd.clock import CLOCK_FLOOR
 from kioskd.errors import KioskError
 from kioskd.hal import Devices, Diagnosable, DriverKind, ScanRequest, Verdict
 
-CLOCK_FLOOR = 1_767_225_600  # 2026-01-01: a PC clock before this date lost its RTC battery or never had NTP
 DISK_FLOOR = 200 * 1024 * 1024  # bytes free in the state directory (receipts, store, journal)
 
 

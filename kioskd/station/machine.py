@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from kioskd.bus import EventBus
 from kioskd.doctor import DoctorInputs
-from kioskd.errors import KioskError, TransitionRefused, WipeError
+from kioskd.errors import KioskError, StorageError, TransitionRefused, WipeError
 from kioskd.hal import ButtonPressed, Clock, DeviceFault, Devices, Event, LedPattern, ScanMode, ScanSource, StateEvent
 from kioskd.policies import roster
 from kioskd.policies.base import Action, Guarded, Policy
@@ -410,7 +410,12 @@ class Station:
     async def _open_session(self) -> None:
         self._veto("session")
         check_transition(self.mode, "in_session")
-        self.session = await self.sessions.open(stop=self.stop)
+        try:
+            self.session = await self.sessions.open(stop=self.stop)
+        except StorageError as exc:  # the last citizen's data is gone; the agent learns why no new one opens
+            self.notice("journal", exc.key, "error", **exc.params)
+            raise
+        self.clear_notice("journal")
         self.devices.printer.set_session(self.session.id)
         info = SessionInfo(self.session.id, self.session.opened_at, str(self.session.workspace.root))
         self._set(dataclasses.replace(self._state, session=info, sessions_today=self._state.sessions_today + 1))
@@ -461,6 +466,8 @@ class Station:
             self.clear_notice("wipe")
         else:
             self.notice("wipe", "wipe.failed", "error", handler=", ".join(outcome.failed_handlers()))
+        if outcome.journal:
+            self.notice("journal", "journal.unwritable", "error", what=outcome.journal)
         return outcome
 
     async def _wipe_all(self, session_ids: list[str], reason: WipeReason) -> WipeOutcome | None:
