@@ -32,7 +32,7 @@ class Recorder(Policy):
         self.store.on_health = self._health
         self._health()
         if (aside := self.store.set_aside) is not None:
-            self.outlet.notice("store.set_aside", "store.set_aside", "warning", path=aside.path, what=aside.what)
+            self.outlet.notice("store.set_aside", "store.set_aside", "warning", path=aside.path, problem=aside.what)
 
     def close(self) -> None:
         self.store.on_health = None
@@ -44,7 +44,7 @@ class Recorder(Policy):
         """The store's word on its writes, as a notice: receipts waiting for a disk that refuses them."""
         if self.store.unwritable:
             self.outlet.notice(
-                "store", "store.unwritable", "error", what=self.store.unwritable, waiting=self.store.waiting
+                "store", "store.unwritable", "error", problem=self.store.unwritable, waiting=self.store.waiting
             )
             if self._retry is None and self.store.waiting:
                 self._retry = self.clock.call_later(RETRY, self._again)

@@ -65,7 +65,7 @@ class Retention:
         self.last = {}
         try:
             await self.store.save_odometer()
-            self.paused = await self._distrust(now, odometer)
+            self.paused = self.store.retention_paused = await self._distrust(now, odometer)
             if self.paused:
                 log.warning("retention paused: %s", self.paused)
                 return self.last

@@ -181,6 +181,7 @@ class Store:
         self.set_aside: SetAside | None = None  # the unreadable store this run found and replaced
         self.unwritable = ""  # why the last write failed ("" when the store writes): the disk is full …
         self.on_health: Callable[[], None] | None = None  # called on the event loop when ``unwritable`` changes
+        self.retention_paused = ""  # why retention deleted nothing at its last run (its clock), for the doctor
         self._unwritten: list[tuple[Receipt, Activity | None, float]] = []  # receipts waiting for the disk
         self._uptime = uptime or time.monotonic
         self._uptime0 = self._uptime()

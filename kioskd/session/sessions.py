@@ -104,7 +104,7 @@ class Sessions:
                 where="state directory",
                 action="free some space in the state directory",
                 key="refused.journal",
-                params={"what": what},
+                params={"problem": what},
             ) from None
         try:
             self._make_root()
@@ -128,7 +128,7 @@ class Sessions:
                 where="runtime directory",
                 action="restart kioskd",
                 key="refused.workspace",
-                params={"what": what},
+                params={"problem": what},
             ) from None
         session = Session(session_id, workspace, opened)
         self.open_sessions[session_id] = session

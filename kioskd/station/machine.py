@@ -326,6 +326,7 @@ class Station:
             probe_internet=self.connectivity.probe,
             printer_driver=self.profile.devices["printer"].driver,
             app_user=self.profile.station.app_user,
+            store=self.store,
         )
 
     async def wait_for_press(self, seconds: float) -> bool:
@@ -467,7 +468,7 @@ class Station:
         else:
             self.notice("wipe", "wipe.failed", "error", handler=", ".join(outcome.failed_handlers()))
         if outcome.journal:
-            self.notice("journal", "journal.unwritable", "error", what=outcome.journal)
+            self.notice("journal", "journal.unwritable", "error", problem=outcome.journal)
         return outcome
 
     async def _wipe_all(self, session_ids: list[str], reason: WipeReason) -> WipeOutcome | None:
