@@ -15,6 +15,7 @@ import re
 import secrets
 import signal
 import socket
+import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -194,7 +195,8 @@ def _write_file(path: Path, text: str, mode: int) -> None:
 
 def _private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
+    if stat.S_IMODE(path.stat().st_mode) != 0o700:  # only when needed: a read-only state disk must not stop us
+        os.chmod(path, 0o700)
     return path
 
 

@@ -150,7 +150,8 @@ CATALOGUE: dict[str, Message] = {
     ),
     # the state disk (kioskd/records/store.py, kioskd/session/journal.py, issue 18)
     "store.set_aside": Message(
-        "Base de la station illisible ({problem}) : mise de côté ({path}), une nouvelle est créée ; appelez le technicien",
+        "Base de la station illisible ({problem}) : mise de côté ({path}), une nouvelle est créée ; "
+        "appelez le technicien",
         "The station's store could not be read ({problem}): set aside ({path}), a new one is made; call the technician",
     ),
     "store.unwritable": Message(

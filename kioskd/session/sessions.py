@@ -74,7 +74,8 @@ class Sessions:
             # the app's TMPDIR is <root>/<id>/tmp: a unix socket there (Chromium's singleton) must fit in 107 bytes
             log.warning("the runtime directory's path is long (%d bytes): the session app may fail", len(str(root)))
         self.journal_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.journal_dir, 0o700)
+        if self.journal_dir.stat().st_mode & 0o777 != 0o700:  # only when needed: the disk may be read-only
+            os.chmod(self.journal_dir, 0o700)
         self._make_root()
 
     def _make_root(self) -> None:

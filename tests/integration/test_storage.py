@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 
 from tests.integration.daemon_process import Daemon, start_daemon
-from tests.integration.test_wipe import _wait, find, profile_with, write_canaries
 from tests.integration.require import binary
+from tests.integration.test_wipe import _wait, find, profile_with, write_canaries
 
 
 def _directory_profile(tmp: Path) -> Path:
@@ -58,10 +58,9 @@ def fill(disk: Path) -> Path:
         except OSError as exc:
             assert exc.errno == errno.ENOSPC, exc
     # and the last bytes, one at a time
-    with open(filler, "ab", buffering=0) as out:
-        with contextlib.suppress(OSError):
-            while True:
-                out.write(b"\0")
+    with open(filler, "ab", buffering=0) as out, contextlib.suppress(OSError):
+        while True:
+            out.write(b"\0")
     return filler
 
 
@@ -144,7 +143,7 @@ def test_a_full_state_disk_still_wipes_on_next_says_so_and_recovers_once_space_i
 
 
 def test_a_receipt_the_full_disk_refuses_is_kept_and_written_once_space_is_freed(tmp_path: Path) -> None:
-    """The wipe's journal entry fits in the disk's last bytes, the receipt does not: the station must leave
+    """The store refuses the wipe's receipt (SQLite's log needs room the disk no longer has): the station must leave
     wiping (the citizen is gone), show the receipt, and write it later, not stay stuck with "nothing to wipe"."""
     with small_disk(tmp_path / "state", "16m") as disk:
         daemon = start_daemon(tmp_path, "--profile", str(_directory_profile(tmp_path)))
@@ -156,9 +155,10 @@ def test_a_receipt_the_full_disk_refuses_is_kept_and_written_once_space_is_freed
             assert daemon.status()["station"]["state"] in ("ready", "in_session"), answer  # type: ignore[index]
             receipts = _receipts(daemon)
             assert receipts[0]["session"] == session["id"], receipts
-            notices = _notices(daemon)
-            if "store.unwritable" in notices:  # the store refused it: kept in memory, counted in the notice
-                assert "1" in str(notices["store.unwritable"]["en"]), notices
+            notice = _notices(daemon)["store.unwritable"]  # kept in memory, counted in the notice
+            assert "1 wipe receipt(s) waiting" in str(notice["en"]), notice
+            doctor = json.loads(daemon.ctl("--json", "doctor", check=False).stdout)
+            assert {c["name"]: c["verdict"] for c in doctor["checks"]}["store"] == "fail"
             filler.unlink()
             daemon.ctl("wipe", "--retry", check=False)
             if daemon.status()["station"]["state"] == "ready":  # type: ignore[index]
