@@ -28,7 +28,8 @@ def _directory_profile(tmp: Path) -> Path:
 
 
 def _notices(daemon: Daemon) -> dict[str, dict[str, object]]:
-    return {n["key"]: n for n in daemon.status()["notices"]}  # type: ignore[union-attr]
+    notices: list[dict[str, object]] = daemon.status()["notices"]  # type: ignore[assignment]
+    return {str(n["key"]): n for n in notices}
 
 
 def _receipts(daemon: Daemon) -> list[dict[str, object]]:
