@@ -180,6 +180,13 @@ def _panel_token(path: Path, group: str | None) -> str:
     return token
 
 
+def _private_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if stat.S_IMODE(path.stat().st_mode) != 0o700:  # only when needed: a read-only state disk must not stop us
+        os.chmod(path, 0o700)
+    return path
+
+
 def _write_file(path: Path, text: str, mode: int) -> None:
     """``text`` into ``path`` atomically, with ``mode`` exactly (not the umask's choice), never through a link."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -191,13 +198,6 @@ def _write_file(path: Path, text: str, mode: int) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-
-
-def _private_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if stat.S_IMODE(path.stat().st_mode) != 0o700:  # only when needed: a read-only state disk must not stop us
-        os.chmod(path, 0o700)
-    return path
 
 
 async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int:

@@ -402,7 +402,12 @@ class Station:
                     )
                 if not self._is("ready"):
                     return  # the engine started meanwhile: travelling
-            await self._open_session()
+            try:
+                await self._open_session()
+            except StorageError as exc:  # the last citizen's data is gone; the agent learns why no new one opens
+                self.notice("journal", exc.key, "error", **exc.params)
+                raise
+            self.clear_notice("journal")
 
     def _is(self, *modes: Mode) -> bool:
         """The mode now (after an await, unlike a narrowed ``self.mode``)."""
@@ -411,12 +416,7 @@ class Station:
     async def _open_session(self) -> None:
         self._veto("session")
         check_transition(self.mode, "in_session")
-        try:
-            self.session = await self.sessions.open(stop=self.stop)
-        except StorageError as exc:  # the last citizen's data is gone; the agent learns why no new one opens
-            self.notice("journal", exc.key, "error", **exc.params)
-            raise
-        self.clear_notice("journal")
+        self.session = await self.sessions.open(stop=self.stop)
         self.devices.printer.set_session(self.session.id)
         info = SessionInfo(self.session.id, self.session.opened_at, str(self.session.workspace.root))
         self._set(dataclasses.replace(self._state, session=info, sessions_today=self._state.sessions_today + 1))
