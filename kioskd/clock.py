@@ -12,6 +12,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+# 2026-01-01: a PC clock before this date lost its RTC battery or never had NTP (the doctor fails it; retention
+# deletes nothing by it)
+CLOCK_FLOOR = 1_767_225_600
+
 
 class _Cancellable:
     def __init__(self) -> None:

@@ -15,6 +15,7 @@ import re
 import secrets
 import signal
 import socket
+import stat
 import sys
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
@@ -192,8 +193,22 @@ def lgpio_workdir(runtime: Path, environ: MutableMapping[str, str] = os.environ)
 
 def _private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
+    if stat.S_IMODE(path.stat().st_mode) != 0o700:  # only when needed: a read-only state disk must not stop us
+        os.chmod(path, 0o700)
     return path
+
+
+def _write_file(path: Path, text: str, mode: int) -> None:
+    """``text`` into ``path`` atomically, with ``mode`` exactly (not the umask's choice), never through a link."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode & 0o600)
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int:
@@ -211,10 +226,11 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
     bus.bind(loop)
     lgpio_workdir(runtime)
     devices: Devices = build_devices(profile, clock, bus.publish_threadsafe, runtime)
-    store = Store(state / "kioskd.sqlite")
+    # the store never stops the daemon: a file it cannot read is set aside (a notice says so), a full disk keeps
+    # receipts in memory; retention runs only after the pending wipe below
+    store = Store(state / "kioskd.sqlite", uptime=clock.monotonic)
     store.queue_for_fleet = profile.fleet is not None
     retention = Retention(store, profile.activity, clock)
-    await retention.start()
     sessions = Sessions(runtime / "sessions", state, devices, clock, profile.station)
     # the policies, in the order the station hands them each event (the recorder, last, writes what happened)
     policies = roster.standard(profile, devices, clock, store)
@@ -244,6 +260,7 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
     if left := sessions.pending():
         log.warning("%d session(s) left unwiped by the last run: wiping them first", len(left))
         await station.start()
+    await retention.start()
 
     fleet = None
     if profile.fleet is not None:
@@ -272,8 +289,11 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
         f"(panel token in {token_file}); profile {opts.profile}",
         flush=True,
     )
-    (runtime / "api.json").write_text(
-        json.dumps({"socket": str(opts.socket), "host": profile.api.host, "port": bound_port})
+    # where the API listens, for scripts and the tests: anyone may read it, only kioskd writes it
+    _write_file(
+        runtime / "api.json",
+        json.dumps({"socket": str(opts.socket), "host": profile.api.host, "port": bound_port}),
+        0o644,
     )
 
     if profile.station.autostart and station.mode == "off":
@@ -310,6 +330,8 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
     for task in background:
         task.cancel()
     retention.close()
+    with contextlib.suppress(Exception):
+        await store.save_odometer()
     if fleet is not None:
         await fleet.close()
     await station.close()
@@ -332,6 +354,10 @@ def main(argv: list[str] | None = None) -> None:
     # default for the whole process (libsane's reader threads do), and a write to a closed socket must then still
     # give EPIPE, not kill the station. The session app is started with it unblocked (session_app.py).
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
+    # no file kioskd makes is writable by its group or readable by others unless it says so with an explicit mode
+    # (the panel token, the socket, api.json): an inherited umask of 000 must not decide (the session app sets
+    # its own, ``kioskd.session.app``)
+    os.umask(0o027)
     opts = parse_args(argv)
     notify.setup_logging(opts.log_level, opts.runtime_dir / "sessions")
     try:

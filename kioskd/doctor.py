@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from kioskd import messages
+from kioskd.clock import CLOCK_FLOOR
 from kioskd.errors import KioskError
 from kioskd.hal import Devices, Diagnosable, DriverKind, ScanRequest, Verdict
+from kioskd.records.store import Store
 
-CLOCK_FLOOR = 1_767_225_600  # 2026-01-01: a PC clock before this date lost its RTC battery or never had NTP
 DISK_FLOOR = 200 * 1024 * 1024  # bytes free in the state directory (receipts, store, journal)
 
 
@@ -53,6 +54,7 @@ class DoctorInputs:
     probe_internet: Callable[[], Awaitable[str]]  # the connectivity policy's probe: "ok" or what failed
     printer_driver: str = ""  # the printer's backend name (the doctor no longer needs it: its backend diagnoses)
     app_user: str | None = None
+    store: Store | None = None
 
 
 async def run(inputs: DoctorInputs, button_seconds: float = 0.0) -> list[Check]:
@@ -75,6 +77,7 @@ async def run(inputs: DoctorInputs, button_seconds: float = 0.0) -> list[Check]:
         except (KioskError, OSError, TimeoutError) as exc:
             checks.append(Check(name, "fail", f"{type(exc).__name__}: {exc}", "doctor.device_error"))
     checks += await asyncio.to_thread(_system, inputs)
+    checks += _store(inputs.store)
     for kind, device in d.all():
         checks += await _diagnoses(kind, device)
     checks += await asyncio.to_thread(_app_user, inputs)
@@ -229,6 +232,25 @@ def _system(inputs: DoctorInputs) -> list[Check]:
             {"path": str(inputs.runtime_dir)},
         )
     )
+    return checks
+
+
+def _store(store: Store | None) -> list[Check]:
+    """The store: set aside this run (unreadable), refusing writes (receipts waiting in memory), retention paused."""
+    if store is None:
+        return []
+    checks = []
+    if store.unwritable:
+        detail = f"{store.unwritable}; {store.waiting} receipt(s) waiting"
+        checks.append(Check("store", "fail", detail, "doctor.store.unwritable", {"problem": store.unwritable}))
+    elif store.set_aside is not None:
+        detail = f"{store.set_aside.what}: set aside as {store.set_aside.path}"
+        checks.append(Check("store", "warn", detail, "doctor.store.set_aside", {"path": store.set_aside.path}))
+    else:
+        checks.append(Check("store", "ok", str(store.path)))
+    if store.retention_paused:
+        why = store.retention_paused
+        checks.append(Check("retention", "warn", why, "doctor.retention.paused", {"why": why}))
     return checks
 
 

@@ -78,5 +78,10 @@ class WipeError(KioskError):
     """A wipe handler or its verification failed; no new session opens until it is resolved."""
 
 
+class StorageError(KioskError):
+    """The state disk or the runtime dir refused what a command needs (a full disk, a deleted directory): the
+    citizen's data is wiped all the same; what could not be done (a new session) is refused with this."""
+
+
 class ScenarioError(KioskError):
     """A scenario file that cannot be read or played."""

@@ -201,6 +201,46 @@ CATALOGUE: dict[str, Message] = {
         "Effacement incomplet ({handler}) : appelez le technicien ou relancez l'effacement",
         "Wipe incomplete ({handler}): call the technician or retry the wipe",
     ),
+    # the state disk (kioskd/records/store.py, kioskd/session/journal.py, issue 18)
+    "store.set_aside": Message(
+        "Base de la station illisible ({problem}) : mise de côté ({path}), une nouvelle est créée ; "
+        "appelez le technicien",
+        "The station's store could not be read ({problem}): set aside ({path}), a new one is made; call the technician",
+    ),
+    "store.unwritable": Message(
+        "Disque de la station plein ou en panne ({problem}) : {waiting} reçu(s) d'effacement en attente, écrits dès "
+        "que le disque le permet ; appelez le technicien",
+        "The station's disk is full or failing ({problem}): {waiting} wipe receipt(s) waiting, written as soon as "
+        "the disk allows; call the technician",
+    ),
+    "journal.unwritable": Message(
+        "Disque de la station plein ou en panne ({problem}) : l'effacement a eu lieu sans son journal ; "
+        "libérez de la place ou appelez le technicien",
+        "The station's disk is full or failing ({problem}): the wipe ran without its journal; "
+        "free some space or call the technician",
+    ),
+    "refused.journal": Message(
+        "Données du citoyen effacées, mais pas de nouvelle session : le disque de la station est plein ou en "
+        "panne ({problem}) ; libérez de la place ou appelez le technicien",
+        "The citizen's data is wiped, but no new session can open: the station's disk is full or failing "
+        "({problem}); free some space or call the technician",
+    ),
+    "refused.workspace": Message(
+        "Pas de nouvelle session : l'espace de travail ne peut être créé ({problem}) ; appelez le technicien",
+        "No new session: its workspace cannot be made ({problem}); call the technician",
+    ),
+    "doctor.store.set_aside": Message(
+        "La base de la station était illisible et a été mise de côté ({path}) : transmettez-la au support",
+        "The station's store could not be read and was set aside ({path}): hand it to support",
+    ),
+    "doctor.store.unwritable": Message(
+        "La base de la station ne s'écrit plus ({problem}) : libérez de la place dans le disque d'état",
+        "The station's store cannot be written ({problem}): free some space on the state disk",
+    ),
+    "doctor.retention.paused": Message(
+        "Effacement des anciennes statistiques suspendu : {why} ; vérifiez l'horloge du PC (NTP)",
+        "Deletion of old figures paused: {why}; check the PC's clock (NTP)",
+    ),
     # modem
     "modem.signal.weak": Message("Réseau mobile faible ({quality} %)", "Weak mobile signal ({quality}%)"),
     "modem.offline": Message("Pas d'accès à Internet", "No Internet access"),

@@ -94,7 +94,7 @@ async def make_rig(tmp_path: Path, profile: Profile | None = None, clock: Manual
     state.mkdir(exist_ok=True)
     profile = profile or sim_profile(station={"workspace": "directory"})
     devices = build_devices(profile, clock, bus.publish_threadsafe, runtime)
-    store = Store(state / "kioskd.sqlite")
+    store = Store(state / "kioskd.sqlite", uptime=clock.monotonic)
     sessions = Sessions(runtime / "sessions", state, devices, clock, profile.station)
     station = Station(profile, devices, bus, clock, sessions, store=store)
     for _, device in devices.all():

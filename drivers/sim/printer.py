@@ -2,12 +2,16 @@
 session app's own prints ("foreign" jobs). Its verb: printer.
 
 Documents are copied to a private spool under the runtime directory and deleted when their job completes or is
-purged, so the wipe's verification checks real files."""
+purged, so the wipe's verification checks real files. Like CUPS's spool, the queue itself is on disk beside them
+(one control file per job, ``cNNNNN``): a kioskd killed with jobs queued finds them again at its next start, and its
+recovery wipe cancels them."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -74,6 +78,7 @@ class SimPrinter(SimView):
     async def start(self) -> None:
         self.started = True
         self.spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._load()
         self.publish()
         self.set(reasons=self._reasons())
 
@@ -81,6 +86,50 @@ class SimPrinter(SimView):
         self.started = False
         if self._printing is not None:
             self._printing.cancel()
+
+    # ------------------------------------------------------------------------------------------- the spool
+    def _control(self, job_id: int) -> Path:
+        return self.spool / f"c{job_id:05d}"
+
+    def _save(self, sim: SimJob) -> None:
+        """The job's control file: id, session, state, pages and title (kioskd's anonymous one, or the sim's own for
+        the app's jobs: never a document's name)."""
+        self.spool.mkdir(parents=True, exist_ok=True, mode=0o700)  # the runtime dir may have been deleted
+        job = sim.job
+        record = {
+            "id": job.id,
+            "session": job.session,
+            "title": job.title,
+            "state": job.state,
+            "pages": sim.pages,
+            "foreign": sim.foreign,
+        }
+        path = self._control(job.id)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(record, out)
+        os.replace(tmp, path)
+
+    def _forget(self, job_id: int) -> None:
+        self._control(job_id).unlink(missing_ok=True)
+
+    def _load(self) -> None:
+        """The jobs a previous run left in the spool (killed, power cut): listed again, not printed until asked."""
+        for path in sorted(self.spool.glob("c[0-9]*")):
+            try:
+                record = json.loads(path.read_text())
+                job_id, session = int(record["id"]), str(record["session"])
+                state: JobState = "pending" if record["state"] == "processing" else record["state"]
+                pages, foreign = int(record["pages"]), bool(record["foreign"])
+                title = str(record["title"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            job = PrintJob(job_id, session, title, state)
+            spool = self.spool / f"d{job_id:05d}-001"
+            self.queue[job_id] = SimJob(job, spool, pages, pages * self.page_seconds, foreign)
+        if self.queue:
+            self._ids = itertools.count(max(self.queue) + 1)
 
     # ------------------------------------------------------------------------------------------- the queue
     def set_session(self, session: str | None) -> None:
@@ -95,10 +144,11 @@ class SimPrinter(SimView):
         job_id = next(self._ids)
         spool = self.spool / f"d{job_id:05d}-001"
         data = document.read_bytes()
-        spool.write_bytes(data)
+        self._spool(spool, data)
         pages = max(1, data.count(b"/Type /Page") - data.count(b"/Type /Pages"))
         job = PrintJob(job_id, session, title, "pending")
         self.queue[job_id] = SimJob(job, spool, pages, pages * self.page_seconds)
+        self._save(self.queue[job_id])
         self.emit(JobStateChanged(job))
         if self._printing is None or self._printing.done():
             self._printing = asyncio.get_running_loop().create_task(self._print_loop())
@@ -108,11 +158,12 @@ class SimPrinter(SimView):
         """The session app prints through the queue: a job under the app's own title, the session's if one is open."""
         job_id = next(self._ids)
         spool = self.spool / f"d{job_id:05d}-001"
-        spool.write_bytes(content)
+        self._spool(spool, content)
         owner = self.session or ""
         title = f"kiosk-{owner}-app{job_id}" if owner else f"kiosk-app{job_id}"  # the app's own title never kept
         job = PrintJob(job_id, owner, title, "pending")
         self.queue[job_id] = SimJob(job, spool, 1, self.page_seconds, foreign=True)
+        self._save(self.queue[job_id])
         self.emit(JobStateChanged(job))
         self.kick()
         return job_id
@@ -130,6 +181,7 @@ class SimPrinter(SimView):
             raise DeviceError("the print queue refuses to purge", where="printer")
         for job_id in [i for i, j in self.queue.items() if j.job.session == session or j.foreign]:
             self.queue.pop(job_id).spool.unlink(missing_ok=True)
+            self._forget(job_id)
 
     async def verify_purged(self, session: str) -> tuple[str, ...]:
         left = [j for j in self.queue.values() if j.job.session == session or j.foreign]
@@ -165,8 +217,17 @@ class SimPrinter(SimView):
     def set_job(self, sim: SimJob, state: JobState, reasons: tuple[str, ...] = ()) -> None:
         if sim.job.state == state and sim.job.reasons == reasons:
             return
+        changed = sim.job.state != state
         sim.job = replace(sim.job, state=state, reasons=reasons)
+        if changed and sim.job.id in self.queue:
+            self._save(sim)
         self.emit(JobStateChanged(sim.job))
+
+    def _spool(self, path: Path, data: bytes) -> None:
+        self.spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
 
     async def _print_loop(self) -> None:
         """Prints queued jobs in order, a page at a time; stops (without losing the job) on no paper/offline."""

@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kioskd.api.answers import error_body, kiosk_error_body
-from kioskd.errors import DeviceError, KioskError, TransitionRefused, WipeError
+from kioskd.errors import DeviceError, KioskError, StorageError, TransitionRefused, WipeError
 from kioskd.station import Station
 
-STATUS: dict[type[KioskError], int] = {TransitionRefused: 409, DeviceError: 503, WipeError: 503}
+STATUS: dict[type[KioskError], int] = {TransitionRefused: 409, DeviceError: 503, WipeError: 503, StorageError: 503}
 
 
 def install(app: FastAPI, station: Station) -> None:

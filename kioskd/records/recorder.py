@@ -1,17 +1,20 @@
 """The recorder: the only writer of what happened into the store. Power samples (at most one per
 ``sample_period``) and the atlas's signal samples come from events; a wipe's receipt and the visit it ended come
 from the wipe's outcome (awaited, so a receipt is on disk before the command that wiped returns). It turns a visit
-into the office's local day and hour. It reads no device and shows nothing to the agent."""
+into the office's local day and hour. It reads no device; it shows the agent only what the store says of itself
+(a store set aside, a disk that refuses receipts, kept in memory and written again every ``RETRY`` seconds)."""
 
 from __future__ import annotations
 
-from kioskd.hal import Clock, Event, PowerChanged
+from kioskd.hal import Clock, Event, PowerChanged, TimerHandle
 from kioskd.policies.base import Policy
 from kioskd.policies.connectivity import SignalSampled, UplinkSampled, VisioChecked
 from kioskd.profile import ActivityConfig, PowerPolicyConfig
 from kioskd.records.stats import local_slot
 from kioskd.records.store import Activity, Receipt, SignalSample, Store, UplinkSample, VisioSample
 from kioskd.session import WipeOutcome
+
+RETRY = 60.0  # seconds between two tries to write the receipts a full disk refused
 
 
 class Recorder(Policy):
@@ -23,6 +26,38 @@ class Recorder(Policy):
         self.activity = activity
         self.clock = clock
         self._last_sample = float("-inf")
+        self._retry: TimerHandle | None = None
+
+    def start(self) -> None:
+        self.store.on_health = self._health
+        self._health()
+        if (aside := self.store.set_aside) is not None:
+            self.outlet.notice("store.set_aside", "store.set_aside", "warning", path=aside.path, problem=aside.what)
+
+    def close(self) -> None:
+        self.store.on_health = None
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+
+    def _health(self) -> None:
+        """The store's word on its writes, as a notice: receipts waiting for a disk that refuses them."""
+        if self.store.unwritable:
+            self.outlet.notice(
+                "store", "store.unwritable", "error", problem=self.store.unwritable, waiting=self.store.waiting
+            )
+            if self._retry is None and self.store.waiting:
+                self._retry = self.clock.call_later(RETRY, self._again)
+        else:
+            self.outlet.clear_notice("store")
+
+    def _again(self) -> None:
+        self._retry = None
+        self.outlet.spawn(self._flush())
+
+    async def _flush(self) -> None:
+        if not await self.store.flush() and self._retry is None:
+            self._retry = self.clock.call_later(RETRY, self._again)
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, PowerChanged):
@@ -50,6 +85,8 @@ class Recorder(Policy):
             self.outlet.spawn(self.store.add_visio_sample(visio))
 
     async def wiped(self, outcome: WipeOutcome) -> None:
+        """The receipt on disk, or kept by the store until the disk takes it (never an exception: a receipt that
+        cannot be written must not hold the station in wiping once the citizen's data is gone)."""
         receipt = outcome.receipt
         if receipt is None:
             return
@@ -66,7 +103,7 @@ class Recorder(Policy):
                 prints=visit.prints,
                 reason=visit.reason,
             )
-        await self.store.add_receipt(
+        if not await self.store.add_receipt(
             Receipt(
                 session=receipt.session,
                 opened_at=receipt.opened_at,
@@ -80,4 +117,5 @@ class Recorder(Policy):
                 prints=receipt.prints,
             ),
             activity,
-        )
+        ):
+            self._health()  # the notice counts it among the waiting ones

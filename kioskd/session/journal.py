@@ -1,6 +1,10 @@
 """The wipe journal: one fsync'd JSON entry per session in the state directory, written before the session's
 first file and before the wipe's first handler, removed only once the wipe is verified. Whatever it lists at
-start-up is a wipe still to do. It holds session ids, times, the stop and the wipe's phase: no citizen data."""
+start-up is a wipe still to do. It holds session ids, times, the stop and the wipe's phase: no citizen data.
+
+Every write may fail (a full state disk): it raises ``OSError`` and leaves nothing half-made behind it, and the
+files are 0600 whatever the umask. The wipe goes on without its journal (``Sessions.wipe``): the entry written when
+the session opened still marks it pending, and a session never opens without one."""
 
 from __future__ import annotations
 
@@ -20,11 +24,18 @@ class Journal:
         """Replace the session's entry atomically (temporary file, fsync, rename, fsync of the directory)."""
         path = self._path(session_id)
         tmp = path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(entry, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)  # deleted under a running daemon
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(entry, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError:
+            # a temporary file left would list the session as pending forever (a wipe of nothing at each start)
+            tmp.unlink(missing_ok=True)
+            raise
         fsync_dir(self.directory)
 
     def read(self, session_id: str) -> dict[str, object]:
@@ -36,11 +47,15 @@ class Journal:
             return {}
 
     def clear(self, session_id: str) -> None:
-        self._path(session_id).unlink(missing_ok=True)
+        path = self._path(session_id)
+        path.unlink(missing_ok=True)
+        path.with_suffix(".tmp").unlink(missing_ok=True)
         fsync_dir(self.directory)
 
     def sessions(self) -> set[str]:
         """Every session with an entry, a half-written one (power cut during the write) included."""
+        if not self.directory.is_dir():
+            return set()
         return {p.stem for p in self.directory.glob("*.json")} | {p.stem for p in self.directory.glob("*.tmp")}
 
 

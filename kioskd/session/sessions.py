@@ -3,16 +3,22 @@
 A wipe journals its phase (fsync'd) before the first handler, runs the registered handlers stage by stage
 (``wipe``), verifies (``verify``) and clears the journal only when the session is gone, so a crash or power cut in
 the middle is finished at the next start. Its outcome carries the receipt (``receipt``): the recorder writes it,
-this module writes nothing to the store. Nothing here logs a path inside a workspace."""
+this module writes nothing to the store. Nothing here logs a path inside a workspace.
+
+A full or failing state disk never stops a wipe: the journal entry written when the session opened marks it pending
+until it is verified, so a wipe whose own journal write fails goes on (the outcome says so); what needs a journal
+it cannot write, a new session, is refused (``StorageError``)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from kioskd.errors import StorageError, WipeError
 from kioskd.hal import Clock, Devices
 from kioskd.profile import StationConfig
 from kioskd.session import receipt as receipts
@@ -67,25 +73,64 @@ class Sessions:
         if self.config.app and len(str(root)) > 60:
             # the app's TMPDIR is <root>/<id>/tmp: a unix socket there (Chromium's singleton) must fit in 107 bytes
             log.warning("the runtime directory's path is long (%d bytes): the session app may fail", len(str(root)))
-        for path in (self.root, self.journal_dir):
-            path.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(path, 0o700)
-        if self.app_user is not None:
-            os.chmod(self.root, 0o711)  # the app's user traverses to its own workspace; nobody lists the sessions
+        self.journal_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.journal_dir.stat().st_mode & 0o777 != 0o700:  # only when needed: the disk may be read-only
+            os.chmod(self.journal_dir, 0o700)
+        self._make_root()
+
+    def _make_root(self) -> None:
+        """The sessions' folder, made again when it was deleted under the running daemon (its runtime dir too)."""
+        if not self.root.parent.is_dir():
+            self.root.parent.mkdir(parents=True, mode=0o700)
+            if self.app_user is not None:
+                os.chmod(self.root.parent, 0o751)  # as the daemon makes it: others only traverse
+            log.warning("the runtime directory was gone: made again")
+        self.root.mkdir(exist_ok=True, mode=0o700)
+        # the app's user traverses to its own workspace; nobody lists the sessions
+        os.chmod(self.root, 0o700 if self.app_user is None else 0o711)
 
     # ------------------------------------------------------------------------------------------- open
     async def open(self, stop: str | None = None) -> Session:
         """A new session at ``stop`` (where the van stands, for the office's figures; None when unnamed)."""
         session_id = secrets.token_hex(4)
         opened = self.clock.wall()
-        # journal first: a power cut between here and the first file written still leaves a wipe to do
-        self.journal.write(session_id, {"session": session_id, "phase": "open", "opened_at": opened, "stop": stop})
-        workspace = await ws_ops.create(
-            self.root / session_id,
-            self.config.workspace,
-            self.config.workspace_size,
-            self.app_user.gid if self.app_user else None,
-        )
+        # journal first: a power cut between here and the first file written still leaves a wipe to do; without
+        # one (a full state disk) no session opens, as nothing would mark it pending after a power cut
+        try:
+            self.journal.write(session_id, {"session": session_id, "phase": "open", "opened_at": opened, "stop": stop})
+        except OSError as exc:
+            what = exc.strerror or type(exc).__name__
+            raise StorageError(
+                f"the wipe journal cannot be written: {what}",
+                where="state directory",
+                action="free some space in the state directory",
+                key="refused.journal",
+                params={"problem": what},
+            ) from None
+        try:
+            self._make_root()
+            workspace = await ws_ops.create(
+                self.root / session_id,
+                self.config.workspace,
+                self.config.workspace_size,
+                self.app_user.gid if self.app_user else None,
+            )
+        except (OSError, WipeError) as exc:
+            # nothing of the session exists: its entry goes, or each refused attempt would leave one behind
+            with contextlib.suppress(OSError, WipeError):
+                await ws_ops.remove(self.root / session_id)
+            with contextlib.suppress(OSError):
+                self.journal.clear(session_id)
+            if isinstance(exc, WipeError):
+                raise
+            what = exc.strerror or type(exc).__name__
+            raise StorageError(
+                f"the session's workspace cannot be made: {what}",
+                where="runtime directory",
+                action="restart kioskd",
+                key="refused.workspace",
+                params={"problem": what},
+            ) from None
         session = Session(session_id, workspace, opened)
         self.open_sessions[session_id] = session
         try:  # before the app: a video call must find the headset and an open microphone
@@ -113,9 +158,13 @@ class Sessions:
         session = self.open_sessions.get(session_id)
         counts = session.counts() if session else {"scans": 0, "downloads": 0}
         prints = len(session.job_ids) if session else 0
-        self.journal.write(session_id, {**journal, "session": session_id, "phase": "wiping", "reason": reason})
-        fault("journal")
         outcome = WipeOutcome(session_id, reason, self.clock.wall())
+        try:
+            self.journal.write(session_id, {**journal, "session": session_id, "phase": "wiping", "reason": reason})
+        except OSError as exc:  # the entry of the session's opening still marks it pending: wipe all the same
+            outcome.journal = exc.strerror or type(exc).__name__
+            log.error("session %s: the wipe journal cannot be written (%s): wiping anyway", session_id, outcome.journal)
+        fault("journal")
         context = WipeContext(
             session_id=session_id,
             root=self.root / session_id,
@@ -133,7 +182,10 @@ class Sessions:
         outcome.finished = self.clock.wall()
         fault("verified")
         if outcome.verified:
-            self.journal.clear(session_id)
+            try:
+                self.journal.clear(session_id)
+            except OSError as exc:  # left, it only makes the next start wipe an empty session again
+                outcome.journal = exc.strerror or type(exc).__name__
             self.open_sessions.pop(session_id, None)
             log.info("session %s wiped (%s) and verified", session_id, reason)
         else:
@@ -141,7 +193,10 @@ class Sessions:
         visit = receipts.visit_of(journal, outcome.started, reason, counts["scans"], prints)
         if visit is not None and not outcome.verified:
             # a failed wipe is retried: the visit it ended is counted once, by this first attempt
-            self.journal.write(session_id, {**journal, "phase": "wiping", "reason": reason, "counted": True})
+            try:
+                self.journal.write(session_id, {**journal, "phase": "wiping", "reason": reason, "counted": True})
+            except OSError as exc:
+                outcome.journal = exc.strerror or type(exc).__name__
         outcome.receipt = receipts.WipeReceipt(
             session=session_id,
             opened_at=receipts.opened_at(journal),

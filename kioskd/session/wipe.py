@@ -63,6 +63,7 @@ class WipeOutcome:
     finished: float = 0.0
     verdicts: list[HandlerVerdict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # what verification found
+    journal: str = ""  # why the wipe journal could not be written ("" when it was): the disk is full …
     receipt: WipeReceipt | None = None  # for the recorder; set once the wipe is over
 
     @property

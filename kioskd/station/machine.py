@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from kioskd.bus import EventBus
 from kioskd.doctor import DoctorInputs
-from kioskd.errors import KioskError, TransitionRefused, WipeError
+from kioskd.errors import KioskError, StorageError, TransitionRefused, WipeError
 from kioskd.hal import (
     ButtonPressed,
     Clock,
@@ -342,6 +342,7 @@ class Station:
             probe_internet=self.connectivity.probe,
             printer_driver=self.profile.devices["printer"].driver,
             app_user=self.profile.station.app_user,
+            store=self.store,
         )
 
     async def wait_for_press(self, seconds: float) -> bool:
@@ -417,7 +418,12 @@ class Station:
                     )
                 if not self._is("ready"):
                     return  # the engine started meanwhile: travelling
-            await self._open_session()
+            try:
+                await self._open_session()
+            except StorageError as exc:  # the last citizen's data is gone; the agent learns why no new one opens
+                self.notice("journal", exc.key, "error", **exc.params)
+                raise
+            self.clear_notice("journal")
 
     def _is(self, *modes: Mode) -> bool:
         """The mode now (after an await, unlike a narrowed ``self.mode``)."""
@@ -484,6 +490,8 @@ class Station:
             self.clear_notice("wipe")
         else:
             self.notice("wipe", "wipe.failed", "error", handler=", ".join(outcome.failed_handlers()))
+        if outcome.journal:
+            self.notice("journal", "journal.unwritable", "error", problem=outcome.journal)
         return outcome
 
     async def _inhibit(self, why: str) -> InhibitLock | None:

@@ -185,11 +185,12 @@ async def test_stats_endpoints_serve_the_month_its_csv_and_its_chart(tmp_path: P
 async def test_retention_deletes_old_visits_and_receipts_at_start_and_then_daily(tmp_path: Path) -> None:
     clock = ManualClock(start_wall=epoch("2027-12-15 12:00"))
     rig = await _rig_on(tmp_path, clock)
-    store = rig.station.store
-    assert store is not None
+    uptime = [-3 * 24 * 3600.0]  # the rows were written three days of uptime ago (the last day's are never deleted)
+    store = Store(tmp_path / "retention.sqlite", uptime=lambda: uptime[0] + clock.monotonic())
     old, kept = visit("2026-11-14 10:00", "Ribérac", 20), visit("2026-11-16 10:00", "Ribérac", 20)
     for row in (old, kept):
         await store.add_receipt(Receipt("x", row.opened_at, row.opened_at + 1200, "next", True, [], []), row)
+    uptime[0] = 0.0
     retention = Retention(store, ActivityConfig(retention_months=13), clock)
     await retention.start()
     assert [v.day for v in await store.activity("2026-11")] == ["2026-11-16"]
