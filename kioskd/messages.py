@@ -205,6 +205,10 @@ CATALOGUE: dict[str, Message] = {
     ),
     "device.unplugged": Message("{device} débranché : vérifiez le câble", "{device} unplugged: check the cable"),
     "device.back": Message("{device} de nouveau disponible", "{device} available again"),
+    "device.backend.failed": Message(
+        "Un appareil a eu une erreur imprévue et redémarre tout seul : si cela se répète, appelez le technicien",
+        "A device hit an unexpected error and restarts by itself: if it happens again, call the technician",
+    ),
     # button, audio, camera (drivers/button, drivers/audio, drivers/camera, issue 9)
     "audio.no-output": Message(
         "Casque ou haut-parleur introuvable : branchez le casque USB",
