@@ -100,8 +100,9 @@ def pick(patterns: list[str], devices: list[Any], default_name: str) -> Any | No
 
 
 class PulseAudio:
-    """An ``Audio`` backend. Between sessions the microphone is muted; ``session_start`` opens it and sets the volume,
-    ``reset`` (a wipe handler) mutes it again and puts the volume back. A missing device is a fault the agent sees,
+    """An ``Audio`` backend. Between sessions every microphone is muted; ``session_start`` opens the chosen one and
+    sets the volume, ``reset`` (a wipe handler) mutes them all again (a webcam's own microphone too) and puts the
+    volume back. A missing device is a fault the agent sees,
     never an exception out of the backend."""
 
     options_model: ClassVar[type[PulseOptions]] = PulseOptions
@@ -155,9 +156,14 @@ class PulseAudio:
         """The wipe: microphone muted, volume back to the profile's; fails when the server cannot be reached (the
         verdict says so, a retry runs it again)."""
         self._in_session = False
-        await self._call(lambda pulse: self._settle(pulse, session=False))
-        if self._state.source is not None and not self._state.mic_muted:
-            raise DeviceError("the microphone is still open after the reset", where="audio")
+
+        def wipe(pulse: Any) -> list[str]:
+            self._settle(pulse, session=False)
+            return self._open_sources(pulse)
+
+        still_open = await self._call(wipe)
+        if still_open or (self._state.source is not None and not self._state.mic_muted):
+            raise DeviceError(f"{max(len(still_open), 1)} microphone(s) still open after the reset", where="audio")
 
     async def _call(self, command: Callable[[Any], T]) -> T:
         if not self._connected.is_set():
@@ -252,8 +258,18 @@ class PulseAudio:
             want_muted = not (self._in_session if session is None else session)
             if new_source or session is not None:
                 pulse.mute(source, want_muted)
+        if not (self._in_session if session is None else session):
+            # between citizens every microphone is muted, not only the default one: a webcam's own, a second headset
+            for other in sources:
+                if not other.mute and (source is None or other.name != source.name):
+                    pulse.mute(other, True)
         self._chosen = (sink.name if sink else None, source.name if source else None)
         self._report(pulse)
+
+    @staticmethod
+    def _open_sources(pulse: Any) -> list[str]:
+        """The microphones (not the monitors of outputs) left unmuted."""
+        return [s.name for s in pulse.source_list() if s.monitor_of_sink == 0xFFFFFFFF and not s.mute]
 
     def _report(self, pulse: Any) -> None:
         info = pulse.server_info()

@@ -279,3 +279,32 @@ async def test_a_server_gone_at_the_worst_moment_is_a_fault_and_the_worker_recon
                 await backend.close()
             if relay is not None:
                 relay.close()
+
+
+WEBCAM_MIC = "module-null-source source_name=webcam_mic description=Webcam-C920-Micro"
+
+
+async def test_the_wipe_mutes_every_microphone_not_only_the_default_one(tmp_path: Path) -> None:
+    """A webcam brings its own microphone: the call may have used it (or the citizen picked it in the browser); the
+    wipe mutes it too, and a microphone that appears between citizens is muted as it appears."""
+    with (
+        tempfile.TemporaryDirectory(prefix="kioskd-pa-") as base,
+        private_pulse(Path(base), [SPEAKER, MIC, WEBCAM_MIC]) as server,
+    ):
+        events = Recorder()
+        backend = PulseAudio(context({**PROFILE, "server": server.server}, events, tmp_path))
+        await backend.start()
+        try:
+            await wait_until(lambda: backend.state.present, "the first report")
+            assert defaults(server)[1] == "van_mic", "the profile's microphone is the default"
+            await wait_until(lambda: muted(server, "source", "webcam_mic"), "the webcam's microphone muted at start")
+            await backend.session_start()
+            server.pactl("set-source-mute", "webcam_mic", "0")  # the call used the webcam's microphone
+            assert not muted(server, "source", "van_mic") and not muted(server, "source", "webcam_mic")
+            await backend.reset()
+            assert muted(server, "source", "van_mic")
+            assert muted(server, "source", "webcam_mic"), "the webcam's microphone stays live after the wipe"
+            server.pactl("load-module", "module-null-source", "source_name=usb_cam2_mic", "description=Second-Webcam")
+            await wait_until(lambda: muted(server, "source", "usb_cam2_mic"), "a microphone plugged between citizens")
+        finally:
+            await backend.close()
