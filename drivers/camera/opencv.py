@@ -227,7 +227,7 @@ def holders_of(node: Path) -> list[tuple[int, str]]:
                         break
                 except OSError:
                     continue
-    for uid in sorted(hidden - {0, os.geteuid()}):
+    for uid in sorted(hidden - {0, os.geteuid()} - _UNREACHABLE_UIDS):
         for pid in _holders_seen_by(uid, target):
             if pid != me:
                 found.setdefault(pid, _command(str(pid)))
@@ -235,6 +235,7 @@ def holders_of(node: Path) -> list[tuple[int, str]]:
 
 
 FIND_TIMEOUT = 10.0
+_UNREACHABLE_UIDS: set[int] = set()  # users this process cannot become (no CAP_SETUID): told once, not tried again
 
 
 def _holders_seen_by(uid: int, target: str) -> set[int]:
@@ -259,8 +260,12 @@ def _holders_seen_by(uid: int, target: str) -> set[int]:
             env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
             cwd="/",
         )
+    except PermissionError as exc:
+        # without CAP_SETUID (a developer's laptop) this user's processes stay unseen: said once
+        _UNREACHABLE_UIDS.add(uid)
+        log.warning("cannot look for camera holders among uid %d's processes: %s", uid, exc)
+        return set()
     except (OSError, subprocess.SubprocessError) as exc:
-        # without CAP_SETUID (a developer's laptop) this user's processes stay unseen: say so, once per check
         log.warning("cannot look for camera holders among uid %d's processes: %s", uid, exc)
         return set()
     # find exits 1 when some directory was unreadable (the other users'): its output still counts
