@@ -1,5 +1,5 @@
 """Speakers/headset and microphone through PulseAudio (pulsectl): the profile's preferred devices made default as they
-appear, the session's volume, and the microphone muted between citizens.
+appear, the session's volume, and every microphone muted between citizens.
 
 pulsectl blocks, and a connection must stay on one thread: one worker thread owns the command connection and runs
 what the loop asks, one listener thread owns a second connection in ``event_listen`` and only tells the worker that
@@ -102,8 +102,7 @@ def pick(patterns: list[str], devices: list[Any], default_name: str) -> Any | No
 class PulseAudio:
     """An ``Audio`` backend. Between sessions every microphone is muted; ``session_start`` opens the chosen one and
     sets the volume, ``reset`` (a wipe handler) mutes them all again (a webcam's own microphone too) and puts the
-    volume back. A missing device is a fault the agent sees,
-    never an exception out of the backend."""
+    volume back. A missing device is a fault the agent sees, never an exception out of the backend."""
 
     options_model: ClassVar[type[PulseOptions]] = PulseOptions
 
@@ -153,7 +152,7 @@ class PulseAudio:
         await self._call(lambda pulse: self._settle(pulse, session=True))
 
     async def reset(self) -> None:
-        """The wipe: microphone muted, volume back to the profile's; fails when the server cannot be reached (the
+        """The wipe: every microphone muted, volume back to the profile's; fails when the server cannot be reached (the
         verdict says so, a retry runs it again)."""
         self._in_session = False
 
