@@ -198,6 +198,8 @@ async def _camera(d: Devices, in_session: bool) -> Check:
     if in_session:  # the citizen's video call may have it open: no health check then
         return Check("camera", "ok", s.name or "present")
     h = await d.camera.health()  # opens it, grabs a few frames, releases it
+    if h.in_use:  # another program has it (a call, even between sessions): not checked, not a fault
+        return Check("camera", "ok", f"{s.name or 'camera'}: in use by another program")
     detail = f"{s.name}: {h.width}x{h.height}, {h.frames} frames, brightness {h.brightness:g}"
     if h.fault is not None:
         return Check("camera", "fail", detail, h.fault)

@@ -316,6 +316,10 @@ CATALOGUE: dict[str, Message] = {
     ),
     "device.unplugged": Message("{device} débranché : vérifiez le câble", "{device} unplugged: check the cable"),
     "device.back": Message("{device} de nouveau disponible", "{device} available again"),
+    "device.backend.failed": Message(
+        "Un appareil a eu une erreur imprévue et redémarre tout seul : si cela se répète, appelez le technicien",
+        "A device hit an unexpected error and restarts by itself: if it happens again, call the technician",
+    ),
     # button, audio, camera (drivers/button, drivers/audio, drivers/camera, issue 9)
     "audio.no-output": Message(
         "Casque ou haut-parleur introuvable : branchez le casque USB",
@@ -737,6 +741,27 @@ CATALOGUE: dict[str, Message] = {
     # generic
     "api.bad_request": Message("Requête invalide : {detail}", "Invalid request: {detail}"),
     "api.not_found": Message("Adresse inconnue de l'API : {detail}", "Unknown API address: {detail}"),
+    # the panel's guard and its scans (kioskd/api/panel.py, issue 18): the same words for anyone, nothing of the station
+    "api.refused.host": Message(
+        "Adresse refusée : ouvrez le tableau de bord par http://127.0.0.1 ou http://localhost",
+        "Address refused: open the panel at http://127.0.0.1 or http://localhost",
+    ),
+    "api.refused.origin": Message(
+        "Requête refusée : elle ne vient pas du tableau de bord lui-même",
+        "Request refused: it does not come from the panel itself",
+    ),
+    "api.refused.no_origin": Message(
+        "Commande refusée : rechargez le tableau de bord et réessayez",
+        "Command refused: reload the panel and try again",
+    ),
+    "api.refused.token": Message(
+        "Accès refusé : ouvrez le lien donné par « kioskctl panel »",
+        "Access refused: open the link given by 'kioskctl panel'",
+    ),
+    "api.scan_not_found": Message(
+        "Ce scan n'existe pas (ou plus) dans la session en cours",
+        "This scan does not exist (any more) in the current session",
+    ),
     "sim.unknown_verb": Message("Commande de simulation inconnue : {verb}", "Unknown simulation command: {verb}"),
 }
 

@@ -1,9 +1,11 @@
 """Speakers/headset and microphone through PulseAudio (pulsectl): the profile's preferred devices made default as they
-appear, the session's volume, and the microphone muted between citizens.
+appear, the session's volume, and every microphone muted between citizens.
 
 pulsectl blocks, and a connection must stay on one thread: one worker thread owns the command connection and runs
 what the loop asks, one listener thread owns a second connection in ``event_listen`` and only tells the worker that
-something changed. Results go back to the loop through futures; states and faults through ``DriverContext.emit``."""
+something changed. Results go back to the loop through futures; states and faults through ``DriverContext.emit``.
+Neither thread dies of the server's errors: a lost server is the fault ``audio.unreachable`` and a reconnection, any
+other error in a command is logged, told as ``device.backend.failed``, and the worker reconnects."""
 
 from __future__ import annotations
 
@@ -18,8 +20,10 @@ from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 import pulsectl
+from pulsectl._pulsectl import LibPulse
 from pydantic import Field
 
+from drivers.backend_task import FAILED
 from kioskd.hal import AudioChanged, AudioState, DeviceError, DriverContext, DriverOptions, Event, FaultReporter
 
 log = logging.getLogger(__name__)
@@ -28,6 +32,13 @@ T = TypeVar("T")
 NO_OUTPUT = "audio.no-output"
 NO_MICROPHONE = "audio.no-microphone"
 UNREACHABLE = "audio.unreachable"
+# What a connection that is gone raises: pulsectl's own errors, and libpulse's CallError ('Bad state') when a call
+# starts on a context that saw the server go in the same dispatch as its last answer (pulsectl does not wrap it).
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    pulsectl.PulseError,
+    pulsectl.PulseDisconnected,
+    LibPulse.CallError,
+)
 
 
 class PulseOptions(DriverOptions):
@@ -54,6 +65,29 @@ def _matches(pattern: str, info: Any) -> bool:
     )
 
 
+class _Call:
+    """A command the loop sent the worker, with the future its caller awaits."""
+
+    def __init__(self, command: Callable[[Any], Any], future: concurrent.futures.Future[Any]) -> None:
+        self.command = command
+        self.future = future
+
+    def __call__(self, pulse: Any) -> None:
+        if not self.future.set_running_or_notify_cancel():
+            return
+        try:
+            self.future.set_result(self.command(pulse))
+        except BaseException as exc:
+            self.future.set_exception(exc)
+            if isinstance(exc, CONNECTION_ERRORS):
+                raise  # the worker reconnects
+
+    def abandon(self) -> None:
+        """The connection it was queued for is gone: its caller learns it now, not at its timeout."""
+        if self.future.set_running_or_notify_cancel():
+            self.future.set_exception(pulsectl.PulseDisconnected())
+
+
 def pick(patterns: list[str], devices: list[Any], default_name: str) -> Any | None:
     """The first device matching the earliest pattern; without patterns, the server's default."""
     if not patterns:
@@ -66,9 +100,9 @@ def pick(patterns: list[str], devices: list[Any], default_name: str) -> Any | No
 
 
 class PulseAudio:
-    """An ``Audio`` backend. Between sessions the microphone is muted; ``session_start`` opens it and sets the volume,
-    ``reset`` (a wipe handler) mutes it again and puts the volume back. A missing device is a fault the agent sees,
-    never an exception out of the backend."""
+    """An ``Audio`` backend. Between sessions every microphone is muted; ``session_start`` opens the chosen one and
+    sets the volume, ``reset`` (a wipe handler) mutes them all again (a webcam's own microphone too) and puts the
+    volume back. A missing device is a fault the agent sees, never an exception out of the backend."""
 
     options_model: ClassVar[type[PulseOptions]] = PulseOptions
 
@@ -118,32 +152,26 @@ class PulseAudio:
         await self._call(lambda pulse: self._settle(pulse, session=True))
 
     async def reset(self) -> None:
-        """The wipe: microphone muted, volume back to the profile's; fails when the server cannot be reached (the
+        """The wipe: every microphone muted, volume back to the profile's; fails when the server cannot be reached (the
         verdict says so, a retry runs it again)."""
         self._in_session = False
-        await self._call(lambda pulse: self._settle(pulse, session=False))
-        if self._state.source is not None and not self._state.mic_muted:
-            raise DeviceError("the microphone is still open after the reset", where="audio")
+
+        def wipe(pulse: Any) -> list[str]:
+            self._settle(pulse, session=False)
+            return self._open_sources(pulse)
+
+        still_open = await self._call(wipe)
+        if still_open or (self._state.source is not None and not self._state.mic_muted):
+            raise DeviceError(f"{max(len(still_open), 1)} microphone(s) still open after the reset", where="audio")
 
     async def _call(self, command: Callable[[Any], T]) -> T:
         if not self._connected.is_set():
             raise DeviceError("the PulseAudio server cannot be reached", where="audio", key=UNREACHABLE)
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def run(pulse: Any) -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(command(pulse))
-            except BaseException as exc:
-                future.set_exception(exc)
-                if isinstance(exc, pulsectl.PulseError | pulsectl.PulseDisconnected):
-                    raise  # the worker reconnects
-
-        self._commands.put(run)
+        self._commands.put(_Call(command, future))
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), self.options.timeout)
-        except (pulsectl.PulseError, pulsectl.PulseDisconnected) as exc:
+        except CONNECTION_ERRORS as exc:
             raise DeviceError(f"PulseAudio refused: {type(exc).__name__}", where="audio", key=UNREACHABLE) from None
         except TimeoutError:
             raise DeviceError("PulseAudio did not answer in time", where="audio", key=UNREACHABLE) from None
@@ -157,12 +185,17 @@ class PulseAudio:
                     self._faults.set(UNREACHABLE, False)
                     self._start_listener()
                     self._settle(pulse, session=self._in_session)
+                    self._faults.set(FAILED, False)
                     self._first_attempt.set()
                     while (command := self._commands.get()) is not None:
                         command(pulse)
                     return
-            except (pulsectl.PulseError, pulsectl.PulseDisconnected) as exc:
+            except CONNECTION_ERRORS as exc:
                 log.warning("PulseAudio unreachable (%s): retrying in %.0f s", type(exc).__name__, self.options.retry)
+            except Exception:
+                # not the server going: a fault of this backend, told once; the connection starts again from scratch
+                log.exception("the audio worker failed: reconnecting in %.0f s", self.options.retry)
+                self._faults.set(FAILED, True)
             finally:
                 self._connected.clear()
                 self._stop_listener()
@@ -173,7 +206,9 @@ class PulseAudio:
             self._closing.wait(self.options.retry)
 
     def _drain(self) -> None:
-        """Commands queued for a connection that is gone: their callers get a timeout-free failure."""
+        """Commands queued for a connection that is gone: their callers get a timeout-free failure; a refresh dropped
+        here is asked again by the next event."""
+        self._refresh_queued.clear()
         while True:
             try:
                 command = self._commands.get_nowait()
@@ -182,6 +217,8 @@ class PulseAudio:
             if command is None:
                 self._closing.set()
                 return
+            if isinstance(command, _Call):
+                command.abandon()
 
     def _refresh(self, pulse: Any) -> None:
         self._refresh_queued.clear()
@@ -220,8 +257,18 @@ class PulseAudio:
             want_muted = not (self._in_session if session is None else session)
             if new_source or session is not None:
                 pulse.mute(source, want_muted)
+        if not (self._in_session if session is None else session):
+            # between citizens every microphone is muted, not only the default one: a webcam's own, a second headset
+            for other in sources:
+                if not other.mute and (source is None or other.name != source.name):
+                    pulse.mute(other, True)
         self._chosen = (sink.name if sink else None, source.name if source else None)
         self._report(pulse)
+
+    @staticmethod
+    def _open_sources(pulse: Any) -> list[str]:
+        """The microphones (not the monitors of outputs) left unmuted."""
+        return [s.name for s in pulse.source_list() if s.monitor_of_sink == 0xFFFFFFFF and not s.mute]
 
     def _report(self, pulse: Any) -> None:
         info = pulse.server_info()
@@ -261,7 +308,9 @@ class PulseAudio:
                 ready.set()
                 while not self._closing.is_set() and self._connected.is_set():
                     pulse.event_listen()
-        except (pulsectl.PulseError, pulsectl.PulseDisconnected):
+        except Exception as exc:
+            if not isinstance(exc, CONNECTION_ERRORS):
+                log.exception("the audio event listener failed: reconnecting")
             if self._connected.is_set() and not self._closing.is_set():
                 self._commands.put(self._lost)
         finally:

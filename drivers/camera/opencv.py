@@ -1,14 +1,20 @@
 """The webcam (V4L2 through OpenCV): a health check that opens it, grabs a few frames, judges them and releases it,
 and the wipe's check that no process still holds it between citizens.
 
-kioskd never keeps the camera open: the session app uses it during a video call. cv2 blocks, so every capture runs
+kioskd never keeps the camera open: the session app uses it during a video call, and a health check never fights a
+call for it (a camera another program holds is "in use", not opened, not judged). cv2 blocks, so every capture runs
 on this device's one worker thread. Nothing here keeps or logs a frame."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import pwd
+import re
+import shutil
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -94,6 +100,10 @@ class OpenCvCamera:
     async def health(self) -> CameraHealth:
         if self._worker is None:
             raise DeviceError("the camera backend is not started", where="camera")
+        if await asyncio.to_thread(self._held):
+            # a call has it (V4L2 gives EBUSY, or a read that never ends): its state, not a fault, and no open
+            self._publish(replace(self._state, present=True, in_use=True))
+            return CameraHealth(ok=True, present=True, in_use=True)
         self._publish(replace(self._state, in_use=True))
         try:
             result = await asyncio.get_running_loop().run_in_executor(self._worker, self._check)
@@ -103,6 +113,10 @@ class OpenCvCamera:
         for fault in FAULTS:
             self._faults.set(fault, result.fault == fault)
         return result
+
+    def _held(self) -> bool:
+        allowed = set(self.options.allowed_holders)
+        return any(name not in allowed for _, name in holders_of(self.node))
 
     def _open(self) -> Any:
         device = self.options.device
@@ -183,27 +197,79 @@ class OpenCvCamera:
 
 
 def holders_of(node: Path) -> list[tuple[int, str]]:
-    """(pid, command name) of every other process with ``node`` open, from /proc/*/fd (processes we may not read
-    are skipped: kioskd runs as the user the session app runs as, or as root)."""
+    """(pid, command name) of every other process with ``node`` open, from /proc/*/fd.
+
+    A process's fd directory is readable only by its own user (or with CAP_SYS_PTRACE, which kioskd does not have):
+    kioskd alone would never see the session app's processes, which run as another user. So the directories kioskd
+    may not read are scanned again as their owner (CAP_SETUID, which kioskd has to start the session app), by
+    ``find`` running as that user: it sees that user's processes and nothing more. Root's processes are not (kioskd
+    must not become root), nor a process that made itself undumpable (its /proc directory is root's)."""
     target = os.path.realpath(node)
     me = os.getpid()
-    found: list[tuple[int, str]] = []
+    found: dict[int, str] = {}
+    hidden: set[int] = set()  # the owners of the fd directories kioskd may not read
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
         try:
             fds = os.scandir(f"/proc/{entry.name}/fd")
+        except PermissionError:
+            with contextlib.suppress(OSError):  # unless it is gone meanwhile
+                hidden.add(entry.stat().st_uid)
+            continue
         except OSError:
             continue
         with fds:
             for fd in fds:
                 try:
                     if os.readlink(fd.path) == target:
-                        found.append((int(entry.name), _command(entry.name)))
+                        found[int(entry.name)] = _command(entry.name)
                         break
                 except OSError:
                     continue
-    return found
+    for uid in sorted(hidden - {0, os.geteuid()} - _UNREACHABLE_UIDS):
+        for pid in _holders_seen_by(uid, target):
+            if pid != me:
+                found.setdefault(pid, _command(str(pid)))
+    return sorted(found.items())
+
+
+FIND_TIMEOUT = 10.0
+_UNREACHABLE_UIDS: set[int] = set()  # users this process cannot become (no CAP_SETUID): told once, not tried again
+
+
+def _holders_seen_by(uid: int, target: str) -> set[int]:
+    """The pids whose fd links point at ``target``, as ``uid`` sees them (``find`` run as that user)."""
+    find = shutil.which("find") or "/usr/bin/find"
+    try:
+        gid = pwd.getpwuid(uid).pw_gid
+    except KeyError:
+        gid = uid
+    pattern = re.sub(r"([\\*?\[\]])", r"\\\1", target)  # -lname takes a shell pattern: the path, literally
+    command = [find, "/proc", "-mindepth", "3", "-maxdepth", "3", "-path", "/proc/[0-9]*/fd/*"]
+    command += ["-lname", pattern, "-printf", "%h\n"]
+    try:
+        done = subprocess.run(
+            command,
+            user=uid,
+            group=gid,
+            extra_groups=[],
+            capture_output=True,
+            text=True,
+            timeout=FIND_TIMEOUT,
+            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+            cwd="/",
+        )
+    except PermissionError as exc:
+        # without CAP_SETUID (a developer's laptop) this user's processes stay unseen: said once
+        _UNREACHABLE_UIDS.add(uid)
+        log.warning("cannot look for camera holders among uid %d's processes: %s", uid, exc)
+        return set()
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("cannot look for camera holders among uid %d's processes: %s", uid, exc)
+        return set()
+    # find exits 1 when some directory was unreadable (the other users'): its output still counts
+    return {int(line.split("/")[2]) for line in done.stdout.splitlines() if line.count("/") == 3}
 
 
 def _command(pid: str) -> str:

@@ -234,7 +234,7 @@ class ModemManagerModem:
         )
         self._path: str | None = None
         self._props: dict[str, dict[str, Any]] = {}
-        self._task = BackgroundTask("modemmanager")
+        self._task = BackgroundTask("modemmanager", "modem", ctx.emit)
         self._setups: set[asyncio.Task[None]] = set()
         self._rescan = asyncio.Event()
 

@@ -155,7 +155,7 @@ class NutPower:
     def __init__(self, ctx: DriverContext) -> None:
         self.options = ctx.parse_options(self.options_model)
         self._report = PowerReport(ctx.emit)
-        self._task = BackgroundTask("nut")
+        self._task = BackgroundTask("nut", "power", ctx.emit)
         self._since: float | None = None  # when start() ran, until the first reading
         self.connections = 0  # successful connections so far (a technician's view of upsd restarts)
 

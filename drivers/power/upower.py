@@ -72,7 +72,7 @@ class UPowerPower:
         )
         self._devices: dict[str, dict[str, Any]] = {}  # path → properties of org.freedesktop.UPower.Device
         self._present = False  # UPower answered
-        self._task = BackgroundTask("upower")
+        self._task = BackgroundTask("upower", "power", ctx.emit)
         self._rescan = asyncio.Event()
 
     @property

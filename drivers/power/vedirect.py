@@ -101,7 +101,7 @@ class VeDirectPower:
         self.reading = Reading()
         self._report = PowerReport(ctx.emit)
         self._fields: dict[str, str] = {}
-        self._task = BackgroundTask("vedirect")
+        self._task = BackgroundTask("vedirect", "power", ctx.emit)
         self._watchdog: asyncio.TimerHandle | None = None
         self._lost: asyncio.Future[None] | None = None
 

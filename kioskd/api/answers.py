@@ -20,8 +20,8 @@ class Result(BaseModel):
 
 def error_body(what: str, where: str | None = None, key: str | None = None, **params: object) -> dict[str, Any]:
     """``{"error": {"key", "fr", "en", "what", "where"}}``: the catalogue message ``key`` (its ``detail`` parameter is
-    ``what`` unless given), what failed and where. Without ``key`` and ``where`` (the panel's guard, which tells a
-    browser on another origin nothing it could show), only ``what``."""
+    ``what`` unless given), what failed and where. Every refusal names its key, the panel guard's too (its words are
+    the same for anyone and tell nothing of the station); without one, only ``what``."""
     words = messages.both(key, **({"detail": what} | params)) if key is not None else {}
     return {"error": {**words, "what": what, **({"where": where} if where is not None else {})}}
 

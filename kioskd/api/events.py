@@ -29,23 +29,29 @@ def router(station: Station, stop: asyncio.Event) -> APIRouter:
         queue, unsubscribe = station.bus.queue(StationChanged)
 
         async def stream() -> AsyncIterator[str]:
+            # One waiter on the queue and one on the stop, each ended here whatever way the stream ends: the client
+            # that goes cancels this generator inside its await, and a waiter left pending is collected with the
+            # queue ("Task was destroyed but it is pending!") or waits for the daemon's stop (one per client gone).
+            stopper = asyncio.ensure_future(stop.wait())
+            getter: asyncio.Future[Any] | None = None
             try:
                 yield sse((await station.snapshot()).to_json(now=station.clock.wall()))
                 while not stop.is_set():
-                    getter = asyncio.ensure_future(queue.get())
-                    stopper = asyncio.ensure_future(stop.wait())
+                    if getter is None:
+                        getter = asyncio.ensure_future(queue.get())
                     done, _ = await asyncio.wait(
                         {getter, stopper}, timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED
                     )
-                    getter.cancel()
-                    stopper.cancel()
                     if getter in done:
-                        event = getter.result()
+                        event, getter = getter.result(), None
                         assert isinstance(event, StationChanged)
                         yield sse(event.state.to_json(now=station.clock.wall()))
                     elif not done:
-                        yield ": keepalive\n\n"
+                        yield ": keepalive\n\n"  # the same getter waits on: no change is lost between two
             finally:
+                stopper.cancel()
+                if getter is not None:
+                    getter.cancel()
                 unsubscribe()
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})

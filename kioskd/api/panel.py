@@ -25,7 +25,9 @@ from kioskd.station import Station
 
 PANEL_DIR = Path(__file__).resolve().parent / "static"
 COOKIE = "kioskd_panel"
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+# A Host header is one of these names, in any case, then at most a port (1-65535, no leading zero) and nothing else:
+# no userinfo, no trailing dot or junk, no IPv6 without brackets, no other spelling of ::1, no byte outside ASCII.
+LOCAL_HOST = re.compile(r"(?:127\.0\.0\.1|localhost|\[::1\])(?::(?P<port>[1-9][0-9]{0,4}))?", re.ASCII | re.IGNORECASE)
 # What the browser may fetch without the token: the page, its script and style, and its words (no station data).
 PUBLIC_PATHS = frozenset({"/", "/panel/messages", "/favicon.ico"})
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css"}
@@ -46,15 +48,17 @@ SECURITY_HEADERS = {
 }
 
 
-def _hostname(host_header: str) -> str:
-    if host_header.startswith("["):
-        return host_header.split("]", 1)[0] + "]"
-    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+def is_local_host(host_header: str) -> bool:
+    """Whether ``host_header`` names this machine's loopback, exactly (the DNS-rebinding guard): a name resolved by
+    an attacker's DNS to 127.0.0.1 arrives with the attacker's name in it."""
+    found = LOCAL_HOST.fullmatch(host_header)
+    return found is not None and (found["port"] is None or int(found["port"]) <= 65535)
 
 
-def _refuse(status: int, what: str) -> JSONResponse:
-    # no Access-Control-* header ever: a browser on another origin cannot read this answer either
-    return JSONResponse(error_body(what), status_code=status)
+def _refuse(status: int, what: str, key: str) -> JSONResponse:
+    # no Access-Control-* header ever: a browser on another origin cannot read this answer either; the words are the
+    # catalogue's, the same for everyone (nothing about the station)
+    return JSONResponse(error_body(what, "panel", key), status_code=status)
 
 
 def protect(app: FastAPI, token: str) -> None:
@@ -64,30 +68,31 @@ def protect(app: FastAPI, token: str) -> None:
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        host = request.headers.get("host", "")
-        if _hostname(host).lower() not in LOCAL_HOSTS:
-            return _refuse(421, "this API answers for 127.0.0.1 and localhost only")
+        hosts = request.headers.getlist("host")
+        host = hosts[0] if len(hosts) == 1 else ""  # two Host headers: which one a proxy saw is anyone's guess
+        if not is_local_host(host):
+            return _refuse(421, "this API answers for 127.0.0.1 and localhost only", "api.refused.host")
         path = request.url.path
         if request.method in SAFE_METHODS and (path in PUBLIC_PATHS or path.startswith("/panel/static/")):
             # the page holds no data: a link to it from anywhere may open it (it then asks for the token)
             return _with_security_headers(await call_next(request))
         origin = request.headers.get("origin")
         if origin is not None and origin != f"http://{host}":
-            return _refuse(403, "cross-origin request refused")
+            return _refuse(403, "cross-origin request refused", "api.refused.origin")
         # another port of 127.0.0.1 is "same-site" and gets SameSite cookies: only the panel itself or a typed URL
         if request.headers.get("sec-fetch-site", "none") not in ("same-origin", "none"):
-            return _refuse(403, "request from another site refused")
+            return _refuse(403, "request from another site refused", "api.refused.origin")
         bearer = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         cookie = request.cookies.get(COOKIE, "")
         if bearer:
             if not hmac.compare_digest(bearer.encode(), expected):
-                return _refuse(401, "missing or wrong panel token")
+                return _refuse(401, "missing or wrong panel token", "api.refused.token")
         elif cookie and hmac.compare_digest(cookie.encode(), expected):
             # a cookie rides along on any request the browser makes: a command must also prove its origin
             if request.method not in SAFE_METHODS and origin is None:
-                return _refuse(403, "a command needs the panel's Origin header")
+                return _refuse(403, "a command needs the panel's Origin header", "api.refused.no_origin")
         else:
-            return _refuse(401, "missing or wrong panel token")
+            return _refuse(401, "missing or wrong panel token", "api.refused.token")
         return _with_security_headers(await call_next(request))
 
 
@@ -136,7 +141,9 @@ def router(station: Station) -> APIRouter:
         path = session.workspace.scans / name if session is not None else None
         data = await asyncio.to_thread(first_page_thumbnail, path) if path is not None else None
         if data is None:
-            return JSONResponse(error_body("no such scan in this session"), status_code=404)
+            return JSONResponse(
+                error_body("no such scan in this session", "scans", "api.scan_not_found"), status_code=404
+            )
         # a citizen's document: never in the browser's cache, which outlives the session
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 

@@ -32,6 +32,7 @@ class CameraHealth:
     frozen: bool = False
     fault: str | None = None
     seconds: float = 0.0
+    in_use: bool = False  # another program (the session's video call) holds it: not opened, not judged
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ class Camera(Device, Protocol):
     def state(self) -> CameraState: ...
 
     async def health(self) -> CameraHealth:
-        """Open, grab a few frames, judge them (black, frozen), release."""
+        """Open, grab a few frames, judge them (black, frozen), release; while another program holds it (a call),
+        only say so (``in_use``): never open it under a running call."""
         ...
 
     async def reset(self) -> None:

@@ -5,11 +5,14 @@ Stopped by its PID even when the test fails; a missing binary fails the test wit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +40,9 @@ class PulseServer:
 
 
 @contextmanager
-def private_pulse(base: Path, devices: list[str]) -> Iterator[PulseServer]:
-    """``devices``: module lines loaded before the socket, e.g. ``module-null-sink sink_name=kiosk_out``."""
+def private_pulse(base: Path, devices: list[str], shm: bool = True) -> Iterator[PulseServer]:
+    """``devices``: module lines loaded before the socket, e.g. ``module-null-sink sink_name=kiosk_out``; without
+    ``shm``, audio goes through the socket only (a relay cannot pass the memfd descriptors of shared memory)."""
     binary = require.binary("pulseaudio", "pulseaudio")
     base.mkdir(parents=True, exist_ok=True)
     (base / "run").mkdir(mode=0o700, exist_ok=True)
@@ -62,6 +66,7 @@ def private_pulse(base: Path, devices: list[str]) -> Iterator[PulseServer]:
         "--high-priority=no",
         "--disallow-module-loading=no",
         "--log-target=stderr",
+        *([] if shm else ["--disable-shm=yes"]),
         *(f"--load={line}" for line in devices),
         f"--load=module-native-protocol-unix socket={socket} auth-anonymous=1",
     ]
@@ -88,3 +93,96 @@ def private_pulse(base: Path, devices: list[str]) -> Iterator[PulseServer]:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+class ServerCut:
+    """A unix-socket relay between a client and the private server that makes the server go at the worst moment:
+    right after it answered the client's next request, so that the answer and the hang-up reach libpulse together
+    (the race a server crash or a user's ``pulseaudio -k`` loses one time in a few under load).
+
+    ``target`` may change between connections (a new server after a crash); ``cut(kill)`` arms it once: the next
+    request a client sends marks its connection, and once that request's answer is passed on, ``kill()`` runs and
+    every connection is closed. ``cut(kill, event=True)``: right after the next event the server sends the client
+    named ``listener`` (a client's name is in its first requests), the same."""
+
+    def __init__(self, path: Path, target: str, listener: bytes = b"kioskd-events") -> None:
+        self.path = path
+        self.target = target
+        self.listener = listener
+        self._listeners: set[socket.socket] = set()
+        self._event = False
+        self.cuts = 0  # how many times an armed cut happened
+        self._kill: Callable[[], None] | None = None
+        self._marked: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        self._listener = socket.socket(socket.AF_UNIX)
+        self._listener.bind(str(path))
+        self._listener.listen(16)
+        threading.Thread(target=self._accept, name="pulse-cut", daemon=True).start()
+
+    @property
+    def server(self) -> str:
+        return f"unix:{self.path}"
+
+    def cut(self, kill: Callable[[], None], event: bool = False) -> None:
+        with self._lock:
+            self._kill, self._marked, self._event = kill, None, event
+
+    def close(self) -> None:
+        self._listener.close()
+        self._close_all()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            try:
+                upstream.connect(self.target.removeprefix("unix:"))
+            except OSError:
+                client.close()
+                upstream.close()
+                continue
+            with self._lock:
+                self._open += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, client), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, client), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, client: socket.socket) -> None:
+        from_server = source is not client
+        try:
+            while data := source.recv(65536):
+                with self._lock:
+                    if not from_server and self.listener in data:
+                        self._listeners.add(client)
+                    armed = self._kill is not None
+                    if armed and self._event:
+                        cut_now = from_server and client in self._listeners
+                    else:
+                        if armed and not from_server and self._marked is None:
+                            self._marked = client
+                        cut_now = armed and from_server and self._marked is client
+                    kill = self._kill if cut_now else None
+                    if cut_now:
+                        self._kill = None
+                sink.sendall(data)
+                if kill is not None:
+                    kill()
+                    self.cuts += 1
+                    self._close_all()
+                    return
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_RDWR)
+
+    def _close_all(self) -> None:
+        with self._lock:
+            sockets, self._open = self._open, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()

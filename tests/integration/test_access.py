@@ -8,6 +8,7 @@ import grp
 import json
 import os
 import pwd
+import socket
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kioskd import messages
 from kioskd.profile import SIM_PROFILE
 from tests.integration.daemon_process import Daemon, short_runtime, start_daemon
 
@@ -78,3 +80,72 @@ def test_the_loopback_api_needs_the_exact_panel_token(daemon: Daemon) -> None:
     assert httpx.post(f"http://127.0.0.1:{port}/start").status_code == 401, "commands too, not only reads"
     assert daemon.status()["station"]["state"] == "off"  # type: ignore[index]
     assert httpx.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def _raw_get(port: int, path: str, host: bytes, headers: bytes = b"") -> tuple[int, dict[str, str]]:
+    """One request written byte for byte (an HTTP library would refuse or fix most of these Host headers): the status
+    and the JSON body's error."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(
+            b"GET " + path.encode() + b" HTTP/1.1\r\nHost: " + host + b"\r\n" + headers + b"Connection: close\r\n\r\n"
+        )
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, json.loads(body).get("error", {}) if body.startswith(b"{") else {}
+
+
+# What a rebinding page or a hand-made request may send, and a loose parser takes for a local name.
+MALFORMED_HOSTS = [
+    b"[::1]evil.example",
+    b"[::1]:1evil.example",
+    b"localhost:99999",
+    b"localhost:0",
+    b"localhost:08765",
+    b"user@localhost",
+    b"localhost@evil.example",
+    b"localhost:8765/x",
+    b"127.0.0.1.",
+    b"::1",
+    b"[0:0:0:0:0:0:0:1]",
+    b"l\xf3calhost",  # not ASCII (latin-1 on the wire)
+    b"localhost\xc2\xa0",  # not ASCII (UTF-8 on the wire)
+]
+
+
+def _said_in_both_languages(error: dict[str, str], key: str) -> None:
+    assert error.get("key") == key, error
+    assert error["fr"] == messages.text(key, "fr") and error["en"] == messages.text(key, "en")
+
+
+def test_a_malformed_host_is_refused_by_the_running_daemon_in_both_languages(daemon: Daemon) -> None:
+    port = json.loads((daemon.runtime / "api.json").read_text())["port"]
+    token = (daemon.runtime / "panel-token").read_text().strip()
+    auth = f"Authorization: Bearer {token}\r\n".encode()
+    assert _raw_get(port, "/status", f"127.0.0.1:{port}".encode(), auth)[0] == 200
+    assert _raw_get(port, "/status", b"[::1]", auth)[0] == 200
+    for host in MALFORMED_HOSTS:
+        status, error = _raw_get(port, "/status", host, auth)
+        assert status in (400, 421), host  # 400: the HTTP parser itself refused it, before any route
+        if status == 421:
+            _said_in_both_languages(error, "api.refused.host")
+    status, error = _raw_get(port, "/status", b"[::1]evil.example", auth)
+    assert status == 421, "the host after the brackets counts"
+    _said_in_both_languages(error, "api.refused.host")
+
+
+def test_the_loopback_apis_refusals_and_a_missing_scan_say_why_in_both_languages(daemon: Daemon) -> None:
+    port = json.loads((daemon.runtime / "api.json").read_text())["port"]
+    token = (daemon.runtime / "panel-token").read_text().strip()
+    url = f"http://127.0.0.1:{port}"
+    _said_in_both_languages(httpx.get(url + "/status").json()["error"], "api.refused.token")
+    auth = {"Authorization": f"Bearer {token}"}
+    cross = httpx.post(url + "/start", headers={**auth, "Origin": "http://evil.example"})
+    assert cross.status_code == 403
+    _said_in_both_languages(cross.json()["error"], "api.refused.origin")
+    daemon.open_session()
+    missing = httpx.get(url + "/scans/scan-20261201-101500.pdf/thumbnail", headers=auth)
+    assert missing.status_code == 404
+    _said_in_both_languages(missing.json()["error"], "api.scan_not_found")

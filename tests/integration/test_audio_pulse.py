@@ -3,10 +3,13 @@ they go, the session's levels and the wipe's, a missing microphone as a fault, a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ from kioskd.clock import RealClock
 from kioskd.hal import Audio, AudioChanged, DeviceError, DeviceFault, DriverContext
 from tests.integration import require
 from tests.integration.power_services import Recorder, wait_until
-from tests.integration.pulse_service import PulseServer, private_pulse
+from tests.integration.pulse_service import PulseServer, ServerCut, private_pulse
 
 pytestmark = pytest.mark.integration
 
@@ -185,3 +188,123 @@ async def test_the_server_going_away_is_a_fault_not_a_crash(
     await wait_until(lambda: not backend.state.present, "the absent state")
     with pytest.raises(DeviceError):
         await backend.reset()
+
+
+def _kill_and_reap(pid: int) -> None:
+    """SIGKILL, then wait until the kernel has closed its sockets (a zombie holds none)."""
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] in "ZX":
+                return
+        except (OSError, IndexError):
+            return
+        time.sleep(0.001)
+
+
+ATTEMPTS = 9
+
+
+async def test_a_server_gone_at_the_worst_moment_is_a_fault_and_the_worker_reconnects_every_time(
+    tmp_path: Path,
+) -> None:
+    """The races of issue 18, made certain by a relay that kills the server and hangs up at an exact point, in turn:
+    right after the server answered the wipe's reset (the next call may meet libpulse's CallError('Bad state'), which
+    pulsectl does not wrap), right after it answered a refresh that followed a device event, and right after it sent
+    the listener an event while the worker was busy with the reset (a refresh queued for a connection that is gone).
+    Each time the caller gets a DeviceError, no thread dies, the worker reconnects to the next server, and it still
+    follows the devices there: a headset plugged after the reconnection becomes the default."""
+    died: list[str] = []
+    previous_hook = threading.excepthook
+
+    def record(args: threading.ExceptHookArgs) -> None:
+        died.append(f"{args.thread.name if args.thread else '?'}: {args.exc_type.__name__}")
+        previous_hook(args)
+
+    async def one_cut(attempt: int, server: PulseServer, relay: ServerCut, audio: PulseAudio) -> None:
+        await wait_until(lambda: audio.state.sink == "Haut-parleurs", f"attempt {attempt}: connected")
+        assert not died, f"attempt {attempt}: a thread of the backend died: {died}"
+        if attempt:  # the backend still follows the devices on the server it reconnected to
+            server.pactl("load-module", "module-null-sink", *HEADSET.split())
+            await wait_until(lambda: audio.state.sink == "USB-Headset", f"attempt {attempt}: hotplug")
+        if attempt == ATTEMPTS:
+            await audio.reset()  # the wipe works again, on the same backend, without a restart
+            assert muted(server, "source", "van_mic")
+            return
+        mark, done, kind = events.mark(), relay.cuts, attempt % 3
+        if kind == 2:  # the citizen turned the volume up: the reset changes it back, and the server tells of it
+            server.pactl("set-sink-volume", "@DEFAULT_SINK@", "90%")
+            await wait_until(lambda: audio.state.volume == 90, f"attempt {attempt}: the citizen's volume")
+        relay.cut(lambda: _kill_and_reap(server.pid), event=kind == 2)
+        if kind == 0:
+            with pytest.raises(DeviceError):
+                await audio.reset()
+        elif kind == 1:
+            # the listener hears it and the worker refreshes (unless a refresh still running was cut first)
+            with contextlib.suppress(subprocess.CalledProcessError):
+                server.pactl("set-sink-volume", "van_speaker", f"{40 + attempt}%")
+        else:
+            with contextlib.suppress(DeviceError):  # the reset may be over before its first event is passed on
+                await audio.reset()
+        await wait_until(lambda: relay.cuts == done + 1, f"attempt {attempt}: the cut")
+        await wait_until(
+            lambda: DeviceFault("audio", "audio.unreachable") in events.since(mark, DeviceFault),
+            f"attempt {attempt}: the unreachable fault",
+        )
+        assert not died, f"attempt {attempt}: a thread of the backend died: {died}"
+
+    threading.excepthook = record
+    events = Recorder()
+    with tempfile.TemporaryDirectory(prefix="kioskd-pa-") as base:
+        relay: ServerCut | None = None
+        backend: PulseAudio | None = None
+        try:
+            for attempt in range(ATTEMPTS + 1):
+                with private_pulse(Path(base) / str(attempt), [SPEAKER, MIC], shm=False) as server:
+                    if relay is None:
+                        relay = ServerCut(Path(base) / "relay", server.server)
+                        options = {**PROFILE, "server": relay.server, "retry": 0.1, "timeout": 5}
+                        backend = PulseAudio(context(options, events, tmp_path))
+                        await backend.start()
+                    assert backend is not None
+                    relay.target = server.server
+                    await one_cut(attempt, server, relay, backend)
+            faults = events.of(DeviceFault)
+            assert DeviceFault("audio", "audio.unreachable", cleared=True) in faults
+            assert DeviceFault("audio", "device.backend.failed") not in faults, "a lost server is no backend failure"
+        finally:
+            threading.excepthook = previous_hook
+            if backend is not None:
+                await backend.close()
+            if relay is not None:
+                relay.close()
+
+
+WEBCAM_MIC = "module-null-source source_name=webcam_mic description=Webcam-C920-Micro"
+
+
+async def test_the_wipe_mutes_every_microphone_not_only_the_default_one(tmp_path: Path) -> None:
+    """A webcam brings its own microphone: the call may have used it (or the citizen picked it in the browser); the
+    wipe mutes it too, and a microphone that appears between citizens is muted as it appears."""
+    with (
+        tempfile.TemporaryDirectory(prefix="kioskd-pa-") as base,
+        private_pulse(Path(base), [SPEAKER, MIC, WEBCAM_MIC]) as server,
+    ):
+        events = Recorder()
+        backend = PulseAudio(context({**PROFILE, "server": server.server}, events, tmp_path))
+        await backend.start()
+        try:
+            await wait_until(lambda: backend.state.present, "the first report")
+            assert defaults(server)[1] == "van_mic", "the profile's microphone is the default"
+            await wait_until(lambda: muted(server, "source", "webcam_mic"), "the webcam's microphone muted at start")
+            await backend.session_start()
+            server.pactl("set-source-mute", "webcam_mic", "0")  # the call used the webcam's microphone
+            assert not muted(server, "source", "van_mic") and not muted(server, "source", "webcam_mic")
+            await backend.reset()
+            assert muted(server, "source", "van_mic")
+            assert muted(server, "source", "webcam_mic"), "the webcam's microphone stays live after the wipe"
+            server.pactl("load-module", "module-null-source", "source_name=usb_cam2_mic", "description=Second-Webcam")
+            await wait_until(lambda: muted(server, "source", "usb_cam2_mic"), "a microphone plugged between citizens")
+        finally:
+            await backend.close()

@@ -3,7 +3,10 @@ by path (there is no V4L2 device here), and a real child process holding the "de
 
 from __future__ import annotations
 
+import asyncio
+import os
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ import pytest
 from drivers.camera.opencv import OpenCvCamera
 from kioskd.clock import RealClock
 from kioskd.hal import Camera, CameraChanged, DeviceError, DeviceFault, DriverContext
+from tests.integration.daemon_process import ROOT
 from tests.integration.power_services import Recorder
 
 pytestmark = pytest.mark.integration
@@ -60,6 +64,15 @@ def _hold(device: Path) -> subprocess.Popen[bytes]:
     """A process of the session that still has the camera open (its stdin)."""
     with open(device, "rb") as node:
         return subprocess.Popen(["sleep", "60"], stdin=node)
+
+
+def _hold_fifo(fifo: Path) -> subprocess.Popen[bytes]:
+    """A call holding a FIFO "camera" open (O_RDWR: an open of a FIFO that does not wait for a peer)."""
+    held = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        return subprocess.Popen(["sleep", "60"], stdin=held)
+    finally:
+        os.close(held)
 
 
 def context(options: dict[str, Any], emit: Recorder, runtime_dir: Path) -> DriverContext:
@@ -157,3 +170,88 @@ async def test_a_holder_the_profile_allows_does_not_fail_the_wipe(tmp_path: Path
         holder.kill()
         holder.wait()
         await camera.close()
+
+
+async def test_the_health_check_does_not_fight_a_call_that_holds_the_camera(tmp_path: Path, camera_on: Any) -> None:
+    """A call holds the camera: the check says "in use" at once, as a state, without opening it. The "device" is a
+    FIFO the call holds open, whose reads never end: opened anyway, the check would hang (as a V4L2 node gives EBUSY
+    or waits), and it would take the camera from the call."""
+    fifo = tmp_path / "video0"
+    os.mkfifo(fifo)
+    camera, events = await camera_on(fifo)
+    call = _hold_fifo(fifo)
+    try:
+        health = await asyncio.wait_for(camera.health(), 10)
+        assert health.in_use and health.ok and health.fault is None and health.frames == 0
+        assert camera.state.in_use and camera.state.present
+        assert events.of(DeviceFault) == [], "a running call is no fault"
+    finally:
+        call.kill()
+        call.wait()
+    write_video(tmp_path / "room.avi", scene)
+    fifo.unlink()
+    (tmp_path / "room.avi").rename(fifo)
+    health = await asyncio.wait_for(camera.health(), 30)
+    assert health.ok and not health.in_use and health.frames > 0, "free again: checked for real"
+
+
+# What kioskd is in the image: not root's powers over other users' processes (no CAP_SYS_PTRACE, no DAC override),
+# only CAP_SETUID/CAP_SETGID (it starts the session app as its user). Root minus those stands for it here.
+AS_KIOSKD = ["setpriv", "--bounding-set=-sys_ptrace,-dac_read_search,-dac_override,-fowner", "--inh-caps=-all"]
+WIPE_CHECK = """
+import asyncio, sys
+from pathlib import Path
+from drivers.camera.opencv import OpenCvCamera
+from kioskd.clock import RealClock
+from kioskd.hal import DeviceError, DriverContext
+
+async def main() -> None:
+    ctx = DriverContext("camera", "opencv", {"device": sys.argv[1]}, RealClock(), lambda e: None, Path(sys.argv[2]))
+    camera = OpenCvCamera(ctx)
+    await camera.start()
+    try:
+        await camera.reset()
+        print("free")
+    except DeviceError as exc:
+        print(f"{exc.key}: {exc}")
+    print("in use" if (await camera.health()).in_use else "checked")
+    await camera.close()
+
+asyncio.run(main())
+"""
+
+
+def test_the_wipe_sees_a_holder_of_another_user_which_kioskd_cannot_read_itself(tmp_path: Path) -> None:
+    assert os.geteuid() == 0, "this test switches users: run it as root (CI does)"
+    device = write_video(tmp_path / "room.avi", scene)
+    with open(device, "rb") as node:  # the session app's user, holding the camera; its /proc/<pid>/fd is its own
+        holder = subprocess.Popen(["sleep", "60"], stdin=node, user="nobody", group="nogroup", extra_groups=[])
+    try:
+        denied = subprocess.run(
+            [*AS_KIOSKD, "ls", f"/proc/{holder.pid}/fd"], capture_output=True, text=True, timeout=30, check=False
+        )
+        assert denied.returncode != 0, "the stand-in for kioskd must not read another user's fds itself"
+        check = subprocess.run(
+            [*AS_KIOSKD, sys.executable, "-c", WIPE_CHECK, str(device), str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
+        assert check.returncode == 0, check.stderr
+        lines = check.stdout.splitlines()
+        assert lines[0].startswith("camera.held:") and "sleep" in lines[0], check.stdout
+        assert lines[1] == "in use", "the health check sees the session's holder too"
+    finally:
+        holder.kill()
+        holder.wait()
+    check = subprocess.run(
+        [*AS_KIOSKD, sys.executable, "-c", WIPE_CHECK, str(device), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+    assert check.stdout.splitlines() == ["free", "checked"], check.stdout + check.stderr

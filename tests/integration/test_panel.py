@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import stat
 import tempfile
 import time
@@ -429,3 +430,29 @@ def test_fields_and_parts_the_panel_does_not_know_yet_still_show(daemon: Daemon,
     expect(page.locator("#tile-gps [data-field=satellites]")).to_have_text("7")
     expect(page.locator("#tile-gps [data-field=fix]")).to_have_text("oui")
     expect(page.locator("#tile-button [data-field=led]")).to_have_text("off")  # the button's LED, as it is
+
+
+def test_event_stream_clients_that_drop_mid_stream_leave_nothing_pending_in_the_daemon(daemon: Daemon) -> None:
+    """Panels that go (a tab closed, a laptop asleep) while their stream waits: each waiter of the stream must end
+    with it, not be collected pending ("Task was destroyed but it is pending!") nor wait for the daemon's stop."""
+    port = json.loads((daemon.runtime / "api.json").read_text())["port"]
+    request = (
+        f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token(daemon)}\r\n\r\n"
+    ).encode()
+    daemon.ctl("start")
+    for attempt in range(30):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+            conn.sendall(request)
+            received = b""
+            while b"event: state" not in received:
+                chunk = conn.recv(65536)
+                assert chunk, f"stream {attempt} ended before its first snapshot"
+                received += chunk
+            if attempt % 3 == 0:
+                daemon.ctl("privacy", "on" if attempt % 2 == 0 else "off")  # a change while it is still open
+    # the daemon goes on serving, and its stop collects whatever a stream left behind
+    assert httpx.get(base(daemon) + "/status", headers={"Authorization": f"Bearer {token(daemon)}"}).status_code == 200
+    assert daemon.stop() == 0
+    log = daemon.log.read_text()
+    assert "Task was destroyed but it is pending" not in log, log[-3000:]
+    assert "Traceback" not in log and "ERROR" not in log, log[-3000:]

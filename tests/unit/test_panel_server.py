@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from PIL import Image
 
+from kioskd import messages
 from kioskd.api.panel import COOKIE, first_page_thumbnail, protect
 
 TOKEN = "t" * 32
@@ -45,9 +46,68 @@ async def test_local_host_names_pass(client: httpx.AsyncClient, host: str) -> No
     assert (await client.get("/status", headers={"Host": host, "Authorization": f"Bearer {TOKEN}"})).status_code == 200
 
 
-@pytest.mark.parametrize("host", ["evil.example:8765", "127.0.0.1.evil.example", "[::2]:8765", "", "localhost.:80"])
+# Each one a browser or a rebinding attacker could send, and a loose parser takes for a local name.
+MALFORMED_HOSTS = [
+    "[::1]evil.example",  # what follows the brackets was ignored
+    "[::1]:8765evil",
+    "[::1]x:8765",
+    "localhost:99999",  # ports out of range
+    "localhost:65536",
+    "localhost:0",
+    "localhost:-1",
+    "localhost:+80",
+    "localhost:08765",  # leading zero: another spelling of a port
+    "localhost:",
+    "localhost:80:80",
+    "user@localhost",  # userinfo
+    "localhost@evil.example",
+    "evil.example@127.0.0.1:8765",
+    "localhost:8765/evil",  # trailing junk
+    "localhost:8765?x",
+    "localhost#x",
+    "localhost ",
+    " localhost",
+    "localhost\t",
+    "127.0.0.1.",
+    "127.0.0.1:8765.",
+    "::1",  # IPv6 without brackets
+    "::1:8765",
+    "[0:0:0:0:0:0:0:1]:8765",  # another spelling of ::1
+    "[::ffff:127.0.0.1]",
+    "[::1",
+    "::1]",
+    "127.1",
+    "2130706433",
+    "lócalhost",  # not ASCII
+    "localhost\u00a0",
+]
+
+
+@pytest.mark.parametrize(
+    "host", ["evil.example:8765", "127.0.0.1.evil.example", "[::2]:8765", "", "localhost.:80", *MALFORMED_HOSTS]
+)
 async def test_other_host_names_are_refused_even_with_the_token(client: httpx.AsyncClient, host: str) -> None:
-    assert (await client.get("/status", headers={"Host": host, "Authorization": f"Bearer {TOKEN}"})).status_code == 421
+    answer = await client.get("/status", headers={"Host": host.encode("latin-1"), "Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 421
+    assert answer.json()["error"]["key"] == "api.refused.host"
+
+
+async def test_every_refusal_of_the_guard_says_why_in_french_and_english(client: httpx.AsyncClient) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    refusals = {
+        421: await client.get("/status", headers={**auth, "Host": "evil.example"}),
+        401: await client.get("/status"),
+        403: await client.post("/start", headers={**auth, "Origin": "http://evil.example"}),
+    }
+    for status, answer in refusals.items():
+        assert answer.status_code == status
+        error = answer.json()["error"]
+        assert error["key"] in messages.CATALOGUE, status
+        assert error["fr"] == messages.text(error["key"], "fr") and error["en"] == messages.text(error["key"], "en")
+        assert error["fr"] != error["en"] and error["what"]
+    client.cookies.set(COOKIE, TOKEN)
+    no_origin = (await client.post("/start")).json()["error"]
+    assert no_origin["key"] == "api.refused.no_origin" and no_origin["fr"] and no_origin["en"]
 
 
 async def test_the_page_needs_no_token_but_the_data_does(client: httpx.AsyncClient) -> None:
