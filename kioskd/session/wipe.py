@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 WipeReason = Literal["next", "idle", "power", "end_of_day", "travel", "recovery", "retry"]
 Stage = Literal["app", "layout", "handlers", "workspace"]
 STAGES: tuple[Stage, ...] = ("app", "layout", "handlers", "workspace")
+TAMPERED = " tampered"  # the layout verdict's note: "<count> tampered"
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ class WipeOutcome:
     @property
     def verified(self) -> bool:
         return all(v.ok for v in self.verdicts) and not self.problems
+
+    @property
+    def tampered(self) -> int:
+        """What the layout stage found not as kioskd made it (its note: ``"<count> tampered"``)."""
+        return sum(int(v.note.split()[0]) for v in self.verdicts if v.note.endswith(TAMPERED))
 
     def failed_handlers(self) -> list[str]:
         return [v.name for v in self.verdicts if not v.ok] + (["verification"] if self.problems else [])
@@ -126,7 +132,7 @@ async def layout(context: WipeContext) -> str | None:
     if not tampered:
         return None
     log.warning("session %s: %d part(s) of the workspace were tampered with", context.session_id, tampered)
-    return f"{tampered} tampered"
+    return f"{tampered}{TAMPERED}"
 
 
 def clear_folder(sub: str) -> Handler:
