@@ -298,11 +298,12 @@ def _furnish(ws: Workspace, share_gid: int | None) -> None:
     )
 
 
-def _delete_as(path: Path, user: tuple[int, int]) -> None:
+def _delete_as(path: Path, user: tuple[int, int] | None) -> None:
     """Empty ``path`` as the session app's user: its own private folders (Chromium makes them 0700) are closed to
     kioskd, which holds no right to override file permissions. As safe as the app's own rights: find(1) runs as
     that user (a link to a folder it cannot write deletes nothing), never follows a link (``-P``, the starting
-    point included), and is given ``path`` only when it is a real folder (a link there is unlinked by kioskd)."""
+    point included), and is given ``path`` only when it is a real folder (a link there is unlinked by kioskd).
+    Without an app user (``None``) find(1) runs as kioskd: for a tree deeper than kioskd's own walk goes."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
@@ -312,9 +313,9 @@ def _delete_as(path: Path, user: tuple[int, int]) -> None:
         return
     subprocess.run(
         ["find", "-P", str(path), "-mindepth", "1", "-delete"],
-        user=user[0],
-        group=user[1],
-        extra_groups=[],
+        user=user[0] if user else None,
+        group=user[1] if user else None,
+        extra_groups=[] if user else None,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,  # its messages would name the citizen's files
@@ -334,9 +335,12 @@ async def remove(root: Path, as_user: tuple[int, int] | None = None) -> None:
                 raise WipeError(f"cannot unmount the workspace: {err}", where="workspace")
     try:
         await asyncio.to_thread(_remove_tree, root)
-    except (PermissionError, _TooDeep):
+    except _TooDeep:
+        await asyncio.to_thread(_delete_as, root, as_user)
+        await asyncio.to_thread(_remove_tree, root)
+    except PermissionError:
         if as_user is None:
-            raise WipeError("the workspace is too deep or closed to kioskd", where="workspace") from None
+            raise
         await asyncio.to_thread(_delete_as, root, as_user)
         await asyncio.to_thread(_remove_tree, root)
 
@@ -380,9 +384,11 @@ async def clear(path: Path, as_user: tuple[int, int] | None = None) -> None:
             return
         try:
             _empty_at(folder, 0)
-        except (PermissionError, _TooDeep):
+        except _TooDeep:
+            _delete_as(path, as_user)
+        except PermissionError:
             if as_user is None:
-                raise WipeError("a folder is too deep or closed to kioskd", where="workspace") from None
+                raise
             _delete_as(path, as_user)
         finally:
             os.close(folder)
