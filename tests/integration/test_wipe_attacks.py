@@ -174,6 +174,61 @@ def test_every_place_the_app_user_can_write_is_in_its_session(tmp_path: Path) ->
         daemon.stop()
 
 
+def _namespace_holders(link: str) -> list[int]:
+    """Every process whose mount or IPC namespace is ``link`` (as /proc/<pid>/ns/… reads, e.g. ``mnt:[4026…]``)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            for kind in ("mnt", "ipc"):
+                try:
+                    if os.readlink(f"/proc/{entry.name}/ns/{kind}") == link:
+                        found.append(int(entry.name))
+                except OSError:
+                    continue
+    return found
+
+
+def test_the_app_has_no_capability_and_its_namespaces_end_with_the_wipe(tmp_path: Path) -> None:
+    _require_root()
+    script = (
+        "grep -E '^(CapInh|CapPrm|CapEff|CapAmb|NoNewPrivs):' /proc/self/status > \"$HOME/caps\"; "
+        'readlink /proc/self/ns/mnt /proc/self/ns/ipc > "$HOME/ns.part"; mv "$HOME/ns.part" "$HOME/ns"; '
+        "exec sleep 600"
+    )
+    runtime = short_runtime(tmp_path)
+    daemon = start_daemon(tmp_path, "--profile", str(_app_profile(tmp_path, script)), runtime=runtime)
+    try:
+        home = Path(daemon.open_session()["workspace"]) / "home"
+        _wait(lambda: (home / "ns").exists())
+        caps = dict(line.split(":\t", 1) for line in (home / "caps").read_text().splitlines())
+        assert {k: v.strip() for k, v in caps.items()} == {
+            "CapInh": "0000000000000000",
+            "CapPrm": "0000000000000000",
+            "CapEff": "0000000000000000",
+            "CapAmb": "0000000000000000",
+            "NoNewPrivs": "1",
+        }, caps
+        mnt, ipc = (home / "ns").read_text().split()
+        assert mnt != os.readlink("/proc/self/ns/mnt") and ipc != os.readlink("/proc/self/ns/ipc")
+        old = set(_namespace_holders(mnt)) | set(_namespace_holders(ipc))
+        assert old
+        daemon.ctl("next")
+        assert _last_receipt(daemon)["verified"] is True
+        # no process is left in them: the namespaces and their private /tmp, /dev/shm … are gone. The next
+        # citizen's app has namespaces of its own, whose numbers the kernel may reuse: those are not the old ones.
+        second = daemon.status()["session"]
+        assert isinstance(second, dict)
+        new_home = Path(second["workspace"]) / "home"
+        _wait(lambda: (new_home / "ns").exists())
+        new = set((new_home / "ns").read_text().split())
+        for link in (mnt, ipc):
+            assert link in new or _namespace_holders(link) == [], f"{link} outlived the wipe"
+        alive = [pid for pid in old if os.path.exists(f"/proc/{pid}")]
+        assert not alive, f"processes of the wiped session still run: {alive}"
+    finally:
+        daemon.stop()
+
+
 # ----------------------------------------------------------------------------------------------- panel input
 def _panel(daemon: Daemon) -> httpx.Client:
     api = json.loads((daemon.runtime / "api.json").read_text())
@@ -200,6 +255,8 @@ def test_a_fifo_named_like_a_scan_does_not_wedge_the_daemon(tmp_path: Path) -> N
         for name in names:
             codes.append(client.get(f"/scans/{name}/thumbnail").status_code)
         assert all(code == 404 for code in codes), codes
+        listed = [scan["file"] for scan in client.get("/scans").json()]
+        assert listed == ["scan-20261201-110000.pdf"], listed  # the FIFOs are no scans
         start = time.monotonic()
         assert daemon.ctl("--json", "status").returncode == 0
         assert time.monotonic() - start < 30
