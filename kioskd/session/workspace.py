@@ -6,6 +6,7 @@ It must not log what is inside (file names could name the citizen); it only coun
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import errno
 import os
@@ -76,6 +77,27 @@ class Workspace:
             )
         finally:
             os.close(folder)
+
+    def write_print(self, name: str, data: bytes) -> int:
+        """Write a document kioskd sends to print as ``prints/<name>`` and return a descriptor open on that very file:
+        the printer reads it through ``/proc/self/fd/<fd>``, never by a path the session app could swap for a link
+        between the write and the read (the folder is shared with the app's group). Whatever the app planted under
+        that name (a link to a system file) is unlinked, never written through."""
+        folder = os.open(self.prints, _DIR)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=folder)
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640, dir_fd=folder)
+        finally:
+            os.close(folder)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def read_scan(self, name: str) -> bytes | None:
         """One scan's bytes, or None when ``name`` is not a regular file of the scans folder, or is larger than any

@@ -125,3 +125,34 @@ async def test_counts_and_clear_survive_a_tree_deeper_than_the_walk_goes(tmp_pat
     assert count_files(ws.downloads) == 1  # the walk stops descending at MAX_DEPTH, it does not fail
     await ws_ops.clear(ws.downloads)  # kioskd's walk hands the depths to find(1), which never follows a link
     assert list(ws.downloads.iterdir()) == []
+
+
+async def test_a_document_to_print_is_never_written_or_read_through_a_planted_link(tmp_path: Path) -> None:
+    victim = _victim(tmp_path)
+    ws = await _workspace(tmp_path)
+    (ws.prints / "print-1.pdf").symlink_to(victim / "precious.txt")
+    fd = ws.write_print("print-1.pdf", b"%PDF-1.4 the citizen's")
+    try:
+        # the app swaps the file for a link again after the write: the printer reads the descriptor, not the name
+        (ws.prints / "print-1.pdf").unlink()
+        (ws.prints / "print-1.pdf").symlink_to(victim / "precious.txt")
+        assert await asyncio.to_thread(Path(f"/proc/self/fd/{fd}").read_bytes) == b"%PDF-1.4 the citizen's"
+    finally:
+        os.close(fd)
+    assert _intact(victim)
+
+
+async def test_a_scan_is_never_saved_through_a_swapped_scans_folder(tmp_path: Path) -> None:
+    from kioskd.policies.scanning_pipeline import save_pdf
+
+    victim = _victim(tmp_path)
+    ws = await _workspace(tmp_path)
+    ws.scans.rmdir()
+    ws.scans.symlink_to(victim)
+    try:
+        save_pdf(b"%PDF-1.4 the citizen's", ws.scans, 1_764_583_200.0)
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the scan was saved through a link out of the workspace")
+    assert sorted(p.name for p in victim.iterdir()) == ["precious.txt", "sub"]
