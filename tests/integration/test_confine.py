@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -88,3 +91,36 @@ async def test_session_app_reports_confined_and_refuses_an_app_that_cannot_start
     missing = SessionApp(["/nonexistent/kiosk-app"], grace=1, clock=RealClock(), user=user)
     with pytest.raises(OSError, match="failed exec"):
         await missing.start("s2", ws)
+
+
+def test_deleting_as_the_app_user_never_follows_a_link_even_as_the_starting_point() -> None:
+    from kioskd.session.workspace import _delete_as
+
+    assert os.geteuid() == 0, "run the tests as root"
+    base = Path(tempfile.mkdtemp(prefix="kd-", dir="/tmp"))  # the app user must reach it: pytest's root is 0700
+    try:
+        _delete_as_checks(base, _delete_as)
+    finally:
+        shutil.rmtree(base)
+
+
+def _delete_as_checks(tmp_path: Path, _delete_as: Callable[[Path, tuple[int, int] | None], None]) -> None:
+    os.chmod(tmp_path, 0o755)
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o777)  # writable by the app user: only the link rule protects it
+    os.chmod(victim, 0o777)
+    (victim / "precious.txt").write_text("precious")
+    os.chmod(victim / "precious.txt", 0o666)
+    link = tmp_path / "downloads"
+    link.symlink_to(victim)
+    _delete_as(link, (NOBODY.pw_uid, NOBODY.pw_gid))
+    assert (victim / "precious.txt").read_text() == "precious" and not link.is_symlink()
+    folder = tmp_path / "browser"
+    (folder / "Default").mkdir(parents=True)
+    (folder / "Default" / "link").symlink_to(victim)
+    (folder / "Default" / "Cookies").write_text("citizen")
+    for path in (folder, folder / "Default", folder / "Default" / "Cookies"):
+        os.chown(path, NOBODY.pw_uid, NOBODY.pw_gid, follow_symlinks=False)
+    os.chmod(folder / "Default", 0o700)  # closed to others, as Chromium makes it
+    _delete_as(folder, (NOBODY.pw_uid, NOBODY.pw_gid))
+    assert list(folder.iterdir()) == [] and (victim / "precious.txt").exists()
