@@ -155,7 +155,9 @@ def test_every_place_the_app_user_can_write_is_in_its_session(tmp_path: Path) ->
     try:
         session = daemon.open_session()
         workspace = Path(session["workspace"])
-        _wait(lambda: (workspace / "home" / report).exists(), timeout=240)
+        # the walk covers the whole PC (every worktree, venv and image-build cache of a development machine): minutes
+        # under load, so a generous bound (the old code's "condition not met in time" was this bound, not the bug)
+        _wait(lambda: (workspace / "home" / report).exists(), timeout=600)
         lines = (workspace / "home" / report).read_text().splitlines()
         assert len(lines) > 5, "the app user's walk found nothing: it did not run"
         outside = []
