@@ -1,7 +1,11 @@
 """A citizen session's workspace: a private tmpfs (or, without the right to mount, a private 0700 directory)
 holding the session app's HOME, its downloads, the browser profile, the scans and the documents sent to print.
 
-It must not log what is inside (file names could name the citizen); it only counts files."""
+It must not log what is inside (file names could name the citizen); it only counts files. The session app shares
+the workspace and may tamper with it (a folder swapped for a link, a FIFO named like a scan): every walk here opens
+each level with ``O_NOFOLLOW|O_DIRECTORY`` relative to its parent's descriptor, every file kioskd reads back is
+opened ``O_NOFOLLOW|O_NONBLOCK`` and refused unless ``fstat`` says regular and small enough, so nothing here ever
+follows a link out of the workspace or blocks on what the app planted."""
 
 from __future__ import annotations
 
