@@ -185,6 +185,17 @@ CATALOGUE: dict[str, Message] = {
     ),
     # session
     "session.opened": Message("Nouveau citoyen : session ouverte", "New citizen: session opened"),
+    "session.unconfined": Message(
+        "Navigateur du citoyen non isolé (pas de droit de montage) : ce qu'il écrit hors de sa session peut "
+        "rester. Appelez le technicien",
+        "The citizen's browser is not confined (no right to mount): what it writes outside its session may stay. "
+        "Call the technician",
+    ),
+    "session.tampered": Message(
+        "Effacement vérifié ; {count} élément(s) de la session avaient été détournés (liens…) : supprimés sans les "
+        "suivre",
+        "Wipe verified; {count} part(s) of the session had been tampered with (links…): removed without following",
+    ),
     "session.idle.warning": Message(
         "Session inactive : effacement dans {seconds} s (touchez l'écran ou appuyez pour continuer)",
         "Session idle: wipe in {seconds} s (touch the screen or press to continue)",

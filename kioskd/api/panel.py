@@ -21,6 +21,7 @@ from PIL import Image
 
 from kioskd import messages
 from kioskd.api.answers import error_body
+from kioskd.session.workspace import read_regular
 from kioskd.station import Station
 
 PANEL_DIR = Path(__file__).resolve().parent / "static"
@@ -138,8 +139,9 @@ def router(station: Station) -> APIRouter:
     @app.get("/scans/{name}/thumbnail", summary="Page 1 of one of the current citizen's scans, as a small JPEG")
     async def thumbnail(name: Annotated[str, PathParam(pattern=SCAN_NAME)]) -> Response:
         session = station.session
-        path = session.workspace.scans / name if session is not None else None
-        data = await asyncio.to_thread(first_page_thumbnail, path) if path is not None else None
+        # read through the workspace: a regular file only, never through a link, never blocking on a FIFO, bounded
+        pdf = await asyncio.to_thread(session.workspace.read_scan, name) if session is not None else None
+        data = await asyncio.to_thread(first_page_thumbnail, pdf) if pdf is not None else None
         if data is None:
             return JSONResponse(
                 error_body("no such scan in this session", "scans", "api.scan_not_found"), status_code=404
@@ -161,14 +163,14 @@ def _static(name: str) -> FileResponse:
 JPEG_START = re.compile(rb"/DCTDecode.{0,400}?stream\r?\n", re.DOTALL)
 
 
-def first_page_thumbnail(pdf: Path, size: int = THUMBNAIL_PX) -> bytes | None:
-    """Page 1 of a scan kioskd wrote, as a small JPEG; None when there is no such file or no page in it.
+def first_page_thumbnail(pdf: Path | bytes, size: int = THUMBNAIL_PX) -> bytes | None:
+    """Page 1 of a scan kioskd wrote (a file, or its bytes read by ``Workspace.read_scan``), as a small JPEG; None
+    when there is no such regular file (links, FIFOs and files larger than any scan are refused) or no page in it.
 
     kioskd's scans are made by img2pdf, which embeds each page's JPEG as it is (a DCTDecode stream, page order):
     the first one is page 1, read straight out of the file without a PDF renderer."""
-    try:
-        data = pdf.read_bytes()
-    except OSError:
+    data = pdf if isinstance(pdf, bytes) else read_regular(pdf)
+    if data is None:
         return None
     found = JPEG_START.search(data)
     if found is None:

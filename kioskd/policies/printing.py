@@ -5,6 +5,8 @@ wipe, and counts as work with the citizen. It drives any ``kioskd.hal.Printer``;
 from __future__ import annotations
 
 import asyncio
+import os
+from pathlib import Path
 
 from kioskd.errors import TransitionRefused
 from kioskd.hal import Event, JobStateChanged, Printer
@@ -31,8 +33,14 @@ class PrintingPolicy(Policy):
         self.outlet.touch()
         session.print_count += 1
         number = session.print_count
-        path = session.workspace.prints / f"print-{number}.pdf"
-        await asyncio.to_thread(path.write_bytes, document)
-        job = await self.printer.submit(path, title=f"kiosk-{session.id}-{number}", session=session.id)
+        # written and read through one descriptor: the session app shares the prints folder and could swap the
+        # file for a link to a system file between the write and the printer's read
+        fd = await asyncio.to_thread(session.workspace.write_print, f"print-{number}.pdf", document)
+        try:
+            job = await self.printer.submit(
+                Path(f"/proc/self/fd/{fd}"), title=f"kiosk-{session.id}-{number}", session=session.id
+            )
+        finally:
+            os.close(fd)
         await self.outlet.snapshot()
         return job

@@ -81,9 +81,6 @@ class ScanningPolicy(Policy):
         session = self.outlet.session
         if session is None:
             return []
-        folder = session.workspace.scans
-
-        def listing() -> list[dict[str, Any]]:
-            return [{"file": p.name, "bytes": p.stat().st_size} for p in sorted(folder.glob("*.pdf"))]
-
-        return await asyncio.to_thread(listing)
+        # regular files only, the folder never through a link: the session app may have swapped it or planted FIFOs
+        files = await asyncio.to_thread(session.workspace.scan_files)
+        return [{"file": name, "bytes": size} for name, size in files]

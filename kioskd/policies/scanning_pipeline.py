@@ -7,6 +7,7 @@ never logs or reports file names, paths or document content: only counts, sizes 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import math
 import os
@@ -462,21 +463,28 @@ def scan_name(wall: float, attempt: int = 1) -> str:
 
 def save_pdf(data: bytes, dest: Path, wall: float) -> Path:
     """Write ``data`` under a new name in ``dest`` (never over an existing file); a failed write leaves nothing."""
-    for attempt in range(1, 1000):
-        path = dest / scan_name(wall, attempt)
-        try:
-            # O_EXCL: two jobs finishing in the same second must not overwrite each other's scans. 0640: the session
-            # app (its user in the workspace's group) uploads them; the folder keeps everyone else out.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-        except FileExistsError:
-            continue
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        return path
+    # the folder itself never through a link (the session app may have swapped it), each name relative to it
+    folder = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for attempt in range(1, 1000):
+            name = scan_name(wall, attempt)
+            try:
+                # O_EXCL: two jobs finishing in the same second must not overwrite each other's scans (and a link
+                # planted under that name is never written through). 0640: the session app (its user in the
+                # workspace's group) uploads them; the folder keeps everyone else out.
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640, dir_fd=folder)
+            except FileExistsError:
+                continue
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=folder)
+                raise
+            return dest / name
+    finally:
+        os.close(folder)
     raise OSError(errno.EEXIST, "no free scan name left for this second")
 
 

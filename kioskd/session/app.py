@@ -5,17 +5,26 @@ Every process of a session carries ``KIOSK_SESSION=<id>`` in its environment, so
 after kioskd itself crashed and the app was left running. With an app user (``kiosk-citizen`` in the image) the
 app cannot read kioskd's state or token, and every process of that user belongs to the session: kioskd cannot read
 another user's environment without ptrace rights, so the user id is the mark there. Its output goes nowhere: it
-could carry URLs."""
+could carry URLs.
+
+The app is started through ``confine.py`` (a launcher that becomes it): in a mount and IPC namespace of its own,
+the PC's file systems read-only, fresh tmpfs on /tmp, /var/tmp, /dev/shm, /run/lock, /run/user, the workspace
+bound back writable, no capability left. Its docstring lists every place the app user can still write and why the
+list is complete. Without the right to confine (a laptop), the app runs unconfined and ``SessionApp.confined``
+says why."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import pwd
 import signal
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from kioskd.errors import ProfileError
 from kioskd.hal import Clock
@@ -24,6 +33,8 @@ from kioskd.session.workspace import Workspace
 log = logging.getLogger(__name__)
 
 MARK = "KIOSK_SESSION"
+LAUNCHER = Path(__file__).with_name("confine.py")
+LAUNCH_TIMEOUT = 30.0  # seconds for the launcher to confine and exec (it takes tens of milliseconds)
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,8 @@ def environment(session_id: str, ws: Workspace) -> dict[str, str]:
             "XDG_CACHE_HOME": str(ws.home / ".cache"),
             "XDG_DATA_HOME": str(ws.home / ".local" / "share"),
             "XDG_DOWNLOAD_DIR": str(ws.downloads),
+            # in the workspace: /run/user is an empty private tmpfs in the app's namespace
+            "XDG_RUNTIME_DIR": str(ws.tmp),
         }
     )
     env.setdefault("LANG", "fr_FR.UTF-8")
@@ -107,12 +120,16 @@ def environment(session_id: str, ws: Workspace) -> dict[str, str]:
 
 
 class SessionApp:
-    def __init__(self, command: list[str], grace: float, clock: Clock, user: AppUser | None = None) -> None:
+    def __init__(
+        self, command: list[str], grace: float, clock: Clock, user: AppUser | None = None, private_size: str = "1G"
+    ) -> None:
         self.command = command
+        self.private_size = private_size  # each private tmpfs of the app's namespace (/tmp, /dev/shm …) at most
         self.grace = grace
         self.clock = clock
         self.user = user
         self.process: asyncio.subprocess.Process | None = None
+        self.confined: str = ""  # the launcher's word on the last start: "confined", or "unconfined <why>"
 
     async def start(self, session_id: str, ws: Workspace) -> None:
         if not self.command:
@@ -126,20 +143,46 @@ class SessionApp:
         log.info("session %s: app started (pid %d)", session_id, self.process.pid)
 
     async def _spawn(self, session_id: str, ws: Workspace) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            *expand(self.command, session_id, ws),
-            env=environment(session_id, ws),
-            cwd=ws.home,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: the wipe signals all its children at once
+        """The launcher, which confines itself, becomes the app user and execs the app; its status lines (one
+        descriptor, closed by the exec) say how it went before this returns."""
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        spec = {
+            "status_fd": write_end,
+            "workspace": str(ws.root),
+            "size": self.private_size,
+            "cwd": str(ws.home),
             # as the app user: umask 007 keeps what it writes readable by kioskd through the shared group only
-            user=self.user.uid if self.user else None,
-            group=self.user.gid if self.user else None,
-            extra_groups=[] if self.user else None,
-            umask=0o007 if self.user else -1,
-        )
+            "uid": self.user.uid if self.user else None,
+            "gid": self.user.gid if self.user else None,
+        }
+        launcher = [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(spec), "--"]
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *launcher,
+                *expand(self.command, session_id, ws),
+                env=environment(session_id, ws),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                start_new_session=True,  # its own process group: the wipe signals all its children at once
+                pass_fds=(write_end,),
+            )
+        finally:
+            os.close(write_end)
+        try:
+            status = await asyncio.wait_for(asyncio.to_thread(_read_all, read_end), LAUNCH_TIMEOUT)
+        finally:
+            os.close(read_end)
+        lines = status.splitlines() or ["failed: the launcher ended without a word"]
+        if any(line.startswith("failed") for line in lines):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+            raise OSError(0, next(line for line in lines if line.startswith("failed")))
+        self.confined = lines[0]
+        if self.confined != "confined":
+            log.warning("session %s: the app runs %s", session_id, self.confined)
+        return process
 
     async def stop(self, session_id: str) -> None:
         """SIGTERM to every process of the session, SIGKILL to those still there after the grace period."""
@@ -169,6 +212,13 @@ class SessionApp:
         if self.process is not None and self.process.returncode is None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.process.wait(), 0.01)
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def _signal(pids: list[int], sig: signal.Signals) -> None:

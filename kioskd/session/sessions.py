@@ -39,6 +39,7 @@ class Session:
     opened_at: float  # wall
     print_count: int = 0  # documents kioskd sent (numbers the anonymous titles)
     job_ids: set[int] = field(default_factory=set)  # every print job of the session, the app's own included
+    confined: str = ""  # the app's launcher's word: "confined", "unconfined <why>", "" without an app
 
     def counts(self) -> dict[str, int]:
         """Files in scans and downloads (counts only: names never leave this object)."""
@@ -69,7 +70,9 @@ class Sessions:
         self.open_sessions: dict[str, Session] = {}
         self.app_user = AppUser.lookup(self.config.app_user) if self.config.app_user else None
         self._as_user = (self.app_user.uid, self.app_user.gid) if self.app_user else None
-        self.app = SessionApp(self.config.app, self.config.app_grace, clock, self.app_user)
+        self.app = SessionApp(
+            self.config.app, self.config.app_grace, clock, self.app_user, private_size=self.config.workspace_size
+        )
         if self.config.app and len(str(root)) > 60:
             # the app's TMPDIR is <root>/<id>/tmp: a unix socket there (Chromium's singleton) must fit in 107 bytes
             log.warning("the runtime directory's path is long (%d bytes): the session app may fail", len(str(root)))
@@ -139,6 +142,7 @@ class Sessions:
             log.warning("session %s: audio not ready: %s", session_id, type(exc).__name__)
         try:
             await self.app.start(session_id, workspace)
+            session.confined = self.app.confined
         except OSError as exc:
             log.error("session %s: the session app did not start: %s", session_id, exc.strerror)
         log.info("session %s opened (%s workspace)", session_id, workspace.kind)

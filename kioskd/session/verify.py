@@ -1,5 +1,9 @@
 """The wipe's verification: the workspace is gone, no process of the session survives, the printer lists no job
-of it. It reports problems in a technician's words (counts, never a path inside the workspace); it removes nothing."""
+of it. It reports problems in a technician's words (counts, never a path inside the workspace); it removes nothing.
+
+No process left is also what proves the app's private /tmp, /var/tmp, /dev/shm, /run/lock and System V IPC gone:
+they live in the mount and IPC namespaces its launcher made (``confine.py``), which the kernel frees with their last
+process (the app user holds no capability to pin one by a bind mount of its ``/proc/<pid>/ns`` file)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,17 @@
 """The wipe's handlers, as a registry: each handler removes one kind of trace of a session and is added by
 registering it under a stage (``WipeHandlers.register``), never by editing the wipe. Stages run in order (the
-session app first, so nothing writes while we clean; then every handler concurrently; then the workspace itself);
-each handler reports a verdict and its time, retried once on failure, and never crashes the wipe. Nothing here
-logs or reports a path inside a workspace.
+session app first, so nothing writes while we clean; then the workspace's layout is checked, so no handler meets a
+folder swapped for a link; then every handler concurrently; then the workspace itself); each handler reports a
+verdict and its time (and may return a note, counts only), retried once on failure, and never crashes the wipe.
+Nothing here logs or reports a path inside a workspace, and nothing follows a link out of it.
 
 Fault injection for the crash tests: ``KIOSKD_FAULT_WIPE=<stage>`` makes the daemon kill itself (SIGKILL) right
-after that stage: journal, app, handlers, workspace, verified."""
+after that stage: journal, app, layout, handlers, workspace, verified."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -25,9 +27,12 @@ if TYPE_CHECKING:
     from kioskd.session.app import SessionApp
     from kioskd.session.receipt import WipeReceipt
 
+log = logging.getLogger(__name__)
+
 WipeReason = Literal["next", "idle", "power", "end_of_day", "travel", "recovery", "retry"]
-Stage = Literal["app", "handlers", "workspace"]
-STAGES: tuple[Stage, ...] = ("app", "handlers", "workspace")
+Stage = Literal["app", "layout", "handlers", "workspace"]
+STAGES: tuple[Stage, ...] = ("app", "layout", "handlers", "workspace")
+TAMPERED = " tampered"  # the layout verdict's note: "<count> tampered"
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class WipeContext:
     print_grace: float  # seconds the print handler waits for the citizen's paper (0 for a recovery)
 
 
-Handler = Callable[[WipeContext], Awaitable[None]]
+Handler = Callable[[WipeContext], Awaitable[str | None]]  # an optional note for the receipt (counts only)
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class HandlerVerdict:
     ok: bool
     seconds: float
     reason: str = ""  # why it failed, in a technician's words; never a citizen's file name
+    note: str = ""  # what it found on the way (the layout's tampering), counts only
 
 
 @dataclass
@@ -69,6 +75,11 @@ class WipeOutcome:
     @property
     def verified(self) -> bool:
         return all(v.ok for v in self.verdicts) and not self.problems
+
+    @property
+    def tampered(self) -> int:
+        """What the layout stage found not as kioskd made it (its note: ``"<count> tampered"``)."""
+        return sum(int(v.note.split()[0]) for v in self.verdicts if v.note.endswith(TAMPERED))
 
     def failed_handlers(self) -> list[str]:
         return [v.name for v in self.verdicts if not v.ok] + (["verification"] if self.problems else [])
@@ -99,8 +110,8 @@ async def run(name: str, handler: Handler, context: WipeContext, retries: int) -
     reason = ""
     for _attempt in range(1 + retries):
         try:
-            await handler(context)
-            return HandlerVerdict(name, True, round(clock.monotonic() - start, 4))
+            note = await handler(context)
+            return HandlerVerdict(name, True, round(clock.monotonic() - start, 4), note=note or "")
         except Exception as exc:  # a handler's failure is a verdict, never a crash
             reason = f"{type(exc).__name__}: {_safe(exc)}"
     return HandlerVerdict(name, False, round(clock.monotonic() - start, 4), reason)
@@ -113,6 +124,16 @@ async def run_stage(handlers: dict[str, Handler], context: WipeContext, retries:
 # ----------------------------------------------------------------------------------------------- the handlers
 async def stop_app(context: WipeContext) -> None:
     await context.app.stop(context.session_id)
+
+
+async def layout(context: WipeContext) -> str | None:
+    """The workspace as kioskd made it: a folder swapped for a link (or a file, a FIFO, a device node) is unlinked
+    without following it, and counted on the receipt; the handlers after it then meet only real folders."""
+    tampered = await asyncio.to_thread(ws_ops.check_layout, context.root)
+    if not tampered:
+        return None
+    log.warning("session %s: %d part(s) of the workspace were tampered with", context.session_id, tampered)
+    return f"{tampered}{TAMPERED}"
 
 
 def clear_folder(sub: str) -> Handler:
@@ -158,6 +179,7 @@ def standard_handlers() -> WipeHandlers:
     """Every trace a session leaves on the station today; the citizen's USB stick registers itself the same way."""
     handlers = WipeHandlers()
     handlers.register("app", stop_app, "app")
+    handlers.register("layout", layout, "layout")
     for sub in ("browser", "downloads", "scans"):
         handlers.register(sub, clear_folder(sub))
     handlers.register("print_jobs", print_jobs)

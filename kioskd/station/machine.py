@@ -445,6 +445,10 @@ class Station:
         self._set(dataclasses.replace(self._state, session=info, sessions_today=self._state.sessions_today + 1))
         self._go("in_session", "next")
         self.clear_notice("station")
+        if self.session.confined.startswith("unconfined"):
+            self.notice("session", "session.unconfined", "warning")
+        else:
+            self.clear_notice("session")
         self.touch()
 
     async def _idle_wipe(self) -> None:
@@ -486,7 +490,9 @@ class Station:
             self.devices.printer.set_session(None)
             self.session = None
             self._set(dataclasses.replace(self._state, session=None))
-        if outcome.verified:
+        if outcome.verified and outcome.tampered:
+            self.notice("wipe", "session.tampered", "warning", count=outcome.tampered)
+        elif outcome.verified:
             self.clear_notice("wipe")
         else:
             self.notice("wipe", "wipe.failed", "error", handler=", ".join(outcome.failed_handlers()))

@@ -164,7 +164,7 @@ def test_nothing_of_the_citizen_survives_next_with_real_chromium(tmp_path: Path,
 
 
 # ----------------------------------------------------------------------------------------------- crashes
-STAGES = [None, "journal", "app", "handlers", "workspace", "verified"]
+STAGES = [None, "journal", "app", "layout", "handlers", "workspace", "verified"]
 
 
 @pytest.mark.parametrize("stage", STAGES, ids=[s or "mid-session" for s in STAGES])

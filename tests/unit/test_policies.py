@@ -92,7 +92,7 @@ async def test_a_registered_wipe_handler_runs_in_every_wipe_and_its_verdict_is_o
 def test_a_wipe_handler_name_is_registered_once() -> None:
     handlers = standard_handlers()
     with pytest.raises(ValueError, match="clipboard"):
-        handlers.register("clipboard", standard_handlers().stages()[1][1]["clipboard"])
+        handlers.register("clipboard", dict(standard_handlers().stages())["handlers"]["clipboard"])
     assert WipeHandlers().names() == []
 
 
