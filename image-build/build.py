@@ -369,7 +369,7 @@ def build(
     if fmt == "directory":
         print(f"boot it: systemd-nspawn --register=no --keep-unit -b -D {out}", flush=True)
     else:
-        print(f"write it: dd if={out} of=/dev/sdX bs=4M conv=fsync,sparse status=progress", flush=True)
+        print(f"write it: dd if={out} of=/dev/sdX bs=4M conv=fsync status=progress", flush=True)
     return {
         "out": str(out), "inputs": inputs, "built": True, "seconds": progress.elapsed(), "bytes": size,
         "layout": layout,

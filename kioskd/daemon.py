@@ -259,6 +259,9 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
     (runtime / "api.json").write_text(
         json.dumps({"socket": str(opts.socket), "host": profile.api.host, "port": bound_port})
     )
+    # `kioskctl panel` of the agents' desktop user (the station's X session opens the panel with it) reads the port
+    _give_group(runtime / "api.json", profile.api.socket_group)
+    os.chmod(runtime / "api.json", 0o640)
 
     if profile.station.autostart and station.mode == "off":
         with contextlib.suppress(KioskError):
