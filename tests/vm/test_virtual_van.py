@@ -64,7 +64,11 @@ def test_power_on_reaches_ready_through_ovmf_and_systemd_boot(van: VirtualVan, p
     assert "systemd-boot" in loader, loader
     mounts = van.sh("findmnt -n -o SOURCE,TARGET / ; findmnt -n -o SOURCE,TARGET /var/lib/kioskd /etc/kioskd")
     assert "/dev/vda2 /" in mounts and mounts.count("/dev/vda4") == 2, mounts
-    report(pytestconfig, f"\npower on → READY on the serial console: {ready:.1f} s")
+    # the unit as shipped, rated by the guest's own systemd: no hardening was dropped to reach X and the sound server
+    rating = van.sh("systemd-analyze security kioskd.service --no-pager | tail -1")
+    exposure = float(rating.split(":")[-1].split()[0])
+    assert exposure <= 3.2, rating
+    report(pytestconfig, f"\npower on → READY on the serial console: {ready:.1f} s; kioskd.service exposure {exposure}")
 
 
 def test_both_screens_light_up_with_the_panel_mirrored(van: VirtualVan, pytestconfig: pytest.Config) -> None:
@@ -130,17 +134,19 @@ def test_discharging_gives_the_panels_battery_notice(van: VirtualVan) -> None:
     assert status["power"]["soc"] == 81.2 and status["power"]["time_to_go"] == 615 * 60, status["power"]
 
 
-def test_next_citizen_gives_a_verified_receipt_and_closes_the_app(van: VirtualVan) -> None:
+def test_next_citizen_gives_a_verified_receipt_and_ends_the_citizens_app(van: VirtualVan) -> None:
     session = van.status()["session"]
     assert session is not None
-    van.sh("/opt/kioskd/bin/kioskctl next")
-    van.wait_status(lambda s: (s["session"] or {}).get("id") != session["id"], 120, "the wipe")
+    app = set(van.sh("pgrep -u kiosk-citizen || true").split())
+    assert app, "the session app runs as kiosk-citizen"
+    van.sh("/opt/kioskd/bin/kioskctl next")  # wipes this citizen's session, then opens the next citizen's
+    van.wait_status(lambda s: (s["session"] or {}).get("id") not in (None, session["id"]), 180, "the next session")
     receipts = json.loads(van.sh("/opt/kioskd/bin/kioskctl --json receipts"))
     mine = next(r for r in receipts if r["session"] == session["id"])
     assert mine["verified"] is True and mine["reason"] == "next", mine
     assert all(handler["ok"] for handler in mine["handlers"]), mine["handlers"]
     assert {"app", "clipboard", "audio", "workspace"} <= {handler["name"] for handler in mine["handlers"]}
-    assert "kiosk-citizen" not in van.sh("ps -o user= -C chromium || true")
+    assert not app & set(van.sh("pgrep -u kiosk-citizen || true").split()), "the first citizen's app outlived its wipe"
 
 
 def test_kioskd_killed_in_a_session_is_restarted_and_wipes_it_before_ready(van: VirtualVan) -> None:
