@@ -62,7 +62,7 @@ def test_power_on_reaches_ready_through_ovmf_and_systemd_boot(van: VirtualVan, p
     # it booted from the disk as a PC would: UEFI, systemd-boot, root A, the data partition under kioskd's dirs
     loader = van.sh("cat /sys/firmware/efi/efivars/LoaderInfo-* | tr -d '\\000'")
     assert "systemd-boot" in loader, loader
-    mounts = van.sh("findmnt -n -o SOURCE,TARGET / ; findmnt -n -o SOURCE,TARGET /var/lib/kioskd /etc/kioskd")
+    mounts = van.sh("for m in / /var/lib/kioskd /etc/kioskd; do findmnt -n -o SOURCE,TARGET --mountpoint $m; done")
     assert "/dev/vda2 /" in mounts and mounts.count("/dev/vda4") == 2, mounts
     # the unit as shipped, rated by the guest's own systemd: no hardening was dropped to reach X and the sound server
     rating = van.sh("systemd-analyze security kioskd.service --no-pager | tail -1")
@@ -81,7 +81,7 @@ def test_both_screens_light_up_with_the_panel_mirrored(van: VirtualVan, pytestco
 
 
 def test_kioskd_reports_the_battery_monitors_figures(van: VirtualVan) -> None:
-    status = van.wait_status(lambda s: s["power"]["available"] and s["power"]["soc"] == 87.6, 60, "the BMV's SOC")
+    status = van.wait_status(lambda s: s["power"]["available"] and s["power"]["soc"] == 87.6, 180, "the BMV's SOC")
     power = status["power"]
     assert power["voltage"] == 12.84 and power["current"] == 3.1 and power["shore"] is True, power
     assert status["displays"]["outputs"][0]["name"] == "Virtual-1", status["displays"]
@@ -91,32 +91,32 @@ def test_kioskd_reports_the_battery_monitors_figures(van: VirtualVan) -> None:
 def test_the_button_starts_the_station_and_the_citizen_screen_mirrors(van: VirtualVan) -> None:
     pressed = time.monotonic()
     van.press()
-    status = van.wait_status(lambda s: s["station"]["state"] == "ready", 90, "the station ready")
+    status = van.wait_status(lambda s: s["station"]["state"] == "ready", 180, "the station ready")
     van.marks["button → ready"] = time.monotonic() - pressed
     assert status["displays"]["mirrored"] is True and status["displays"]["layout"] == "mirror", status["displays"]
-    wait_heads(van, lambda a, c: shows_panel(a) and same(a, c), 60, "the mirror after the start")
+    wait_heads(van, lambda a, c: shows_panel(a) and same(a, c), 120, "the mirror after the start")
 
 
 def test_privacy_curtains_the_citizen_screen_and_leaves_the_agents(van: VirtualVan) -> None:
     van.sh("/opt/kioskd/bin/kioskctl privacy on")
     agent, _ = wait_heads(
-        van, lambda a, c: share(c, CURTAIN) > 0.6 and shows_panel(a), 30, "the curtain on the citizen screen only"
+        van, lambda a, c: share(c, CURTAIN) > 0.6 and shows_panel(a), 120, "the curtain on the citizen screen only"
     )
     assert share(agent, CURTAIN) < 0.05
     van.sh("/opt/kioskd/bin/kioskctl privacy off")
-    wait_heads(van, lambda a, c: shows_panel(a) and same(a, c), 30, "the mirror back after privacy")
+    wait_heads(van, lambda a, c: shows_panel(a) and same(a, c), 120, "the mirror back after privacy")
 
 
 def test_a_second_press_opens_a_session_whose_app_window_shows_on_both_screens(van: VirtualVan) -> None:
     pressed = time.monotonic()
     van.press()
-    van.wait_status(lambda s: s["station"]["state"] == "in_session", 60, "a session")
+    van.wait_status(lambda s: s["station"]["state"] == "in_session", 180, "a session")
     left, right = (0, BAND + 40, W // 2, H - 40), (W // 2, BAND + 40, W, H - 40)
 
     def app_shown(a: Image.Image, c: Image.Image) -> bool:
         return share(a, MAGENTA, left) > 0.9 and share(a, GREEN, right) > 0.9 and same(a, c)
 
-    agent, _ = wait_heads(van, app_shown, 240, "the session app's window on both screens")
+    agent, _ = wait_heads(van, app_shown, 420, "the session app's window on both screens")
     van.marks["button → session app window"] = time.monotonic() - pressed
     assert shows_panel(agent), "the panel's header band must stay in view above the session app"
     users = van.sh("ps -o user= -C chromium | sort | uniq -c")
@@ -152,7 +152,7 @@ def test_next_citizen_gives_a_verified_receipt_and_ends_the_citizens_app(van: Vi
 def test_kioskd_killed_in_a_session_is_restarted_and_wipes_it_before_ready(van: VirtualVan) -> None:
     if van.status()["station"]["state"] != "in_session":
         van.press()
-        van.wait_status(lambda s: s["station"]["state"] == "in_session", 60, "a session")
+        van.wait_status(lambda s: s["station"]["state"] == "in_session", 180, "a session")
     session = van.status()["session"]
     before = van.unit("kioskd.service", "MainPID", "NRestarts")
     killed = time.monotonic()
@@ -171,7 +171,7 @@ def test_kioskd_killed_in_a_session_is_restarted_and_wipes_it_before_ready(van: 
 def test_a_long_press_wipes_and_powers_the_van_off(van: VirtualVan) -> None:
     if van.status()["station"]["state"] == "off":
         van.press()
-        van.wait_status(lambda s: s["station"]["state"] == "ready", 90, "the station ready")
+        van.wait_status(lambda s: s["station"]["state"] == "ready", 180, "the station ready")
     held = time.monotonic()
     van.press(hold=4.0)
     code = van.wait_exit(180)

@@ -405,7 +405,7 @@ class VirtualVan:
     def wait_agent(self, timeout: float) -> None:
         self.wait_for(lambda: self.guest().ping(), timeout, "guest agent", period=1.0)
 
-    def sh(self, script: str, timeout: float = 60.0) -> str:
+    def sh(self, script: str, timeout: float = 180.0) -> str:
         code, out, err = self.guest().sh(script, timeout)
         if code != 0:
             raise VanError(f"guest: {script!r} exited {code}: {err.strip() or out.strip()}")
@@ -413,7 +413,7 @@ class VirtualVan:
 
     def status(self) -> dict[str, Any]:
         """``kioskctl --json status`` in the guest: the station as its agents see it."""
-        code, out, err = self.guest().run("/opt/kioskd/bin/kioskctl", "--json", "status", timeout=60)
+        code, out, err = self.guest().run("/opt/kioskd/bin/kioskctl", "--json", "status", timeout=180)
         if code != 0:
             raise VanError(f"kioskctl status: {code} {err.strip()}")
         answer: dict[str, Any] = json.loads(out)
