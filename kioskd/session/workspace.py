@@ -334,6 +334,7 @@ def _chmod(path: Path, mode: int) -> None:
             raise
         os.chmod(path, mode & ~stat.S_ISGID)
 
+
 def _delete_as(path: Path, user: tuple[int, int] | None) -> None:
     """Empty ``path`` as the session app's user: its own private folders (Chromium makes them 0700) are closed to
     kioskd, which holds no right to override file permissions. As safe as the app's own rights: find(1) runs as
