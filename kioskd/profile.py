@@ -260,6 +260,8 @@ class Profile(_Section):
     @field_validator("devices")
     @classmethod
     def _all_devices(cls, devices: dict[DeviceKind, DeviceSection]) -> dict[DeviceKind, DeviceSection]:
+        # the citizen's input devices are optional: a van without any has the citizen watch only
+        devices = {"inputs": DeviceSection(driver="none"), **devices}
         missing = [kind for kind in DEVICE_KINDS if kind not in devices]
         if missing:
             raise ValueError(f"every device kind needs a [devices.<kind>] table; missing: {', '.join(missing)}")

@@ -14,7 +14,17 @@ from typing import Any, ClassVar, NamedTuple
 from kioskd.hal import Clock, DeviceKind, DriverContext, Event, StateEvent
 
 # The order ``kioskctl sim`` lists the verbs in: the van's parts as a technician walks round it.
-VERB_ORDER: tuple[DeviceKind, ...] = ("power", "modem", "displays", "scanner", "printer", "button", "camera", "audio")
+VERB_ORDER: tuple[DeviceKind, ...] = (
+    "power",
+    "modem",
+    "displays",
+    "inputs",
+    "scanner",
+    "printer",
+    "button",
+    "camera",
+    "audio",
+)
 
 
 class Record(NamedTuple):

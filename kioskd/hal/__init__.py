@@ -48,6 +48,17 @@ from kioskd.hal.displays import (
     OutputRole,
 )
 from kioskd.hal.host import Host, InhibitLock, ShutdownPrepared
+from kioskd.hal.inputs import (
+    IDENTITY,
+    InputDevice,
+    InputKind,
+    Inputs,
+    InputsChanged,
+    InputSide,
+    InputsState,
+    Matrix,
+    output_matrix,
+)
 from kioskd.hal.modem import Modem, ModemChanged, ModemState, Registration, SignalChanged, SimStatus, Technology
 from kioskd.hal.network import Uplink, UplinkKind, Uplinks
 from kioskd.hal.power import IgnitionChanged, PowerChanged, PowerSource, PowerState, ShoreChanged
@@ -74,12 +85,21 @@ from kioskd.hal.scanner import (
 )
 
 DeviceState = (
-    PowerState | ModemState | DisplaysState | ScannerState | PrinterState | ButtonState | AudioState | CameraState
+    PowerState
+    | ModemState
+    | DisplaysState
+    | ScannerState
+    | PrinterState
+    | ButtonState
+    | AudioState
+    | CameraState
+    | InputsState
 )
 
 __all__ = [
     "CONTRACTS",
     "DEVICE_KINDS",
+    "IDENTITY",
     "JOB_FINISHED",
     "LED_CYCLES",
     "Audio",
@@ -115,9 +135,16 @@ __all__ = [
     "Host",
     "IgnitionChanged",
     "InhibitLock",
+    "InputDevice",
+    "InputKind",
+    "InputSide",
+    "Inputs",
+    "InputsChanged",
+    "InputsState",
     "JobState",
     "JobStateChanged",
     "LedPattern",
+    "Matrix",
     "Modem",
     "ModemChanged",
     "ModemState",
@@ -159,4 +186,5 @@ __all__ = [
     "Verdict",
     "contract_of",
     "options_model_of",
+    "output_matrix",
 ]

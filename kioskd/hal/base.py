@@ -14,7 +14,7 @@ from kioskd.errors import DeviceError as DeviceError
 from kioskd.errors import DeviceUnsupported as DeviceUnsupported
 from kioskd.errors import ProfileError as ProfileError
 
-DeviceKind = Literal["power", "modem", "displays", "scanner", "printer", "button", "audio", "camera"]
+DeviceKind = Literal["power", "modem", "displays", "scanner", "printer", "button", "audio", "camera", "inputs"]
 DriverKind = DeviceKind | Literal["host"]  # the host (power off, inhibit) has a backend but no state to show
 DEVICE_KINDS: tuple[DeviceKind, ...] = (
     "power",
@@ -25,6 +25,7 @@ DEVICE_KINDS: tuple[DeviceKind, ...] = (
     "button",
     "audio",
     "camera",
+    "inputs",
 )
 
 

@@ -20,6 +20,7 @@ from kioskd.hal.camera import Camera
 from kioskd.hal.displays import Displays
 from kioskd.hal.entry_points import load_backend
 from kioskd.hal.host import Host
+from kioskd.hal.inputs import Inputs
 from kioskd.hal.modem import Modem
 from kioskd.hal.power import PowerSource
 from kioskd.hal.printer import Printer
@@ -36,6 +37,7 @@ CONTRACTS: dict[DeviceKind, type[Any]] = {
     "button": Button,
     "audio": Audio,
     "camera": Camera,
+    "inputs": Inputs,
 }
 
 
@@ -184,7 +186,7 @@ class Simulation(Protocol):
 
 @dataclass
 class Devices:
-    """The eight backends of one station (and its host), typed by contract."""
+    """The nine backends of one station (and its host), typed by contract."""
 
     power: PowerSource
     modem: Modem
@@ -194,6 +196,7 @@ class Devices:
     button: Button
     audio: Audio
     camera: Camera
+    inputs: Inputs
     host: Host
     simulation: Simulation | None = None
 

@@ -16,6 +16,7 @@ from kioskd.hal import (
     CameraState,
     DisplaysState,
     Event,
+    InputsState,
     ModemState,
     PowerState,
     PrinterState,
@@ -73,6 +74,7 @@ class StationState:
     button: ButtonState = ButtonState()
     audio: AudioState = AudioState()
     camera: CameraState = CameraState()
+    inputs: InputsState = InputsState()
     session: SessionInfo | None = None
     notices: tuple[Notice, ...] = field(default=())
     sessions_today: int = 0
@@ -109,6 +111,7 @@ class StationState:
             "button": dataclasses.asdict(self.button),
             "audio": dataclasses.asdict(self.audio),
             "camera": dataclasses.asdict(self.camera),
+            "inputs": dataclasses.asdict(self.inputs),
             "session": session,
             "notices": [n.to_json() for n in self.notices],
         }
