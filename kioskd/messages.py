@@ -204,6 +204,14 @@ CATALOGUE: dict[str, Message] = {
         "Écrans éteints : démarrez la station pour masquer l'écran citoyen",
         "Screens are off: start the station to hide the citizen screen",
     ),
+    "refused.handover.curtain": Message(
+        "Écran citoyen masqué : montrez-le avant de donner la main au citoyen",
+        "Citizen screen hidden: show it before handing the controls to the citizen",
+    ),
+    "refused.confidential.curtain": Message(
+        "Écran citoyen masqué : montrez-le avant la saisie confidentielle",
+        "Citizen screen hidden: show it before the confidential entry",
+    ),
     "refused.no_session": Message(
         "Aucun citoyen en cours : ouvrez une session d'abord", "No citizen session: open one first"
     ),
@@ -542,6 +550,24 @@ CATALOGUE: dict[str, Message] = {
     "panel.display.off": Message("Rien n'est montré au citoyen", "Nothing is shown to the citizen"),
     "panel.privacy.hide": Message("Masquer l'écran citoyen", "Hide the citizen screen"),
     "panel.privacy.show": Message("Montrer l'écran citoyen", "Show the citizen screen"),
+    # hand-over (kioskd/policies/handover.py, issue 23)
+    "panel.handover.on": Message("Main au citoyen", "Hand over to the citizen"),
+    "panel.handover.off": Message("Reprendre la main", "Take the controls back"),
+    "panel.confidential.on": Message("Saisie confidentielle", "Confidential entry"),
+    "panel.confidential.off": Message("Fin de la saisie confidentielle", "End the confidential entry"),
+    "panel.handover.state.on": Message("Le citoyen a la main", "The citizen has the controls"),
+    "panel.handover.state.confidential": Message(
+        "Le citoyen saisit une information confidentielle (appui court sur le bouton pour reprendre la main)",
+        "The citizen is typing something confidential (short press on the button to take the controls back)",
+    ),
+    "handover.on": Message("Le citoyen a la main", "The citizen has the controls"),
+    "handover.off": Message(
+        "Le citoyen regarde (ses commandes sont désactivées)", "The citizen watches (their controls are disabled)"
+    ),
+    "handover.confidential": Message(
+        "Saisie confidentielle : votre écran est masqué, votre clavier et votre souris sont désactivés",
+        "Confidential entry: your screen is hidden, your keyboard and mouse are disabled",
+    ),
     "panel.scanner.idle": Message("Prêt", "Ready"),
     "panel.scanner.scanning": Message("Numérisation…", "Scanning…"),
     "panel.scanner.fault": Message("En défaut", "Fault"),

@@ -200,6 +200,17 @@ class ActivityConfig(_Section):
         return value
 
 
+class HandoverConfig(_Section):
+    """``[handover]``: handing the controls to the citizen ("Main au citoyen", "Saisie confidentielle")."""
+
+    confidential_timeout: float = Field(
+        300,
+        ge=10,
+        le=3600,
+        description="seconds after which a confidential entry ends by itself (the agent's screen and devices back)",
+    )
+
+
 class FleetConfig(_Section):
     """``[fleet]``: the link to the office's MQTT broker (absent: no fleet link). Defined here so that reading a
     profile never imports paho-mqtt."""
@@ -252,6 +263,7 @@ class Profile(_Section):
     api: ApiConfig = ApiConfig()
     scanning: ScanningConfig = ScanningConfig()
     activity: ActivityConfig = ActivityConfig()
+    handover: HandoverConfig = HandoverConfig()
     fleet: FleetConfig | None = None  # no [fleet] section: no fleet link
     devices: dict[DeviceKind, DeviceSection]
     host: DeviceSection = DeviceSection(driver="logind")  # power off and inhibitor locks; "sim" in the simulator

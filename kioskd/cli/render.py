@@ -180,6 +180,19 @@ def render_stop(body: dict[str, Any], lang: Lang) -> str:
     return messages.text("stop.set", lang, stop=body["stop"]) if body["stop"] else messages.text("stop.cleared", lang)
 
 
+def render_handover(body: dict[str, Any], lang: Lang) -> str:
+    """Who has the controls after a hand-over or confidential-entry command."""
+    handover = body["handover"]
+    key = (
+        "handover.confidential"
+        if handover["confidential"]
+        else "handover.on"
+        if handover["handover"]
+        else "handover.off"
+    )
+    return messages.text(key, lang)
+
+
 def render_curtain(body: dict[str, Any], lang: Lang) -> str:
     """The citizen screen after a privacy command: the curtain, or the mirror of the agent's screen."""
     return messages.text("word.curtain" if body["curtain"] else "word.mirror", lang)

@@ -23,6 +23,7 @@ from kioskd.hal import (
     ScannerState,
 )
 from kioskd.policies.connectivity import ConnectivityState
+from kioskd.policies.handover import HandoverState
 
 Mode = Literal["off", "starting", "ready", "in_session", "wiping", "travelling", "shutting_down"]
 MODES: tuple[Mode, ...] = ("off", "starting", "ready", "in_session", "wiping", "travelling", "shutting_down")
@@ -75,6 +76,7 @@ class StationState:
     audio: AudioState = AudioState()
     camera: CameraState = CameraState()
     inputs: InputsState = InputsState()
+    handover: HandoverState = HandoverState()
     session: SessionInfo | None = None
     notices: tuple[Notice, ...] = field(default=())
     sessions_today: int = 0
@@ -112,6 +114,7 @@ class StationState:
             "audio": dataclasses.asdict(self.audio),
             "camera": dataclasses.asdict(self.camera),
             "inputs": dataclasses.asdict(self.inputs),
+            "handover": dataclasses.asdict(self.handover),
             "session": session,
             "notices": [n.to_json() for n in self.notices],
         }
