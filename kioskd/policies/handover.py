@@ -53,7 +53,7 @@ class HandoverPolicy(Policy):
         self.clock = clock
         self._timer: TimerHandle | None = None
         self._started: dict[str, float] = {}  # "handover" / "confidential" → monotonic start
-        self._mapped: Output | None = None
+        self._mapped: tuple[Output, ...] = ()  # the outputs the citizen's devices were last mapped among
         self._closed: HandoverState | None = None  # the closing session's counts, for its wipe's receipt
 
     @property
@@ -115,8 +115,9 @@ class HandoverPolicy(Policy):
         if displays.curtain and (self.state.handover or self.state.confidential):
             self.outlet.spawn(self.end_all())  # the curtain came by another way: the citizen's devices go dark
         citizen = next((o for o in displays.outputs if o.role == "citizen" and o.connected and o.width), None)
-        if citizen is not None and citizen != self._mapped:
-            self._mapped = citizen
+        # the matrix is the citizen output's share of the whole screen: any output that moves changes it
+        if citizen is not None and displays.outputs != self._mapped:
+            self._mapped = displays.outputs
             self.outlet.spawn(self.inputs.map_citizen(citizen))
 
     def session_closing(self) -> None:
@@ -150,12 +151,11 @@ class HandoverPolicy(Policy):
             raise TransitionRefused("the citizen screen is hidden", where="handover", key=f"refused.{what}.curtain")
 
     async def _citizen_live(self, on: bool) -> None:
-        citizen = next(
-            (o for o in self.outlet.state.displays.outputs if o.role == "citizen" and o.connected and o.width), None
-        )
+        outputs = self.outlet.state.displays.outputs
+        citizen = next((o for o in outputs if o.role == "citizen" and o.connected and o.width), None)
         if on and citizen is not None:
             await self.inputs.map_citizen(citizen)  # mapped before it is live: the first touch lands right
-            self._mapped = citizen
+            self._mapped = outputs
         await self.inputs.set_enabled("citizen", on)
 
     async def _end_confidential(self) -> None:
