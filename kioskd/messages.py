@@ -617,6 +617,12 @@ CATALOGUE: dict[str, Message] = {
     "stats.mean": Message("(moy. {minutes} min)", "(mean {minutes} min)"),
     "stats.week": Message("S{week} (lun. {monday})", "W{week} (Mon {monday})"),
     "stats.hour": Message("{hour} h ({visits})", "{hour}:00 ({visits})"),
+    "stats.handover": Message(
+        "Main au citoyen : {handovers} fois ({handover_minutes} min) ; saisies confidentielles : {confidential} "
+        "({confidential_minutes} min)",
+        "Handed over to the citizen: {handovers} times ({handover_minutes} min); confidential entries: "
+        "{confidential} ({confidential_minutes} min)",
+    ),
     "stats.busiest": Message("Heures les plus chargées : {hours}", "Busiest hours: {hours}"),
     "stats.no_stop": Message("(arrêt non renseigné)", "(stop not named)"),
     "stats.chart.per_stop": Message("Visites par arrêt — {month}", "Visits per stop — {month}"),

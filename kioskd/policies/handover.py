@@ -18,7 +18,7 @@ from kioskd.policies.base import Policy
 
 if TYPE_CHECKING:
     from kioskd.profile import HandoverConfig
-    from kioskd.session.wipe import WipeContext
+    from kioskd.session.wipe import WipeContext, WipeOutcome
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class HandoverPolicy(Policy):
         self._timer: TimerHandle | None = None
         self._started: dict[str, float] = {}  # "handover" / "confidential" → monotonic start
         self._mapped: tuple[Output, ...] = ()  # the outputs the citizen's devices were last mapped among
-        self._closed: HandoverState | None = None  # the closing session's counts, for its wipe's receipt
+        self._counts: dict[str, HandoverState] = {}  # a closing session's counts, for its wipe's receipt and visit
 
     @property
     def state(self) -> HandoverState:
@@ -125,7 +125,8 @@ class HandoverPolicy(Policy):
         self._cancel()
         for what in tuple(self._started):
             self._end(what)
-        self._closed = self.state
+        if self.outlet.session is not None:
+            self._counts[self.outlet.session.id] = self.state
         self.outlet.show(handover=HandoverState())
 
     def close(self) -> None:
@@ -140,8 +141,23 @@ class HandoverPolicy(Policy):
             problems.append("the agent's curtain is still shown")
         if problems:
             raise RuntimeError("input devices not restored: " + "; ".join(problems))
-        closed, self._closed = self._closed, None
-        return closed.note() if closed is not None else ""
+        counts = self._counts.get(context.session_id)
+        return counts.note() if counts is not None else ""
+
+    async def wiped(self, outcome: WipeOutcome) -> None:
+        """The visit the wipe ended gets this session's counts (the recorder, after this policy, writes it)."""
+        counts = self._counts.pop(outcome.session, None) if outcome.verified else self._counts.get(outcome.session)
+        receipt = outcome.receipt
+        if counts is None or receipt is None or receipt.visit is None:
+            return
+        visit = dataclasses.replace(
+            receipt.visit,
+            handovers=counts.handovers,
+            handover_seconds=counts.handover_seconds,
+            confidential=counts.confidential_entries,
+            confidential_seconds=counts.confidential_seconds,
+        )
+        outcome.receipt = dataclasses.replace(receipt, visit=visit)
 
     # ------------------------------------------------------------------------------------------- inside
     def _check(self, what: str) -> None:

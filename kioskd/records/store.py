@@ -112,9 +112,20 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # the columns added after a store was first made: a store of an older kioskd gets them (NULL: written before)
-ADDED_COLUMNS = (("receipts", "up", "REAL"), ("activity", "up", "REAL"), ("outbox", "up", "REAL"))
+ADDED_COLUMNS = (
+    ("receipts", "up", "REAL"),
+    ("activity", "up", "REAL"),
+    ("outbox", "up", "REAL"),
+    # hand-overs to the citizen and confidential entries of the visit: how many, how long (issue 23)
+    ("activity", "handovers", "INTEGER NOT NULL DEFAULT 0"),
+    ("activity", "handover_seconds", "REAL NOT NULL DEFAULT 0"),
+    ("activity", "confidential", "INTEGER NOT NULL DEFAULT 0"),
+    ("activity", "confidential_seconds", "REAL NOT NULL DEFAULT 0"),
+)
 RECEIPT_COLUMNS = "session, opened_at, closed_at, reason, verified, handlers, problems, scans, downloads, prints"
 ACTIVITY_COLUMNS = "stop, day, hour, opened_at, seconds, scans, prints, reason"
+# what a visit is read and written with: the first store's columns and those added since (ADDED_COLUMNS)
+VISIT_COLUMNS = ACTIVITY_COLUMNS + ", handovers, handover_seconds, confidential, confidential_seconds"
 COLUMNS = {
     "receipts": RECEIPT_COLUMNS,
     "activity": ACTIVITY_COLUMNS,
@@ -182,6 +193,10 @@ class Activity:
     scans: int
     prints: int
     reason: str
+    handovers: int = 0  # "Main au citoyen" given in the visit, and for how many seconds in all
+    handover_seconds: float = 0.0
+    confidential: int = 0  # confidential entries, and their seconds
+    confidential_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -345,7 +360,7 @@ class Store:
         with self._connect() as db:
             if activity is not None:
                 db.execute(
-                    f"INSERT INTO activity ({ACTIVITY_COLUMNS}, up) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO activity ({VISIT_COLUMNS}, up) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (*astuple(activity), up),
                 )
             if self.queue_for_fleet:
@@ -425,7 +440,7 @@ class Store:
     def _activity(self, month: str) -> list[Activity]:
         with self._connect() as db:
             rows = db.execute(
-                f"SELECT {ACTIVITY_COLUMNS} FROM activity WHERE day LIKE ? ORDER BY opened_at", (f"{month}-%",)
+                f"SELECT {VISIT_COLUMNS} FROM activity WHERE day LIKE ? ORDER BY opened_at", (f"{month}-%",)
             ).fetchall()
         return [Activity(*row) for row in rows]
 

@@ -8,6 +8,7 @@ import pytest
 
 from kioskd.errors import TransitionRefused, WipeError
 from kioskd.hal import IDENTITY, Output, output_matrix
+from kioskd.records.stats import month_of, render, summarize
 from kioskd.records.store import Store
 from tests.conftest import Rig, make_rig, sim_profile
 
@@ -199,6 +200,14 @@ async def test_the_wipe_restores_the_devices_and_the_receipt_counts_without_cont
     receipt = next(r for r in await Store(rig.state_dir / "kioskd.sqlite").receipts(5) if r.session == session.id)
     verdict = next(h for h in receipt.handlers if h["name"] == "inputs")
     assert verdict["ok"] and verdict["note"] == "1 handover(s) 30 s, 1 confidential 20 s"
+    store = Store(rig.state_dir / "kioskd.sqlite")
+    assert receipt.opened_at is not None
+    visits = await store.activity(month_of(receipt.opened_at, rig.station.profile.activity.timezone))
+    visit = next(v for v in visits if v.opened_at == receipt.opened_at)
+    assert (visit.handovers, visit.handover_seconds, visit.confidential, visit.confidential_seconds) == (1, 30, 1, 20)
+    summary = summarize("any", visits)
+    assert (summary["handovers"], summary["confidential"]) == (1, 1)
+    assert "Main au citoyen : 1 fois (0,5 min)" in render(summary, "fr")
 
 
 async def test_a_device_that_stays_live_fails_the_wipe(rig: Rig) -> None:
