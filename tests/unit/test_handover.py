@@ -222,3 +222,16 @@ async def test_a_device_that_stays_live_fails_the_wipe(rig: Rig) -> None:
     await rig.sim("inputs", "mended")
     await rig.drive(rig.station.retry_wipe())
     assert rig.station.mode == "ready"
+
+
+@pytest.mark.parametrize("name", ["virtual-van.toml", "example-van.toml", "example-bus-pi.toml", "sim.toml"])
+def test_the_shipped_session_app_commands_fill_their_placeholders(name: str) -> None:
+    """The virtual van's test page carries a script: its braces must survive the command's str.format."""
+    from pathlib import Path
+
+    from kioskd.profile import load_profile
+
+    profile = load_profile(Path(__file__).resolve().parents[2] / "profiles" / name)
+    values = {"session": "s", "workspace": "w", "home": "h", "downloads": "d", "browser": "b"}
+    filled = [part.format(**values) for part in profile.station.app]
+    assert len(filled) == len(profile.station.app)
