@@ -659,6 +659,7 @@ CATALOGUE: dict[str, Message] = {
     "label.button": Message("Bouton", "Button"),
     "label.audio": Message("Audio", "Audio"),
     "label.camera": Message("Caméra", "Camera"),
+    "label.inputs": Message("Commandes du citoyen", "Citizen's controls"),
     "label.session": Message("Session", "Session"),
     "label.connectivity": Message("Connexion Internet", "Internet link"),
     "label.notices": Message("Alertes", "Notices"),
@@ -747,6 +748,10 @@ CATALOGUE: dict[str, Message] = {
     "doctor.audio.no_mic": Message(
         "Pas de micro : les visioconférences n'auront pas de son",
         "No microphone: video calls will have no sound",
+    ),
+    "doctor.inputs.missing": Message(
+        "Commandes du citoyen introuvables : le citoyen ne pourra pas saisir lui-même (vérifiez [devices.inputs])",
+        "The citizen's controls were not found: the citizen cannot type themselves (check [devices.inputs])",
     ),
     "doctor.camera.absent": Message(
         "Pas de webcam : les visioconférences n'auront pas d'image",

@@ -87,6 +87,17 @@ def render_status(status: dict[str, Any], lang: Lang) -> str:
     rows.append(("audio", audio if a["present"] else t("word.absent")))
     c = status["camera"]
     rows.append(("camera", c["name"] if c["present"] else t("word.absent")))
+    inputs, handover = status.get("inputs"), status.get("handover") or {}
+    if inputs is not None and inputs["devices"]:
+        citizen = [d for d in inputs["devices"] if d["side"] == "citizen"]
+        key = (
+            "handover.confidential"
+            if handover.get("confidential")
+            else "handover.on"
+            if handover.get("handover")
+            else "handover.off"
+        )
+        rows.append(("inputs", f"{len(citizen)} · {t(key)}"))
 
     sess = status["session"]
     if sess is None:
