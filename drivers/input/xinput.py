@@ -9,7 +9,12 @@ citizen's devices (and optionally the agent's) by udev properties, as the evdev 
 drivers) is one of them are the ones; an X device name can be given instead, for X drivers without device nodes.
 Without an agent list, the agent's devices are every other keyboard and pointer except the X server's own XTEST
 devices (which software, not a person, drives). The ``xinput`` tool is not needed: python-xlib's requests
-(XIQueryDevice, XIGetProperty, XIChangeProperty) cover it. It never reads what a device sends."""
+(XIQueryDevice, XIGetProperty, XIChangeProperty) cover it. It never reads what a device sends.
+
+Keyboard focus: the station has no window manager and the session app's connection is untrusted (the SECURITY
+extension denies it SetInputFocus), so the X focus stays where the trusted panel's browser put it and the citizen's
+keys would reach the panel, not the page. While the citizen's side is live the focus follows the pointer
+(PointerRoot: the citizen's touch puts the pointer on the page); the previous focus is given back after."""
 
 from __future__ import annotations
 
@@ -172,6 +177,7 @@ class XinputInputs:
         self._display: display.Display | None = None
         self._atoms: dict[str, int] = {}
         self._reconnect_at = 0.0
+        self._focus_before: Any = None  # the X focus before the citizen's side went live (None: not taken)
 
     @property
     def state(self) -> InputsState:
@@ -397,8 +403,22 @@ class XinputInputs:
                 d.xinput_change_device_property(
                     seen.id, self._atoms[ENABLED], Xatom.INTEGER, X.PropModeReplace, (8, [int(live)])
                 )
+        self._x_focus(self._live["citizen"])
         d.sync()
         self._x_publish(nodes)
+
+    def _x_focus(self, citizen: bool) -> None:
+        """Focus follows the pointer while the citizen's side is live; the previous focus back after."""
+        assert self._display is not None
+        d = self._display
+        if citizen and self._focus_before is None:
+            self._focus_before = d.get_input_focus().focus
+            d.set_input_focus(X.PointerRoot, X.RevertToPointerRoot, X.CurrentTime)
+        elif not citizen and self._focus_before is not None:
+            before, self._focus_before = self._focus_before, None
+            with contextlib.suppress(error.XError):  # the window it was on may be gone: PointerRoot then stays
+                d.set_input_focus(before, X.RevertToPointerRoot, X.CurrentTime)
+                d.sync()
 
     def _x_publish(self, nodes: dict[str, set[str]]) -> None:
         devices = []

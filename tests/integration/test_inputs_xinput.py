@@ -216,3 +216,22 @@ async def test_confidential_entry_disables_the_agents_devices_and_the_wipes_rest
     assert await inputs.restore() == []
     seen = x_devices(xorg)
     assert [seen[name][0] for name in (*CITIZEN_SIDE, *AGENT_SIDE)] == [False, False, True, True]
+
+
+async def test_the_keyboard_focus_follows_the_pointer_while_the_citizen_has_the_controls_and_goes_back_after(
+    xorg: XServer, inputs: XinputInputs
+) -> None:
+    d = display.Display(xorg.display)
+    try:
+        screen = d.screen()
+        panel = screen.root.create_window(0, 0, 100, 100, 0, screen.root_depth, X.InputOutput, X.CopyFromParent)
+        panel.map()
+        d.sync()
+        panel.set_input_focus(X.RevertToParent, X.CurrentTime)  # where the trusted panel's browser puts it
+        d.sync()
+        await inputs.set_enabled("citizen", True)
+        assert d.get_input_focus().focus == X.PointerRoot, "the untrusted session app could never take it"
+        await inputs.set_enabled("citizen", False)
+        assert d.get_input_focus().focus.id == panel.id
+    finally:
+        d.close()
