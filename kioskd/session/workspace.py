@@ -252,7 +252,20 @@ def check_layout(root: Path) -> int:
     return tampered
 
 
+CAP_SYS_ADMIN = 21
+
+
 def can_mount() -> bool:
+    """Whether this process may mount the session's tmpfs: CAP_SYS_ADMIN in its effective set, which root has and
+    which kioskd.service gives its ``kiosk`` user (AmbientCapabilities=). Testing the uid alone left the van on the
+    fallback directory in /run, where a session could fill the PC's /run and nothing capped its size."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_SYS_ADMIN & 1)
+    except (OSError, ValueError):
+        pass
     return os.geteuid() == 0
 
 
