@@ -394,10 +394,6 @@ class VirtualVan:
                 raise VanError(f"no {what} after {timeout:.0f} s\n{self.tail()}")
             time.sleep(period)
 
-    def wait_serial(self, text: str, timeout: float) -> float:
-        self.wait_for(lambda: text in self.serial(), timeout, repr(text))
-        return self.since_power_on()
-
     def guest(self) -> GuestAgent:
         assert self.agent is not None
         return self.agent
