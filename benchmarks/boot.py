@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.vm.conftest import CACHE, PROFILE, build_disk, disk_path  # noqa: E402
+from tests.vm.conftest import CACHE, PROFILE, build_disk, disk_path, one_van_at_a_time  # noqa: E402
 from tests.vm.virtual_van import PANEL_BLUE, VanError, VirtualVan, kvm_works, running, share  # noqa: E402
 
 STATION_UNITS = "kioskd.service kioskd-desktop.service pulseaudio-system.service"
@@ -88,7 +88,11 @@ def main() -> int:
         print(f"  {part.get('name', '?'):12} {part['size'] * 512 / 2**20:8.0f} MiB")
 
     accel = "kvm" if kvm_works() else "tcg"
-    with tempfile.TemporaryDirectory(prefix="boot-bench-") as tmp, running(disk, Path(tmp), accel) as van:
+    with (
+        one_van_at_a_time(print),
+        tempfile.TemporaryDirectory(prefix="boot-bench-") as tmp,
+        running(disk, Path(tmp), accel) as van,
+    ):
         van.wait_active("kioskd.service", 900)
         ready = van.since_power_on()
         lit = screens_show_station(van, 400)
