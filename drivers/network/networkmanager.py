@@ -21,8 +21,7 @@ from dbus_fast import Message, MessageType, Variant
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers.backend_task import BackgroundTask
-from drivers.dbus_link import DBusCallError, DBusLink
-from drivers.modem.modemmanager import plain
+from drivers.dbus_link import Contract, DBusCallError, DBusLink, match_rules, plain
 from kioskd.hal import (
     DeviceError,
     DriverContext,
@@ -45,17 +44,13 @@ SETTINGS = NM + ".Settings"
 CONNECTION = NM + ".Settings.Connection"
 ACTIVE = NM + ".Connection.Active"
 DEVICE = NM + ".Device"
-PROPERTIES = "org.freedesktop.DBus.Properties"
-DBUS = "org.freedesktop.DBus"
 ACTIVATED = 2  # NM_ACTIVE_CONNECTION_STATE_ACTIVATED
 NO_OBJECT = "/"
 UUID_NAMESPACE = uuid.UUID("6f1e2c1a-4b7d-5a39-9a51-6b0c6d9e2a21")  # kioskd's uplinks: stable uuids per name
 CONNECTION_TYPES: dict[UplinkKind, str] = {"gsm": "gsm", "ethernet": "802-3-ethernet", "wifi": "802-11-wireless"}
 
-MATCH_RULES = (
-    f"type='signal',sender='{NM}',interface='{PROPERTIES}',member='PropertiesChanged',path_namespace='{NM_PATH}'",
-    f"type='signal',sender='{DBUS}',interface='{DBUS}',member='NameOwnerChanged',arg0='{NM}'",
-)
+CONTRACT = Contract(NM, Path(__file__).with_name("networkmanager1.xml"))
+MATCH_RULES = match_rules(NM, NM_PATH)
 
 
 class UplinkOptions(BaseModel):
@@ -234,11 +229,11 @@ class NetworkManagerUplinks:
         device = active[1] if active else NO_OBJECT
         if active is not None:
             try:
-                await self._command(NM_PATH, NM, "DeactivateConnection", "o", active[0])
+                await self._command(NM_PATH, NM, "DeactivateConnection", active[0])
             except DeviceError as exc:
                 log.info("NetworkManager: %s already down (%s)", name, exc.what)
         log.info("NetworkManager: activating uplink %s", name)
-        await self._command(NM_PATH, NM, "ActivateConnection", "ooo", connection, device, NO_OBJECT)
+        await self._command(NM_PATH, NM, "ActivateConnection", connection, device, NO_OBJECT)
         self._refresh.set()
 
     async def reset_uplink(self, name: str) -> None:
@@ -262,26 +257,15 @@ class NetworkManagerUplinks:
         return next(iter(self._readers), self._order[0])
 
     # ------------------------------------------------------------------------------------------- the bus
-    async def _call(self, path: str, iface: str, member: str, signature: str = "", *args: Any) -> Any:
-        request = Message(
-            destination=NM, path=path, interface=iface, member=member, signature=signature, body=list(args)
-        )
-        reply = await self._link.call(request)
-        return reply.body[0] if reply.body else None
+    async def _call(self, path: str, iface: str, member: str, *args: Any) -> Any:
+        """A NetworkManager method with the signatures of the shipped introspection; its one result (or None)."""
+        return await self._link.ask(CONTRACT, path, iface, member, *args)
 
-    async def _command(self, path: str, iface: str, member: str, signature: str = "", *args: Any) -> Any:
-        try:
-            return await asyncio.wait_for(
-                self._call(path, iface, member, signature, *args), self.options.command_timeout
-            )
-        except (DBusCallError, OSError, TimeoutError) as exc:
-            raise DeviceError(
-                f"NetworkManager {member}: {exc or 'no answer'}", where="modem", key="modem.recovery.failed"
-            ) from None
+    async def _command(self, path: str, iface: str, member: str, *args: Any) -> Any:
+        return await self._link.command(CONTRACT, self.options.command_timeout, path, iface, member, *args)
 
     async def _props(self, path: str, iface: str) -> dict[str, Any]:
-        values = await self._call(path, PROPERTIES, "GetAll", "s", iface)
-        return {str(key): plain(value) for key, value in (values or {}).items()}
+        return await self._link.properties(CONTRACT, path, iface)
 
     async def _session(self) -> None:
         """While connected: write the profile's connections, then keep the view of the active ones current."""
@@ -323,10 +307,10 @@ class NetworkManagerUplinks:
             settings = await self._settings_of(name, metrics[name])
             path = found.get(connection_id(name))
             if path is None:
-                path = str(await self._call(SETTINGS_PATH, SETTINGS, "AddConnection", "a{sa{sv}}", settings))
+                path = str(await self._call(SETTINGS_PATH, SETTINGS, "AddConnection", settings))
                 log.info("NetworkManager: added the connection of uplink %s", name)
             else:
-                await self._call(path, CONNECTION, "Update", "a{sa{sv}}", settings)
+                await self._call(path, CONNECTION, "Update", settings)
                 log.info("NetworkManager: updated the connection of uplink %s", name)
             self._connections[name] = path
         self._metrics = metrics
@@ -338,12 +322,12 @@ class NetworkManagerUplinks:
             if self._metrics.get(name) == metrics[name] or name not in self._connections:
                 continue
             settings = await self._settings_of(name, metrics[name])
-            await self._command(self._connections[name], CONNECTION, "Update", "a{sa{sv}}", settings)
+            await self._command(self._connections[name], CONNECTION, "Update", settings)
             self._metrics[name] = metrics[name]
             active = self._active.get(name)
             if active is not None:
                 try:  # the running device takes the new metric without going down
-                    await self._command(active[1], DEVICE, "Reapply", "a{sa{sv}}tu", {}, 0, 0)
+                    await self._command(active[1], DEVICE, "Reapply", {}, 0, 0)
                 except DeviceError as exc:
                     log.warning("NetworkManager: Reapply on %s: %s", name, exc.what)
 
@@ -380,7 +364,7 @@ class NetworkManagerUplinks:
             elif msg.body[0] == NM:
                 self._link.disconnect()  # a new NetworkManager: the link starts a fresh session, connections again
             return
-        if msg.member == "PropertiesChanged" and self._nm_up:
+        if msg.member == "PropertiesChanged" and self._nm_up and CONTRACT.expects(msg):
             self._refresh.set()
 
     # ------------------------------------------------------------------------------------------- state

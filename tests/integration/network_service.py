@@ -1,7 +1,7 @@
 """NetworkManager and the uplinks' wires for the uplink tests and benchmark: python-dbusmock's ``networkmanager``
-template on the private system bus (completed with ``Device.Reapply``), a second ModemManager modem beside the
-template's, and real veth pairs into network namespaces, each with an HTTP server the probe reaches through that
-interface only, so one uplink can really fail while the other works."""
+template on the private system bus (completed with ``Device.Reapply``), and real veth pairs into network namespaces,
+each with an HTTP server the probe reaches through that interface only, so one uplink can really fail while the other
+works. The modems are ``modem_service.ModemManagerMock``'s."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import dbus
 import dbusmock
 
 from tests.integration import require
-from tests.integration.modem_service import M3GPP, MODEM, OBJECT_MANAGER, SIGNAL, ModemManagerMock, lte
 from tests.integration.power_services import PrivateBus, stop_process
 
 NM = "org.freedesktop.NetworkManager"
@@ -101,36 +100,6 @@ class NetworkManagerMock:
     def close(self) -> None:
         self.connection.close()
         self.bus.stop_mock(self.process)
-
-
-def add_second_modem(mm: ModemManagerMock, operator: str, number: int = 9) -> str:
-    """Another modem beside the template's (which has only one), registered on ``operator``, connected by NM."""
-    path = f"/org/freedesktop/ModemManager1/Modems/{number}"
-    props = {
-        "State": dbus.Int32(11),
-        "StateFailedReason": dbus.UInt32(0),
-        "AccessTechnologies": dbus.UInt32(1 << 14),
-        "UnlockRequired": dbus.UInt32(0),
-        "SignalQuality": dbus.Struct((dbus.UInt32(55), dbus.Boolean(True)), signature="ub"),
-        "Sim": dbus.ObjectPath("/org/freedesktop/ModemManager1/SIM/3"),
-        "Bearers": dbus.Array([], signature="o"),
-    }
-    mm.control.AddObject(path, MODEM, props, [("Reset", "", "", "")])
-    modem = dbus.Interface(mm.connection.get_object("org.freedesktop.ModemManager1", path), dbusmock.MOCK_IFACE)
-    gpp = {"OperatorName": dbus.String(operator), "RegistrationState": dbus.UInt32(1)}
-    modem.AddProperties(M3GPP, gpp)
-    signal = {"Rate": dbus.UInt32(0), "Lte": lte(-101.0, -12.0, 4.0), "Nr5g": dbus.Dictionary({}, signature="sv")}
-    modem.AddProperties(SIGNAL, signal)
-    modem.AddMethod(SIGNAL, "Setup", "u", "", "")
-    for iface, name, args in (("org.freedesktop.ModemManager1.Modem.Simple", "Connect", "a{sv}"),):
-        modem.AddMethod(iface, name, args, "o", "ret = '/'")
-    added = {MODEM: props, M3GPP: gpp, SIGNAL: signal}
-    mm.manager.EmitSignal(
-        OBJECT_MANAGER, "InterfacesAdded", "oa{sa{sv}}",
-        [dbus.ObjectPath(path), {i: dbus.Dictionary(v, signature="sv") for i, v in added.items()}],
-        dbus_interface=dbusmock.MOCK_IFACE,
-    )  # fmt: skip
-    return path
 
 
 def _ip(*args: str) -> None:

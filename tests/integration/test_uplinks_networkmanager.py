@@ -15,14 +15,13 @@ from kioskd.cli.render import render_atlas, render_status
 from kioskd.policies.connectivity import RecoveryStep, UplinkSwitched, VisioChecked
 from kioskd.profile import SIM_PROFILE, parse_profile
 from tests.conftest import Rig, make_rig
-from tests.integration.modem_service import M3GPP, ModemManagerMock
+from tests.integration.modem_service import ModemManagerMock
 from tests.integration.network_service import (
     PROBE_ADDRESS,
     PROBE_PORT,
     VISIO_BYTES,
     NetworkManagerMock,
     Wire,
-    add_second_modem,
 )
 from tests.integration.power_services import PrivateBus, private_bus, wait_until
 
@@ -39,9 +38,8 @@ def bus() -> Iterator[PrivateBus]:
 def mm(bus: PrivateBus) -> Iterator[ModemManagerMock]:
     mock = ModemManagerMock(bus)
     try:
-        mock.add_modem()
-        mock.set(M3GPP, OperatorName="Orange F")
-        add_second_modem(mock, "SFR")
+        mock.add_modem(operator="Orange F")
+        mock.add_modem(number=9, operator="SFR", quality=55, figures=(-101.0, -12.0, 4.0))
         yield mock
     finally:
         mock.close()
