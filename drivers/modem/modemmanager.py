@@ -87,7 +87,11 @@ MATCH_RULES = match_rules(MM, MM_PATH, OBJECT_MANAGER)
 
 class ModemManagerOptions(DriverOptions):
     bus_address: str | None = Field(None, description="a D-Bus address; default the system bus")
-    modem: str | None = Field(None, description="a modem's object path or its last part; default the first one")
+    modem: str | None = Field(
+        None,
+        description="a modem's object path, its last part or its IMEI (a dual-SIM modem: the IMEI, which survives "
+        "the new probe a SIM slot switch causes); default the first one",
+    )
     signal_rate: int = Field(30, ge=0, le=3600, description="seconds between RSRP/RSRQ/SINR refreshes; 0: off")
     location: bool = Field(
         False, description="follow the modem's GPS and serving cell (Location interface) to name the stop"
@@ -153,6 +157,8 @@ def modem_state(props: dict[str, dict[str, Any]]) -> ModemState:
             latitude, longitude = _number(gps, "latitude", 6), _number(gps, "longitude", 6)  # 0.1 m
         cell = cell_of(fix.get(LOCATION_3GPP_LAC_CI))
     detail = STATE_NAMES.get(state, str(state))
+    slots = modem.get("SimSlots") or []
+    primary = int(modem.get("PrimarySimSlot", 0))  # 0: a modem with one SIM slot
     return ModemState(
         present=True,
         registration=registration,
@@ -169,6 +175,7 @@ def modem_state(props: dict[str, dict[str, Any]]) -> ModemState:
         latitude=latitude,
         longitude=longitude,
         cell=cell,
+        sim_slot=primary if primary and len(slots) > 1 else None,
     )
 
 
@@ -231,6 +238,15 @@ class ModemManagerModem:
         path = self._require()
         await self._command(path, MODEM, "Reset")
 
+    async def set_sim_slot(self, slot: int) -> None:
+        """The modem works on the SIM in ``slot`` (from 1): ModemManager switches, then probes the modem again (it
+        leaves the bus and comes back, on the other SIM's operator); nothing happens when it is there already."""
+        path = self._require()
+        if int(self._props.get(MODEM, {}).get("PrimarySimSlot", 0)) == slot:
+            return
+        log.info("ModemManager: SIM slot %d", slot)
+        await self._command(path, MODEM, "SetPrimarySimSlot", slot)
+
     async def reconnect(self) -> None:
         """Not ModemManager's to do: NetworkManager fails its device when a bearer moves behind its back, and
         configures IP only on the bearers it connected itself (issue 21). The policy falls back to ``reset``."""
@@ -290,7 +306,8 @@ class ModemManagerModem:
         if not path.startswith(MODEMS) or MODEM not in interfaces:
             return False
         wanted = self.options.modem
-        return wanted is None or path == wanted or path.rsplit("/", 1)[-1] == wanted
+        imei = plain(interfaces[MODEM]).get("EquipmentIdentifier")
+        return wanted is None or wanted in (path, path.rsplit("/", 1)[-1], imei)
 
     def _adopt(self, path: str, interfaces: dict[str, Any]) -> None:
         log.info("ModemManager: modem %s", path.rsplit("/", 1)[-1])

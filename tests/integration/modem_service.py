@@ -67,9 +67,12 @@ class ModemManagerMock:
         operator: str | None = None,
         quality: int = 70,
         figures: tuple[float, float, float] = (-95.0, -11.0, 8.0),
+        sim_slots: tuple[str, ...] = (),
     ) -> str:
         """A modem plugged in: the template's (``/Modems/8``), or another at ``number`` beside it (the template
         has only one), with its own SIM; ``operator`` names its network, ``figures`` are its LTE RSRP/RSRQ/SNR.
+        ``sim_slots``: a multi-SIM modem, one operator per slot, on slot 1; ``SetPrimarySimSlot`` moves it to
+        another slot's SIM and operator at once (ModemManager would probe the modem again first).
         The first modem added is ``modem``."""
         if number is None:
             path, _sim = self.control.AddSimpleModem()
@@ -92,6 +95,17 @@ class ModemManagerMock:
         modem.AddProperty(MODEM, "StateFailedReason", dbus.UInt32(0))
         modem.AddProperty(MODEM, "Bearers", dbus.Array([BEARER] if state == CONNECTED else [], signature="o"))
         modem.AddMethod(MODEM, "Reset", "", "", "")
+        if sim_slots:
+            operator = sim_slots[0]
+            sims = dbus.Array([f"{MM_PATH}/SIM/{20 + i}" for i in range(len(sim_slots))], signature="o")
+            modem.AddProperty(MODEM, "SimSlots", sims)
+            modem.AddProperty(MODEM, "PrimarySimSlot", dbus.UInt32(1))
+            props.update(SimSlots=sims, PrimarySimSlot=dbus.UInt32(1))
+            switch = (
+                f"self.UpdateProperties('{MODEM}', {{'PrimarySimSlot': dbus.UInt32(args[0])}}); "
+                f"self.UpdateProperties('{M3GPP}', {{'OperatorName': {list(sim_slots)!r}[args[0] - 1]}})"
+            )
+            modem.AddMethod(MODEM, "SetPrimarySimSlot", "u", "", switch)
         modem.AddMethod(SIMPLE, "Connect", "a{sv}", "o", CONNECT)
         modem.AddMethod(SIMPLE, "Disconnect", "o", "", DISCONNECT)
         modem.AddProperty(M3GPP, "RegistrationState", dbus.UInt32(registration))
@@ -103,7 +117,7 @@ class ModemManagerMock:
             else:
                 modem.AddProperty(M3GPP, "OperatorName", dbus.String(operator))
         added: dict[str, Any] = {SIMPLE: dbus.Dictionary({}, signature="sv")}
-        if number is not None:
+        if props:
             added[MODEM] = dbus.Dictionary(props, signature="sv")
         if signal_interface:
             signal = {"Rate": dbus.UInt32(0), "Lte": lte(*figures), "Nr5g": dbus.Dictionary({}, signature="sv")}
