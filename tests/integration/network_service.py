@@ -187,3 +187,163 @@ class Wire:
             self.server = None
         subprocess.run(["ip", "link", "del", self.interface], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True)
+
+
+# --------------------------------------------------------------------------------------- the real NetworkManager
+# The probe's address for the real NetworkManager: on the test namespace's loopback, reached through any far end
+# (not PROBE_ADDRESS: a local address would shadow the wires' routes of the dbusmock tests running beside).
+FAR_ADDRESS = "10.98.0.1"
+NM_CONFIG = """[main]
+plugins=keyfile
+no-auto-default=*
+auth-polkit=false
+dhcp=internal
+dns=none
+rc-manager=unmanaged
+[keyfile]
+path={directory}/connections
+[connectivity]
+enabled={check}
+uri=http://{probe}:{port}/
+response=
+interval={interval}
+[logging]
+level=INFO
+"""
+# In its own mount namespace NetworkManager gets private /run/NetworkManager and /var/lib/NetworkManager, and a
+# read-only /sys: NetworkManager then takes itself for a container and trusts the kernel's links without waiting for
+# udev to initialise them (there is no udevd here; with a writable /sys every link stays "unmanaged").
+NM_START = """set -e
+mkdir -p /run/NetworkManager /var/lib/NetworkManager
+mount -t tmpfs kioskd-nm /run/NetworkManager
+mount -t tmpfs kioskd-nm /var/lib/NetworkManager
+mount -o remount,ro /sys
+exec NetworkManager --no-daemon --config={directory}/nm.conf --config-dir={directory}/conf.d \
+  --system-config-dir={directory}/conf.d --state-file={directory}/nm.state \
+  --intern-config={directory}/intern.conf --pid-file={directory}/nm.pid
+"""
+
+
+class NetworkManagerDaemon:
+    """Debian's NetworkManager on ``bus`` (the private system bus, ModemManager's mock beside it), in a network
+    namespace of its own, managing one veth link per ``links`` name. Each link's far end stays in the test's
+    namespace with ``10.78.<n>.1/24``, a DHCP server (dnsmasq) and the probe's address behind it; ``kill(n)`` makes
+    the far end drop everything (carrier up, nothing passes: a dead uplink). ``nmcli(...)`` asks it through the
+    same bus. ``check_interval`` turns NetworkManager's own connectivity check on (0: off)."""
+
+    def __init__(self, bus: PrivateBus, links: int = 2, check_interval: int = 0) -> None:
+        self.bus = bus
+        self.nm = require.binary("NetworkManager", "network-manager")
+        self.nmcli_path = require.binary("nmcli", "network-manager")
+        self.dnsmasq = require.binary("dnsmasq", "dnsmasq-base")
+        require.binary("unshare", "util-linux")
+        require.binary("tc", "iproute2")
+        suffix = f"{os.getpid() % 10000}"
+        self.namespace = f"kioskd-nm-{suffix}"
+        self.directory = bus.directory / "nm"
+        (self.directory / "connections").mkdir(parents=True)
+        (self.directory / "conf.d").mkdir()
+        self.links = [f"kn{suffix}{chr(97 + i)}" for i in range(links)]  # NetworkManager's side
+        self.far = [f"kf{suffix}{chr(97 + i)}" for i in range(links)]  # the far end, in the test's namespace
+        self.servers: list[subprocess.Popen[bytes]] = []
+        self.process: subprocess.Popen[bytes] | None = None
+        try:
+            self._build(check_interval)
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(self, check_interval: int) -> None:
+        _ip("netns", "add", self.namespace)
+        _ip("-n", self.namespace, "link", "set", "lo", "up")
+        for i, (link, far) in enumerate(zip(self.links, self.far, strict=True)):
+            _ip("link", "add", far, "type", "veth", "peer", "name", link)
+            _ip("link", "set", link, "netns", self.namespace)
+            _ip("addr", "add", f"10.78.{i + 1}.1/24", "dev", far)
+            _ip("link", "set", far, "up")
+            self.servers.append(
+                subprocess.Popen(
+                    [
+                        self.dnsmasq,
+                        "--keep-in-foreground",
+                        "--conf-file=/dev/null",
+                        "--port=0",
+                        "--user=root",
+                        f"--interface={far}",
+                        "--bind-interfaces",
+                        "--except-interface=lo",
+                        f"--dhcp-range=10.78.{i + 1}.10,10.78.{i + 1}.50,1h",
+                        f"--dhcp-option=3,10.78.{i + 1}.1",
+                        f"--dhcp-leasefile={self.directory}/leases-{i}",
+                        f"--pid-file={self.directory}/dnsmasq-{i}.pid",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        _ip("addr", "add", f"{FAR_ADDRESS}/32", "dev", "lo")  # behind every far end: only the route decides
+        server = SERVER.replace(PROBE_ADDRESS, FAR_ADDRESS)
+        self.servers.append(
+            subprocess.Popen([sys.executable, "-c", server], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        )
+        enabled = "true" if check_interval else "false"
+        config = NM_CONFIG.format(
+            directory=self.directory, check=enabled, probe=FAR_ADDRESS, port=PROBE_PORT,
+            interval=check_interval or 300,
+        )  # fmt: skip
+        (self.directory / "nm.conf").write_text(config)
+        script = self.directory / "start.sh"
+        script.write_text(NM_START.format(directory=self.directory))
+        self.log = (self.directory / "nm.log").open("wb")
+        self.process = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "ip", "netns", "exec", self.namespace, "sh",
+             str(script)],
+            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": self.bus.address},
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while "running" not in self.nmcli("-t", "-f", "RUNNING", "general", check=False):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"NetworkManager did not start:\n{self.log_text()[-3000:]}")
+            time.sleep(0.1)
+
+    def log_text(self) -> str:
+        return (self.directory / "nm.log").read_text(errors="replace")
+
+    def nmcli(self, *args: str, check: bool = True) -> str:
+        """``nmcli`` on the private bus; its standard output."""
+        result = subprocess.run(
+            [self.nmcli_path, *args], env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": self.bus.address},
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        if check and result.returncode:
+            raise AssertionError(f"nmcli {' '.join(args)}: {result.stderr.strip()}")
+        return result.stdout
+
+    def ip(self, *args: str) -> str:
+        """``ip`` inside NetworkManager's namespace; its standard output."""
+        return subprocess.run(["ip", "-n", self.namespace, *args], capture_output=True, text=True, check=True).stdout
+
+    def default_route(self) -> str:
+        """The link the namespace's traffic to the probe's address leaves by now."""
+        words = self.ip("route", "get", FAR_ADDRESS).split()
+        return words[words.index("dev") + 1] if "dev" in words else ""
+
+    def kill(self, n: int) -> None:
+        """The far end of link ``n`` drops every packet: the carrier stays, nothing passes."""
+        subprocess.run(["tc", "qdisc", "replace", "dev", self.far[n], "root", "netem", "loss", "100%"],
+                       check=True, capture_output=True)  # fmt: skip
+
+    def mend(self, n: int) -> None:
+        subprocess.run(["tc", "qdisc", "del", "dev", self.far[n], "root"], capture_output=True)
+
+    def close(self) -> None:
+        stop_process(self.process)
+        self.process = None
+        for server in self.servers:
+            stop_process(server)
+        self.servers = []
+        for far in self.far:
+            subprocess.run(["ip", "link", "del", far], capture_output=True)
+        subprocess.run(["ip", "addr", "del", f"{FAR_ADDRESS}/32", "dev", "lo"], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True)
