@@ -9,7 +9,9 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import dbus
@@ -190,9 +192,6 @@ class Wire:
 
 
 # --------------------------------------------------------------------------------------- the real NetworkManager
-# The probe's address for the real NetworkManager: on the test namespace's loopback, reached through any far end
-# (not PROBE_ADDRESS: a local address would shadow the wires' routes of the dbusmock tests running beside).
-FAR_ADDRESS = "10.98.0.1"
 NM_CONFIG = """[main]
 plugins=keyfile
 no-auto-default=*
@@ -227,9 +226,11 @@ exec NetworkManager --no-daemon --config={directory}/nm.conf --config-dir={direc
 class NetworkManagerDaemon:
     """Debian's NetworkManager on ``bus`` (the private system bus, ModemManager's mock beside it), in a network
     namespace of its own, managing one veth link per ``links`` name. Each link's far end stays in the test's
-    namespace with ``10.78.<n>.1/24``, a DHCP server (dnsmasq) and the probe's address behind it; ``kill(n)`` makes
-    the far end drop everything (carrier up, nothing passes: a dead uplink). ``nmcli(...)`` asks it through the
-    same bus. ``check_interval`` turns NetworkManager's own connectivity check on (0: off)."""
+    namespace with a ``10.78.<k>.1/24`` address, a DHCP server (dnsmasq) and the probe's address (``far_address``,
+    on the loopback) behind it; ``kill(n)`` makes the far end answer nothing (carrier up, nothing passes: a dead
+    uplink). ``nmcli(...)`` asks it through the same bus. ``check_interval`` turns NetworkManager's own connectivity
+    check on (0: off). Addresses and names follow the process id, so that two runs on one machine do not meet (the
+    dbusmock tests' ``PROBE_ADDRESS`` is not used: a local address would shadow their wires' routes)."""
 
     def __init__(self, bus: PrivateBus, links: int = 2, check_interval: int = 0) -> None:
         self.bus = bus
@@ -237,11 +238,14 @@ class NetworkManagerDaemon:
         self.nmcli_path = require.binary("nmcli", "network-manager")
         self.dnsmasq = require.binary("dnsmasq", "dnsmasq-base")
         require.binary("unshare", "util-linux")
-        require.binary("tc", "iproute2")
         suffix = f"{os.getpid() % 10000}"
+        first = 1 + (os.getpid() % 60) * 4  # this run's /24s: 10.78.first … 10.78.first+3
+        self.subnets = [f"10.78.{first + i}" for i in range(links)]
+        self.far_address = f"10.98.{os.getpid() % 250}.1"
+        self.rule_priority = 1000 + os.getpid() % 10000
         self.namespace = f"kioskd-nm-{suffix}"
-        self.directory = bus.directory / "nm"
-        (self.directory / "connections").mkdir(parents=True)
+        self.directory = Path(tempfile.mkdtemp(prefix="nm-", dir=bus.directory))  # its own, NetworkManager after
+        (self.directory / "connections").mkdir()
         (self.directory / "conf.d").mkdir()
         self.links = [f"kn{suffix}{chr(97 + i)}" for i in range(links)]  # NetworkManager's side
         self.far = [f"kf{suffix}{chr(97 + i)}" for i in range(links)]  # the far end, in the test's namespace
@@ -259,7 +263,7 @@ class NetworkManagerDaemon:
         for i, (link, far) in enumerate(zip(self.links, self.far, strict=True)):
             _ip("link", "add", far, "type", "veth", "peer", "name", link)
             _ip("link", "set", link, "netns", self.namespace)
-            _ip("addr", "add", f"10.78.{i + 1}.1/24", "dev", far)
+            _ip("addr", "add", f"{self.subnets[i]}.1/24", "dev", far)
             _ip("link", "set", far, "up")
             self.servers.append(
                 subprocess.Popen(
@@ -272,8 +276,8 @@ class NetworkManagerDaemon:
                         f"--interface={far}",
                         "--bind-interfaces",
                         "--except-interface=lo",
-                        f"--dhcp-range=10.78.{i + 1}.10,10.78.{i + 1}.50,1h",
-                        f"--dhcp-option=3,10.78.{i + 1}.1",
+                        f"--dhcp-range={self.subnets[i]}.10,{self.subnets[i]}.50,1h",
+                        f"--dhcp-option=3,{self.subnets[i]}.1",
                         f"--dhcp-leasefile={self.directory}/leases-{i}",
                         f"--pid-file={self.directory}/dnsmasq-{i}.pid",
                     ],
@@ -281,14 +285,14 @@ class NetworkManagerDaemon:
                     stderr=subprocess.DEVNULL,
                 )
             )
-        _ip("addr", "add", f"{FAR_ADDRESS}/32", "dev", "lo")  # behind every far end: only the route decides
-        server = SERVER.replace(PROBE_ADDRESS, FAR_ADDRESS)
+        _ip("addr", "add", f"{self.far_address}/32", "dev", "lo")  # behind every far end: only the route decides
+        server = SERVER.replace(PROBE_ADDRESS, self.far_address)
         self.servers.append(
             subprocess.Popen([sys.executable, "-c", server], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         )
         enabled = "true" if check_interval else "false"
         config = NM_CONFIG.format(
-            directory=self.directory, check=enabled, probe=FAR_ADDRESS, port=PROBE_PORT,
+            directory=self.directory, check=enabled, probe=self.far_address, port=PROBE_PORT,
             interval=check_interval or 300,
         )  # fmt: skip
         (self.directory / "nm.conf").write_text(config)
@@ -326,16 +330,24 @@ class NetworkManagerDaemon:
 
     def default_route(self) -> str:
         """The link the namespace's traffic to the probe's address leaves by now."""
-        words = self.ip("route", "get", FAR_ADDRESS).split()
+        found = subprocess.run(["ip", "-n", self.namespace, "route", "get", self.far_address], capture_output=True,
+                               text=True)  # fmt: skip
+        words = found.stdout.split()  # nothing while no link has a route there
         return words[words.index("dev") + 1] if "dev" in words else ""
 
+    def kill_command(self, n: int, dead: bool = True) -> list[str]:
+        """The command (in the test's namespace) that kills link ``n``, or mends it: every reply to its subnet is
+        dropped by a blackhole rule. The carrier stays, ARP still answers, no packet comes back. (Not netem: this
+        kernel has no ``sch_netem``.)"""
+        verb = "add" if dead else "del"
+        return ["ip", "rule", verb, "to", f"{self.subnets[n]}.0/24", "priority", str(self.rule_priority + n),
+                "blackhole"]  # fmt: skip
+
     def kill(self, n: int) -> None:
-        """The far end of link ``n`` drops every packet: the carrier stays, nothing passes."""
-        subprocess.run(["tc", "qdisc", "replace", "dev", self.far[n], "root", "netem", "loss", "100%"],
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(self.kill_command(n), check=True, capture_output=True)
 
     def mend(self, n: int) -> None:
-        subprocess.run(["tc", "qdisc", "del", "dev", self.far[n], "root"], capture_output=True)
+        subprocess.run(self.kill_command(n, dead=False), capture_output=True)
 
     def close(self) -> None:
         stop_process(self.process)
@@ -343,7 +355,8 @@ class NetworkManagerDaemon:
         for server in self.servers:
             stop_process(server)
         self.servers = []
-        for far in self.far:
+        for n, far in enumerate(self.far):
+            self.mend(n)
             subprocess.run(["ip", "link", "del", far], capture_output=True)
-        subprocess.run(["ip", "addr", "del", f"{FAR_ADDRESS}/32", "dev", "lo"], capture_output=True)
+        subprocess.run(["ip", "addr", "del", f"{self.far_address}/32", "dev", "lo"], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True)
