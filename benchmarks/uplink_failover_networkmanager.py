@@ -49,7 +49,9 @@ def route_dev(far_address: str) -> str:
 
 
 def both_up(station: Any, first: str, far_address: str) -> bool:
-    return all(u.active for u in station.state.modem.uplinks) and route_dev(far_address) == first
+    """Both uplinks seen active by the station (not before its backend published them) and the route on the first."""
+    uplinks = station.state.modem.uplinks
+    return len(uplinks) == 2 and all(u.active for u in uplinks) and route_dev(far_address) == first
 
 
 async def until(condition: Any, within: float, step: float = 0.05) -> float | None:
@@ -102,6 +104,7 @@ async def station_trials(
                 began = time.monotonic()
                 await rig.clock.advance(0.02)  # the next probe round
                 await rig.station.idle()
+                outcomes = [(u.name, u.outcome) for u in rig.station.state.connectivity.uplinks]
                 moved = await until(lambda: route() == links[1], 30)
                 switching = (time.monotonic() - began) if moved is not None else None
                 host(kill[1])
@@ -111,7 +114,8 @@ async def station_trials(
                     await rig.station.idle()
                     back += 1
                 await until(lambda: route() == links[0], 30)
-                print(json.dumps({"left": PERIOD - phase, "switching": switching, "back": back}), flush=True)
+                print(json.dumps({"left": PERIOD - phase, "switching": switching, "back": back, "outcomes": outcomes}),
+                      flush=True)  # fmt: skip
             finally:
                 await rig.station.close()
                 for _, device in rig.devices.all():

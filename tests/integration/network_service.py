@@ -217,7 +217,7 @@ mkdir -p /run/NetworkManager /var/lib/NetworkManager
 mount -t tmpfs kioskd-nm /run/NetworkManager
 mount -t tmpfs kioskd-nm /var/lib/NetworkManager
 mount -o remount,ro /sys
-exec NetworkManager --no-daemon --config={directory}/nm.conf --config-dir={directory}/conf.d \
+exec NetworkManager --debug --config={directory}/nm.conf --config-dir={directory}/conf.d \
   --system-config-dir={directory}/conf.d --state-file={directory}/nm.state \
   --intern-config={directory}/intern.conf --pid-file={directory}/nm.pid
 """

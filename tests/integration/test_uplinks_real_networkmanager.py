@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from kioskd.hal import Uplink
 from kioskd.profile import SIM_PROFILE, parse_profile
 from tests.conftest import Rig, make_rig
 from tests.integration.modem_service import ModemManagerMock
@@ -110,8 +111,8 @@ async def test_the_real_networkmanager_holds_the_profiles_connections_routes_and
     assert "apn=orange" in keyfile.read_text()
 
     # NetworkManager brings the wired uplinks up itself (autoconnect, DHCP), kioskd follows them
-    def uplink(name: str) -> Any:
-        return next(u for u in rig.station.state.modem.uplinks if u.name == name)
+    def uplink(name: str) -> Any:  # inactive until the backend published its uplinks
+        return next((u for u in rig.station.state.modem.uplinks if u.name == name), Uplink(name, "ethernet"))
 
     await wait_until(lambda: uplink("mairie").active and uplink("cable").active, "both wired uplinks up", 60)
     assert (uplink("mairie").interface, uplink("cable").interface) == tuple(nm.links)
