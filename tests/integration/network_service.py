@@ -29,13 +29,16 @@ ACTIVATED_DEVICE = 100
 PROBE_ADDRESS = "10.99.0.1"  # the same address behind every uplink: only the interface decides which one answers
 PROBE_PORT = 8080
 VISIO_BYTES = 60_000
-# The far end's server: GET answers 200 with VISIO_BYTES (the probe reads only the status line, the video-call
-# check all of it), POST reads its body and answers 200.
+# The far end's server: GET /generate_204 answers 204 (NetworkManager's connectivity check), any other GET 200 with
+# VISIO_BYTES (the probe reads only the status line, the video-call check all of it), POST reads its body and
+# answers 200.
 SERVER = f"""
 import http.server, sys
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
+        if self.path == "/generate_204":  # NetworkManager's connectivity check: no body, status 204
+            self.send_response(204); self.send_header("Content-Length", "0"); self.end_headers(); return
         self.send_response(200); self.send_header("Content-Length", "{VISIO_BYTES}"); self.end_headers()
         try:
             self.wfile.write(bytes({VISIO_BYTES}))
@@ -203,7 +206,7 @@ rc-manager=unmanaged
 path={directory}/connections
 [connectivity]
 enabled={check}
-uri=http://{probe}:{port}/
+uri=http://{probe}:{port}/generate_204
 response=
 interval={interval}
 [logging]
