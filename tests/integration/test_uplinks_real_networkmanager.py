@@ -66,7 +66,16 @@ def profile(bus: PrivateBus, nm: NetworkManagerDaemon, pin: Path) -> Any:
         "bus_address": bus.address,
         "modem_bus_address": bus.address,
         "uplinks": [
-            {"name": "orange", "kind": "gsm", "apn": "orange", "interface": "cdc-wdm0", "pin_file": str(pin)},
+            {
+                "name": "orange",
+                "kind": "gsm",
+                "apn": "orange",
+                "interface": "cdc-wdm0",
+                "pin_file": str(pin),
+                "modem": "8",
+                "sim_slot": 1,
+                "operator_id": "20801",
+            },
             {"name": "mairie", "kind": "ethernet", "interface": nm.links[0]},
             {"name": "cable", "kind": "ethernet", "interface": nm.links[1]},
         ],
@@ -101,9 +110,8 @@ async def test_the_real_networkmanager_holds_the_profiles_connections_routes_and
         return sorted(name for name in names if name.startswith("kioskd-"))  # NetworkManager has its "lo" too
 
     await wait_until(lambda: listed() == sorted(ids), "kioskd's three connections in NetworkManager")
-    assert fields(nm, "kioskd-orange", "connection.type", "gsm.apn", "gsm.pin", "connection.interface-name") == [
-        "gsm", "orange", "1234", "cdc-wdm0",
-    ]  # fmt: skip
+    orange = ("connection.type", "gsm.apn", "gsm.pin", "connection.interface-name", "gsm.sim-operator-id")
+    assert fields(nm, "kioskd-orange", *orange) == ["gsm", "orange", "1234", "cdc-wdm0", "20801"]
     metrics = [fields(nm, name, "ipv4.route-metric")[0] for name in ids]
     assert metrics == ["100", "200", "300"]  # the profile's order of preference
     keyfile = nm.directory / "connections" / "kioskd-orange.nmconnection"
