@@ -24,6 +24,7 @@ OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager"
 SIM_PATH = "/org/freedesktop/ModemManager1/SIM/2"
 BEARER = "/org/freedesktop/ModemManager1/Bearer/0"
 REGISTERED, CONNECTED = 8, 11
+DUAL_SIM_IMEI = "356938035643809"  # a multi-SIM modem's IMEI: it names the modem across the probes a slot switch causes
 
 # Method bodies run inside the mock (dbusmock executes them with ``self`` and ``args``): a bearer goes up and down.
 BEARER_UP = f"{{'State': dbus.Int32({CONNECTED}), 'Bearers': dbus.Array(['{BEARER}'], signature='o')}}"
@@ -100,7 +101,8 @@ class ModemManagerMock:
             sims = dbus.Array([f"{MM_PATH}/SIM/{20 + i}" for i in range(len(sim_slots))], signature="o")
             modem.AddProperty(MODEM, "SimSlots", sims)
             modem.AddProperty(MODEM, "PrimarySimSlot", dbus.UInt32(1))
-            props.update(SimSlots=sims, PrimarySimSlot=dbus.UInt32(1))
+            modem.AddProperty(MODEM, "EquipmentIdentifier", dbus.String(DUAL_SIM_IMEI))
+            props.update(SimSlots=sims, PrimarySimSlot=dbus.UInt32(1), EquipmentIdentifier=dbus.String(DUAL_SIM_IMEI))
             switch = (
                 f"self.UpdateProperties('{MODEM}', {{'PrimarySimSlot': dbus.UInt32(args[0])}}); "
                 f"self.UpdateProperties('{M3GPP}', {{'OperatorName': {list(sim_slots)!r}[args[0] - 1]}})"

@@ -15,7 +15,7 @@ from kioskd.cli.render import render_atlas, render_status
 from kioskd.policies.connectivity import RecoveryStep, UplinkSwitched, VisioChecked
 from kioskd.profile import SIM_PROFILE, parse_profile
 from tests.conftest import Rig, make_rig
-from tests.integration.modem_service import ModemManagerMock
+from tests.integration.modem_service import DUAL_SIM_IMEI, ModemManagerMock
 from tests.integration.network_service import (
     PROBE_ADDRESS,
     PROBE_PORT,
@@ -285,8 +285,9 @@ def dual(bus: PrivateBus) -> Iterator[ModemManagerMock]:
         mock.close()
 
 
-ORANGE_SLOT = {**ORANGE, "sim_slot": 1, "operator_id": "20801"}
-SFR_SLOT = {**SFR, "interface": "cdc-wdm0", "modem": "8", "sim_slot": 2, "operator_id": "20810"}
+# one modem named by its IMEI (its path changes when ModemManager probes it again after a slot switch)
+ORANGE_SLOT = {**ORANGE, "modem": DUAL_SIM_IMEI, "sim_slot": 1, "operator_id": "20801"}
+SFR_SLOT = {**SFR, "interface": "cdc-wdm0", "modem": DUAL_SIM_IMEI, "sim_slot": 2, "operator_id": "20810"}
 
 
 async def test_a_dual_sim_modem_takes_the_sim_the_stop_names_and_the_other_when_it_fails(
