@@ -18,6 +18,9 @@ APT_TEST  := cups cups-ipp-utils cups-client dbus sane-utils libsane1 pulseaudio
 # The printer's driverless path (tests/integration/test_printer_cups.py, test_image_discovery.py): CUPS's filters,
 # Avahi and ipp-usb with the image's configuration.
 APT_TEST  += cups-filters ghostscript avahi-daemon avahi-utils ipp-usb iproute2 util-linux
+# The real NetworkManager in a network namespace (tests/integration/test_uplinks_real_networkmanager.py), DHCP at
+# its links' far ends from dnsmasq.
+APT_TEST  += network-manager dnsmasq-base
 # The image and the virtual van (tests/vm/, `make vm-test`): mkosi builds the tree, mtools/dosfstools/e2fsprogs/fdisk
 # assemble the disk without mounting anything, qemu boots it through OVMF.
 APT_IMAGE := mkosi debootstrap systemd-container mtools dosfstools e2fsprogs fdisk

@@ -91,6 +91,13 @@ class AtlasStop(_Section):
     cells: tuple[str, ...] = Field(
         (), description='serving cells ("MCCMNC-LAC-CID", hex) that name this stop when GPS has no fix'
     )
+    uplink: str | None = Field(
+        None,
+        min_length=1,
+        max_length=32,
+        description="the uplink known to work here: preferred at this stop, taken on arrival (a dual-SIM modem "
+        "switches to its SIM slot)",
+    )
 
 
 class ConnectivityConfig(_Section):

@@ -48,7 +48,16 @@ from kioskd.hal.displays import (
     OutputRole,
 )
 from kioskd.hal.host import Host, InhibitLock, ShutdownPrepared
-from kioskd.hal.modem import Modem, ModemChanged, ModemState, Registration, SignalChanged, SimStatus, Technology
+from kioskd.hal.modem import (
+    Modem,
+    ModemChanged,
+    ModemState,
+    Registration,
+    SignalChanged,
+    SimSlots,
+    SimStatus,
+    Technology,
+)
 from kioskd.hal.network import Uplink, UplinkKind, Uplinks
 from kioskd.hal.power import IgnitionChanged, PowerChanged, PowerSource, PowerState, ShoreChanged
 from kioskd.hal.printer import (
@@ -148,6 +157,7 @@ __all__ = [
     "ShoreChanged",
     "ShutdownPrepared",
     "SignalChanged",
+    "SimSlots",
     "SimStatus",
     "Simulation",
     "StateEvent",

@@ -248,8 +248,36 @@ function bars(signal) {
   return el("span", { class: "bars", "aria-hidden": "true" },
     [1, 2, 3, 4].map((i) => { const b = el("span", { class: i <= lit ? "on" : "" }); b.style.height = `${i * 25}%`; return b; }));
 }
-function renderModem(m) {
-  const known = ["present", "registration", "technology", "signal", "operator", "connected", "internet", "detail"];
+// With several uplinks (issue 21): one row each, in the profile's order, the one carrying the traffic marked.
+function uplinkTable(m, c) {
+  const uplinks = m.uplinks || [];
+  if (uplinks.length < 2) return null;
+  const probes = Object.fromEntries(((c && c.uplinks) || []).map((p) => [p.name, p]));
+  const heads = ["name", "operator", "interface", "signal", "probe"]
+    .map((k) => el("th", { scope: "col", "data-main-text": true }, t("panel.uplinks." + k)));
+  const lines = uplinks.map((u) => {
+    const outcome = (probes[u.name] || {}).outcome || "";
+    const used = Boolean(c && c.uplink === u.name);
+    const probe = u.standby ? t("uplink.standby", { slot: u.sim_slot })
+      : t(has("uplink.probe." + outcome) ? "uplink.probe." + outcome : "uplink.probe.none");
+    const radio = u.kind !== "gsm" ? u.kind : u.technology === "none" ? "–"
+      : `${u.technology.toUpperCase()}${u.signal === null ? "" : ` ${u.signal} %`}`;
+    return el("tr", { "data-uplink": u.name, "data-used": String(used), class: used ? "used" : "" },
+      el("th", { scope: "row", "data-main-text": true }, used ? `${u.name} (${t("uplink.used")})` : u.name),
+      el("td", { "data-main-text": true }, u.operator || "–"),
+      el("td", { "data-main-text": true }, u.interface || "–"),
+      el("td", { "data-main-text": true }, radio),
+      el("td", { "data-field": "probe", "data-outcome": u.standby ? "standby" : outcome || "none",
+        class: outcome === "ok" ? "ok" : u.standby || !outcome ? "" : "bad", "data-main-text": true }, probe));
+  });
+  return el("table", { class: "uplinks" },
+    el("caption", { "data-main-text": true }, t("panel.uplinks.title")),
+    el("thead", {}, el("tr", {}, heads)), el("tbody", {}, lines));
+}
+
+function renderModem(m, c) {
+  const known = ["present", "registration", "technology", "signal", "operator", "connected", "internet", "detail",
+    "uplinks", "sim_slot"];
   const box = tile("modem", t("label.modem"));
   if (!m.present) {
     fill(box.body, el("p", { class: "big", "data-main-text": true }, t("word.absent")));
@@ -264,6 +292,7 @@ function renderModem(m) {
       ["registration", has("panel.registration." + m.registration) ? t("panel.registration." + m.registration) : m.registration],
       ...extras(m, known),
     ]),
+    uplinkTable(m, c),
   );
   box.body.querySelector("dl").prepend(el("dt", { "data-main-text": true }, label("signal")), signal);
 }
@@ -423,7 +452,7 @@ function render() {
   const mode = state.station.state;
   renderNotices(state.notices);
   renderPower(state.power);
-  renderModem(state.modem);
+  renderModem(state.modem, state.connectivity);
   renderDisplays(state.displays, mode);
   renderScanner(state.scanner, mode);
   renderPrinter(state.printer);
