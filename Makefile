@@ -34,6 +34,10 @@ define apt_ensure
 	  if [ "$$(id -u)" -ne 0 ]; then echo "missing Debian packages: $$missing -- run: sudo apt-get install $$missing"; exit 1; fi; \
 	  echo "apt: installing $$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 $$missing; \
+	  case " $$missing " in *" network-manager "*) \
+	    echo "apt: NetworkManager installed for its test only: disabled here, it must not take this machine's links"; \
+	    systemctl disable --now NetworkManager.service NetworkManager-wait-online.service >/dev/null 2>&1 || true;; \
+	  esac; \
 	fi
 endef
 
