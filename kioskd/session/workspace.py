@@ -17,7 +17,7 @@ from typing import Literal
 
 from kioskd.errors import WipeError
 
-SUBDIRS = ("home", "downloads", "browser", "scans", "prints", "tmp")
+SUBDIRS = ("home", "downloads", "browser", "scans", "prints", "tmp", "media")  # media: the citizen's sticks
 Kind = Literal["tmpfs", "directory"]
 
 
@@ -70,6 +70,17 @@ def count_files(path: Path) -> int:
     except OSError:
         return total
     return total
+
+
+def mounts_under(folder: Path) -> int:
+    """How many mounts lie at or below ``folder`` (the citizen's sticks in ``media``)."""
+    prefix = str(folder).replace(" ", "\\040").rstrip("/")
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as mounts:
+            points = [line.split()[4] for line in mounts]
+    except OSError:
+        return 0
+    return sum(1 for p in points if p == prefix or p.startswith(prefix + "/"))
 
 
 def can_mount() -> bool:

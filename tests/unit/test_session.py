@@ -119,7 +119,9 @@ async def test_receipts_hold_verdicts_and_counts_and_nothing_personal(rig: Rig) 
     assert receipt.session == session.id and receipt.reason == "next" and receipt.verified
     assert (receipt.scans, receipt.downloads, receipt.prints) == (1, 1, 1)
     names = {h["name"] for h in receipt.handlers}
-    assert names == {"app", "browser", "downloads", "scans", "print_jobs", "clipboard", "audio", "camera", "workspace"}
+    assert names == {
+        *("app", "browser", "downloads", "scans", "print_jobs", "clipboard", "audio", "camera", "media", "workspace")
+    }
     for path in rig.state_dir.rglob("*"):
         if path.is_file():
             data = path.read_bytes()
