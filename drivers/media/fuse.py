@@ -428,7 +428,10 @@ class FuseMedia:
             err = ctypes.get_errno()
             busy = err == errno.EBUSY
             if busy or err != errno.EPERM:
+                # a process still holds a file of it: detached from every path now, and its driver stopped, so the
+                # holder reads nothing more of the stick (ENOTCONN) and the stick can be pulled out
                 _libc.umount2(os.fsencode(str(target)), MNT_DETACH)
+                kill = True
             else:  # kioskd is not root: the mount is its own user's, fusermount takes it down
                 subprocess.run(
                     ["fusermount3", "-u", *(["-z"] if lazy else []), str(target)],
@@ -439,6 +442,9 @@ class FuseMedia:
                     timeout=10,
                 )
         for pid in volume.pids:  # a clean unmount ends the driver (it has flushed); make sure of it
+            if kill:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             for _ in range(100):
                 if not Path(f"/proc/{pid}").exists() or _zombie(pid):
                     break

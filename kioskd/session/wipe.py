@@ -157,12 +157,14 @@ async def media(context: WipeContext) -> None:
     sticks = context.devices.media
     if sticks is None:
         return
+    # a holder left (the session app is stopped by now) makes the unmount lazy and its driver is stopped at once:
+    # the holder's descriptor then reaches nothing of the stick
     await sticks.release(context.session_id)
     left = await asyncio.to_thread(ws_ops.mounts_under, context.root / "media")
     if left:
         raise WipeError(f"{left} stick mount(s) left in the workspace", where="media")
     if held := sticks.holders(context.session_id):
-        raise WipeError(f"{held} process(es) still hold a file of a stick", where="media")
+        raise WipeError(f"{held} process(es) still hold a file of a mounted stick", where="media")
 
 
 async def remove_workspace(context: WipeContext) -> None:

@@ -45,6 +45,12 @@ async def until(rig: Rig, check: Any, seconds: float = 30.0) -> None:
     raise AssertionError("condition never met")
 
 
+async def next_citizen(rig: Rig) -> None:
+    """The wipe (and the next session) while simulated time passes: the print grace waits on the clock, the
+    drivers' exit on real time."""
+    await rig.drive(rig.station.next_citizen(), step=0.05, limit=100_000)
+
+
 def mounted(rig: Rig) -> str:
     sticks = media(rig).state.sticks
     return sticks[-1].mounted if sticks else "absent"
@@ -103,7 +109,7 @@ async def test_a_stick_is_read_only_in_the_session_and_the_wipe_leaves_nothing_o
     assert rig.station.session is not None
     (rig.station.session.workspace.downloads / "copie.pdf").write_bytes((where / "bulletin.pdf").read_bytes())
 
-    await rig.drive(rig.station.next_citizen())
+    await next_citizen(rig)
     outcome = rig.station.wipes[-1]
     assert outcome.verified, outcome.failed_handlers()
     assert {v.name: v.ok for v in outcome.verdicts}["media"]
@@ -144,7 +150,7 @@ async def test_export_writes_the_scans_in_a_new_folder_and_leaves_the_stick_read
     assert digest_tree(image, fs, skip="Scans") == before
     copies = exported(image, fs, "Scans")
     assert {k.split("/", 1)[1]: v for k, v in copies.items() if k.startswith(answer["folder"] + "/")} == scans
-    await rig.drive(rig.station.next_citizen())
+    await next_citizen(rig)
     receipt = rig.station.wipes[-1].receipt
     assert receipt is not None and (receipt.media_mounted, receipt.media_exported) == (1, 6)
 
@@ -162,7 +168,7 @@ async def test_a_write_protected_stick_says_so_and_is_not_changed(rig: Rig, tmp_
     assert not answer["ok"] and answer["fault"] == "write-protected" and answer["files"] == 0
     assert "protégée en écriture" in answer["message"]["fr"]
     assert mounted(rig) == "ro"
-    await rig.drive(rig.station.next_citizen())
+    await next_citizen(rig)
     assert rig.station.wipes[-1].verified
     assert hashlib.sha256(image.read_bytes()).hexdigest() == raw
 
@@ -176,7 +182,7 @@ async def test_a_full_stick_says_so_and_keeps_its_files(rig: Rig, tmp_path: Path
     answer = await rig.station.media_export(None)
     assert answer["fault"] == "full" and "pleine" in answer["message"]["fr"]
     assert mounted(rig) == "ro"
-    await rig.drive(rig.station.next_citizen())
+    await next_citizen(rig)
     assert digest_tree(image, "vfat", skip="Scans") == before
 
 
@@ -200,7 +206,7 @@ async def test_a_stick_pulled_out_mid_copy_is_detached_and_its_files_are_intact(
     removed = rig.of(MediaRemoved)
     assert removed and not removed[-1].ejected
     assert any(n.key == "media.pulled" for n in rig.station.state.notices)
-    await rig.drive(rig.station.next_citizen())
+    await next_citizen(rig)
     assert rig.station.wipes[-1].verified
     assert digest_tree(image, "vfat", skip="Scans") == before
 
@@ -215,7 +221,7 @@ async def test_a_process_holding_a_file_of_the_stick_does_not_keep_it_mounted_af
     try:
         assert rig.station.session is not None
         assert media(rig).holders(rig.station.session.id) == 1
-        await rig.drive(rig.station.next_citizen())
+        await next_citizen(rig)
         assert rig.station.wipes[-1].verified
         assert f" {where} " not in open("/proc/self/mountinfo").read()
     finally:
@@ -243,7 +249,7 @@ async def test_a_corrupt_file_system_is_a_clean_notice_and_nothing_is_mounted(ri
     keys = [n.key for n in rig.station.state.notices if n.topic == "media"]
     assert keys and keys[-1] in ("media.corrupt", "media.unknown-filesystem", "media.mounted_ro")
     assert media(rig).state.sticks[-1].mounted == "no"  # random bytes are no file system
-    await rig.drive(rig.station.next_citizen())
+    await next_citizen(rig)
     assert rig.station.wipes[-1].verified
 
 
@@ -267,7 +273,7 @@ async def test_hostile_names_a_huge_tree_and_a_link_out_give_a_clean_listing_and
     assert "evil" not in snapshot and "passwd" not in snapshot
     write_scans(rig, 2)
     assert (await rig.station.media_export(None))["files"] == 2
-    await rig.drive(rig.station.next_citizen())
+    await next_citizen(rig)
     assert rig.station.wipes[-1].verified
     assert (outside / "keep.txt").read_bytes() == b"station file"
     assert digest_tree(image, "ntfs", skip="Scans") == before
