@@ -14,7 +14,8 @@ APT_TEST  := cups cups-ipp-utils cups-client dbus sane-utils libsane1 pulseaudio
              nut-server umockdev gir1.2-umockdev-1.0 unpaper socat systemd \
              xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils x11-apps xclip \
              mkosi debootstrap systemd-container \
-             mosquitto mosquitto-clients openssl
+             mosquitto mosquitto-clients openssl \
+             fuse3 fusefat exfat-fuse exfatprogs ntfs-3g dosfstools
 
 # Installs the Debian packages in $(1) that are not installed yet (root only; otherwise says what to run).
 define apt_ensure
