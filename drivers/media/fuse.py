@@ -290,7 +290,14 @@ class FuseMedia:
                 with contextlib.suppress(OSError):
                     bound.unlink()
         mount_id = mount_id_of(where)
+        for _ in range(40 if done.returncode == 0 else 0):  # the driver's parent may exit as its mount lands
+            if mount_id is not None:
+                break
+            threading.Event().wait(0.05)
+            mount_id = mount_id_of(where)
         if done.returncode != 0 or mount_id is None:
+            if mount_id is not None:  # mounted but the driver said no: take it down, leave nothing behind
+                _libc.umount2(os.fsencode(str(where)), MNT_DETACH)
             self._drop_stage(where, volume.target)
             gist = done.stderr.decode("utf-8", "replace").lower()
             if writable and any(w in gist for w in ("read-only", "permission denied", "write-protect")):
