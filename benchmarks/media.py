@@ -52,8 +52,8 @@ async def one_run(fs: str, scans: list[Path], work: Path) -> tuple[float, float,
     t0 = time.perf_counter()
     await asyncio.to_thread(media._spawn, volume, True)
     (target / "cp").mkdir()
-    subprocess.run(["cp", *map(str, scans), str(target / "cp")], check=True)
-    subprocess.run(["sync"], check=True)
+    await asyncio.to_thread(subprocess.run, ["cp", *map(str, scans), str(target / "cp")], check=True)
+    await asyncio.to_thread(subprocess.run, ["sync"], check=True)
     await asyncio.to_thread(media._unmount, volume, False)
     peer = time.perf_counter() - t0
     await media.close()

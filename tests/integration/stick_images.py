@@ -18,7 +18,11 @@ MKFS = {
     "ntfs": (("mkntfs", "ntfs-3g"), ["-F", "-f", "-q", "-L", "CITOYEN"]),
     "exfat": (("mkfs.exfat", "exfatprogs"), ["-L", "CITOYEN"]),
 }
-RW = {"vfat": ("fusefat", "fusefat", "rw+"), "ntfs": ("ntfs-3g", "ntfs-3g", "rw"), "exfat": ("mount.exfat-fuse", "exfat-fuse", "rw")}
+RW = {
+    "vfat": ("fusefat", "fusefat", "rw+"),
+    "ntfs": ("ntfs-3g", "ntfs-3g", "rw"),
+    "exfat": ("mount.exfat-fuse", "exfat-fuse", "rw"),
+}
 
 
 def require_fuse() -> None:
@@ -86,7 +90,7 @@ def digest_tree(image: Path, fs: str, skip: str | None = None) -> dict[str, str]
     """Every file on the stick (relative path → sha256), but the folders starting with ``skip``."""
     found: dict[str, str] = {}
     with opened(image, fs) as root:
-        for folder, dirs, files in os.walk(root):
+        for folder, _, files in os.walk(root):
             rel = os.path.relpath(folder, root)
             if skip and rel.split(os.sep)[0].startswith(skip):
                 continue

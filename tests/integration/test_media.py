@@ -51,6 +51,11 @@ async def next_citizen(rig: Rig) -> None:
     await rig.drive(rig.station.next_citizen(), step=0.05, limit=100_000)
 
 
+def mountinfo() -> str:
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        return f.read()
+
+
 def mounted(rig: Rig) -> str:
     sticks = media(rig).state.sticks
     return sticks[-1].mounted if sticks else "absent"
@@ -79,9 +84,9 @@ def nothing_of_the_stick_under(*roots: Path, needle: bytes = b"canary-stick-7f3a
     found = []
     for root in roots:
         for path in root.rglob("*"):
-            if path.is_file() and not path.is_symlink() and not path.name.endswith(".img"):
-                if needle in path.read_bytes():
-                    found.append(str(path))
+            stick_image = path.name.endswith(".img")
+            if path.is_file() and not path.is_symlink() and not stick_image and needle in path.read_bytes():
+                found.append(str(path))
     return found
 
 
@@ -97,7 +102,7 @@ async def test_a_stick_is_read_only_in_the_session_and_the_wipe_leaves_nothing_o
     assert (where / "bulletin.pdf").read_bytes() == CANARY
     with pytest.raises(OSError):
         (where / "new.txt").write_bytes(b"x")
-    line = next(line for line in open("/proc/self/mountinfo") if f" {where} " in line)
+    line = next(line for line in mountinfo().splitlines() if f" {where} " in line)
     assert {"ro", "nosuid", "nodev", "noexec"} <= set(line.split()[5].split(","))
     # the driver runs as an unprivileged user, never root
     pids = media(rig).part._volumes["sim-1"].pids
@@ -114,7 +119,7 @@ async def test_a_stick_is_read_only_in_the_session_and_the_wipe_leaves_nothing_o
     assert outcome.verified, outcome.failed_handlers()
     assert {v.name: v.ok for v in outcome.verdicts}["media"]
     assert outcome.receipt is not None and outcome.receipt.media_mounted == 1
-    assert f" {where} " not in open("/proc/self/mountinfo").read()
+    assert f" {where} " not in mountinfo()
     assert nothing_of_the_stick_under(rig.runtime, rig.state_dir) == []
     assert digest_tree(image, fs) == before
 
@@ -217,26 +222,33 @@ async def test_a_process_holding_a_file_of_the_stick_does_not_keep_it_mounted_af
     image = make_image(tmp_path / "stick.img", "vfat")
     fill(image, "vfat", OWN)
     where = await in_session_with_stick(rig, image)
-    holder = await asyncio.create_subprocess_exec("sleep", "60", stdin=open(where / "bulletin.pdf", "rb"))  # noqa: ASYNC230, SIM115
+    held = (where / "bulletin.pdf").open("rb")
+    holder = await asyncio.create_subprocess_exec("sleep", "60", stdin=held)
+    held.close()
     try:
         assert rig.station.session is not None
         assert media(rig).holders(rig.station.session.id) == 1
         await next_citizen(rig)
         assert rig.station.wipes[-1].verified
-        assert f" {where} " not in open("/proc/self/mountinfo").read()
+        assert f" {where} " not in mountinfo()
     finally:
         holder.kill()
         await holder.wait()
 
 
 # ------------------------------------------------------------------------------------------------ hostile media
-async def test_a_corrupt_file_system_is_a_clean_notice_and_nothing_is_mounted(rig: Rig, tmp_path: Path) -> None:
-    image = make_image(tmp_path / "stick.img", "vfat")
-    with open(image, "r+b") as f:  # the boot sector and both FATs scrambled: blkid may still call it vfat
+def scramble(image: Path) -> None:
+    """The boot sector's geometry and both FATs overwritten: blkid may still call it vfat."""
+    with open(image, "r+b") as f:
         f.seek(11)
         f.write(os.urandom(40))
         f.seek(512)
         f.write(os.urandom(64 * 1024))
+
+
+async def test_a_corrupt_file_system_is_a_clean_notice_and_nothing_is_mounted(rig: Rig, tmp_path: Path) -> None:
+    image = make_image(tmp_path / "stick.img", "vfat")
+    scramble(image)
     garbage = tmp_path / "garbage.img"
     garbage.write_bytes(os.urandom(4 << 20))
     await rig.station.start()
