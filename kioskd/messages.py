@@ -639,6 +639,10 @@ CATALOGUE: dict[str, Message] = {
         "Clé USB retirée sans éjection : elle a été détachée, vérifiez ses fichiers sur un autre poste",
         "USB stick pulled out without eject: it was detached; check its files on another computer",
     ),
+    "media.left_behind": Message(
+        "Une clé USB du citoyen précédent est encore branchée : elle n'est pas ouverte, rendez-la-lui",
+        "A stick of the previous citizen is still plugged in: it is not opened; give it back",
+    ),
     "media.ejected": Message("Clé USB éjectée : vous pouvez la retirer", "USB stick ejected: you may pull it out"),
     "media.none": Message("Aucune clé USB montée pour ce citoyen", "No USB stick mounted for this citizen"),
     "media.nothing": Message("Aucun document numérisé à copier", "No scanned document to copy"),

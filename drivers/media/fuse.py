@@ -121,7 +121,6 @@ class FuseMedia:
         self._tallies: dict[str, Tally] = {}
         self._lock = threading.Lock()
         self._observer: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._staging: Path | None = None
 
     # ------------------------------------------------------------------------------------------- state
@@ -142,7 +141,6 @@ class FuseMedia:
 
     # ------------------------------------------------------------------------------------------- lifecycle
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
         if self.options.udev:
             await asyncio.to_thread(self._watch_udev)
         self._publish()
@@ -175,16 +173,14 @@ class FuseMedia:
             log.warning("media: no udev monitor: %s", type(exc).__name__)
 
     def _udev_event(self, action: str, device: Any) -> None:
+        """On pyudev's thread: probing (blkid) and detaching are blocking, and ``arrive``/``depart`` are safe here."""
         if device.get("ID_BUS") != "usb" or not device.get("ID_FS_TYPE") or device.device_node is None:
             return
         stick_id = f"usb-{device.sys_name}"
-        loop = self._loop
-        if loop is None:
-            return
         if action == "add":
-            loop.call_soon_threadsafe(lambda: self.ctx.emit(MediaInserted(self.arrive(stick_id, device.device_node))))
+            self.arrive(stick_id, device.device_node)
         elif action == "remove":
-            loop.call_soon_threadsafe(self.depart, stick_id)
+            self.depart(stick_id)
 
     # ------------------------------------------------------------------------------------------- arrival
     def arrive(self, stick_id: str, source: Path | str) -> Stick:

@@ -71,17 +71,21 @@ class MediaPolicy(Policy):
     def __init__(self, media: Media | None) -> None:
         self.media = media
         self._mounting: set[str] = set()
+        # sticks that were there when the last session closed: the previous citizen's, never mounted for the next
+        self._left_behind: set[str] = set()
 
     # ------------------------------------------------------------------------------------------- events
     def on_event(self, event: Event) -> None:
         if isinstance(event, MediaChanged):
             self.outlet.show(media=MediaView.of(event.state))
         elif isinstance(event, MediaInserted):
+            self._left_behind.discard(event.stick.id)
             if self.outlet.session is not None and self.outlet.state.mode == "in_session":
                 self.outlet.spawn(self._mount(event.stick))
             else:
                 self.outlet.notice("media", "media.outside_session")
         elif isinstance(event, MediaRemoved):
+            self._left_behind.discard(event.stick.id)
             if not event.ejected:
                 self.outlet.notice("media", "media.pulled", "warning")
             else:
@@ -92,8 +96,14 @@ class MediaPolicy(Policy):
         if self.media is None:
             return
         for stick in self.media.state.sticks:
-            if stick.mounted == "no" and stick.supported:
+            if stick.id in self._left_behind:
+                self.outlet.notice("media", "media.left_behind", "warning")
+            elif stick.mounted == "no":
                 self.outlet.spawn(self._mount(stick))
+
+    def session_closing(self) -> None:
+        if self.media is not None:
+            self._left_behind = {stick.id for stick in self.media.state.sticks}
 
     async def _mount(self, stick: Stick) -> None:
         session = self.outlet.session

@@ -135,6 +135,20 @@ async def test_outside_a_session_a_stick_is_not_mounted_until_a_citizen_is_in(ri
     await until(rig, lambda: mounted(rig) == "ro")
 
 
+async def test_the_previous_citizens_stick_left_plugged_in_is_not_opened_for_the_next(
+    rig: Rig, tmp_path: Path
+) -> None:
+    image = make_image(tmp_path / "stick.img", "vfat")
+    await in_session_with_stick(rig, image)
+    await next_citizen(rig)
+    await rig.station.idle()
+    assert rig.station.mode == "in_session" and mounted(rig) == "no"
+    assert any(n.key == "media.left_behind" for n in rig.station.state.notices)
+    await rig.sim("pull")
+    await rig.sim("plug", str(image))  # the new citizen plugs theirs in
+    await until(rig, lambda: mounted(rig) == "ro")
+
+
 @pytest.mark.parametrize("fs", ["vfat", "ntfs"])
 async def test_export_writes_the_scans_in_a_new_folder_and_leaves_the_stick_read_only_and_its_files_intact(
     rig: Rig, tmp_path: Path, fs: str
