@@ -135,9 +135,7 @@ async def test_outside_a_session_a_stick_is_not_mounted_until_a_citizen_is_in(ri
     await until(rig, lambda: mounted(rig) == "ro")
 
 
-async def test_the_previous_citizens_stick_left_plugged_in_is_not_opened_for_the_next(
-    rig: Rig, tmp_path: Path
-) -> None:
+async def test_the_previous_citizens_stick_left_plugged_in_is_not_opened_for_the_next(rig: Rig, tmp_path: Path) -> None:
     image = make_image(tmp_path / "stick.img", "vfat")
     await in_session_with_stick(rig, image)
     await next_citizen(rig)
