@@ -18,6 +18,8 @@ APT_TEST  := cups cups-ipp-utils cups-client dbus sane-utils libsane1 pulseaudio
 # The printer's driverless path (tests/integration/test_printer_cups.py, test_image_discovery.py): CUPS's filters,
 # Avahi and ipp-usb with the image's configuration.
 APT_TEST  += cups-filters ghostscript avahi-daemon avahi-utils ipp-usb iproute2 util-linux
+# The citizen's USB sticks (tests/integration/test_media*.py): FUSE drivers on file images.
+APT_TEST  += fuse3 fusefat exfat-fuse exfatprogs ntfs-3g dosfstools
 
 # Installs the Debian packages in $(1) that are not installed yet (root only; otherwise says what to run).
 define apt_ensure

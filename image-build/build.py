@@ -32,6 +32,8 @@ DEFAULT_CACHE = Path(os.environ.get("KIOSKD_IMAGE_CACHE", "/var/cache/kioskd-ima
 DEBIAN_BINDINGS = {"pycups", "python-sane", "systemd-python"}
 # Debian packages a profile's backends need on top of mkosi.conf's, by driver name (``[devices.*] driver = …``).
 DRIVER_PACKAGES = {"nut": ["nut-client"], "upower": ["upower"], "evdev": ["python3-evdev"]}
+# The citizen's USB sticks ([media] driver "fuse", the default; issue 22): parsed by FUSE drivers, never the kernel.
+MEDIA_PACKAGES = ["fuse3", "fusefat", "exfat-fuse", "ntfs-3g"]
 # The session app: Chromium and the smallest X server that shows it on the van's two screens.
 CHROMIUM_PACKAGES = ["chromium", "xserver-xorg-core", "xserver-xorg-input-libinput", "xinit", "x11-xserver-utils"]
 # What the image is made of: a change to any of these files rebuilds it.
@@ -106,6 +108,8 @@ def profile_packages(profile: dict[str, Any]) -> list[str]:
     walk(profile.get("host", {}))
     packages = sorted({package for driver in drivers for package in DRIVER_PACKAGES.get(driver, [])})
     packages = sorted({*packages, *power_image.packages(profile)})  # issue 20: nut-server when the UPS is here
+    if profile.get("media", {}).get("driver", "fuse") == "fuse":  # issue 22: the citizen's sticks through FUSE
+        packages += MEDIA_PACKAGES
     app = profile.get("station", {}).get("app", [])
     if app and Path(app[0]).name in ("chromium", "chromium-browser"):
         packages += CHROMIUM_PACKAGES
