@@ -43,6 +43,9 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.test-services: Makefile
 	$(call apt_ensure,$(APT_TEST))
+	@# the USB stick tests run their FUSE drivers unprivileged with allow_other, as the image does (mkosi.postinst)
+	@grep -qx user_allow_other /etc/fuse.conf 2>/dev/null || { [ "$$(id -u)" -eq 0 ] && echo user_allow_other >> /etc/fuse.conf; } \
+	  || { echo "/etc/fuse.conf needs user_allow_other -- run: echo user_allow_other | sudo tee -a /etc/fuse.conf"; exit 1; }
 	touch $@
 
 run: $(VENV)/.installed
