@@ -20,6 +20,10 @@ APT_TEST  := cups cups-ipp-utils cups-client dbus sane-utils libsane1 pulseaudio
 APT_TEST  += cups-filters ghostscript avahi-daemon avahi-utils ipp-usb iproute2 util-linux
 # The citizen's USB sticks (tests/integration/test_media*.py): FUSE drivers on file images.
 APT_TEST  += fuse3 fusefat exfat-fuse exfatprogs ntfs-3g dosfstools
+# The image and the virtual van (tests/vm/, `make vm-test`): mkosi builds the tree, mtools/dosfstools/e2fsprogs/fdisk
+# assemble the disk without mounting anything, qemu boots it through OVMF.
+APT_IMAGE := mkosi debootstrap systemd-container mtools dosfstools e2fsprogs fdisk
+APT_VM    := $(APT_IMAGE) qemu-system-x86 ovmf
 
 # Installs the Debian packages in $(1) that are not installed yet (root only; otherwise says what to run).
 define apt_ensure
@@ -32,7 +36,7 @@ define apt_ensure
 	fi
 endef
 
-.PHONY: run test lint typecheck unit integration bench soak docs clean image
+.PHONY: run test lint typecheck unit integration vm-test bench soak docs clean image
 
 $(VENV)/.installed: pyproject.toml
 	$(call apt_ensure,$(APT_BUILD))
@@ -42,7 +46,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.test-services: Makefile
-	$(call apt_ensure,$(APT_TEST))
+	$(call apt_ensure,$(APT_TEST) $(APT_VM))
 	@# the USB stick tests run their FUSE drivers unprivileged with allow_other, as the image does (mkosi.postinst)
 	@grep -qx user_allow_other /etc/fuse.conf 2>/dev/null || { [ "$$(id -u)" -eq 0 ] && echo user_allow_other >> /etc/fuse.conf; } \
 	  || { echo "/etc/fuse.conf needs user_allow_other -- run: echo user_allow_other | sudo tee -a /etc/fuse.conf"; exit 1; }
@@ -65,8 +69,13 @@ unit: $(VENV)/.installed
 integration: $(VENV)/.installed $(VENV)/.test-services
 	$(BIN)/pytest -q tests/integration
 
+# tests/ holds unit, integration and vm: `make test` runs the virtual van too (about 10 minutes of it under TCG).
 test: $(VENV)/.installed $(VENV)/.test-services lint typecheck
 	$(BIN)/pytest -q tests
+
+# The virtual van alone: builds the disk (cached by its inputs), boots it in qemu and drives it from outside.
+vm-test: $(VENV)/.installed $(VENV)/.test-services
+	$(BIN)/pytest -q tests/vm
 
 # The profile reference is generated from the code (a unit test checks the committed copy is current).
 docs: $(VENV)/.installed
@@ -76,7 +85,7 @@ docs: $(VENV)/.installed
 PROFILE ?= profiles/sim.toml
 FORMAT  ?= directory
 image: $(VENV)/.installed
-	$(call apt_ensure,mkosi debootstrap systemd-container)
+	$(call apt_ensure,$(APT_IMAGE))
 	$(BIN)/python image-build/build.py --profile $(PROFILE) --format $(FORMAT) $(if $(OUT),--out $(OUT)) $(ARGS)
 
 # The long proof (not in `make test`): the fuzzers at 10,000 examples, then 1,000 sessions through a real kioskd.

@@ -36,10 +36,26 @@ DRIVER_PACKAGES = {"nut": ["nut-client"], "upower": ["upower"], "evdev": ["pytho
 MEDIA_PACKAGES = ["fuse3", "fusefat", "exfat-fuse", "ntfs-3g"]
 # The session app: Chromium and the smallest X server that shows it on the van's two screens.
 CHROMIUM_PACKAGES = ["chromium", "xserver-xorg-core", "xserver-xorg-input-libinput", "xinit", "x11-xserver-utils"]
+# The station's screens (an X session of their own, see README.md): Xorg with modesetting (in xserver-xorg-core),
+# xauth for the citizen's untrusted cookie, xrandr and xset, the panel's browser, a font with French accents,
+# and pam_systemd: the X session's unit opens a logind session, which hands the rootless Xorg its devices.
+DESKTOP_PACKAGES = [
+    "xserver-xorg-core", "xserver-xorg-input-libinput", "xauth", "x11-xserver-utils", "chromium", "fonts-dejavu-core",
+    "libpam-systemd",
+]  # fmt: skip
+# The sound server for kioskd's audio backend and the session app: PulseAudio, system-wide (README.md says why).
+AUDIO_PACKAGES = {"pulse": ["pulseaudio"]}
+# What makes a disk boot on a UEFI PC: the kernel, its initramfs and systemd-boot (the disk is assembled by
+# assemble_disk below, not by mkosi's Bootable=, which needs to mount a vfat file system).
+# e2fsprogs: fsck of root and data after a power cut (a van's battery can die); zstd: the initramfs compressor.
+BOOT_PACKAGES = ["linux-image-amd64", "initramfs-tools", "systemd-boot", "e2fsprogs", "zstd"]
+# Only for the virtual van: the QEMU guest agent runs only when its virtio port exists (never on a van's PC).
+GUEST_AGENT_PACKAGES = ["qemu-guest-agent"]
 # What the image is made of: a change to any of these files rebuilds it.
 INPUT_PATHS = ["pyproject.toml", "kioskd", "drivers", "systemd", "image-build"]
-FORMATS = {"directory": "directory", "disk": "gpt_ext4"}
+FORMATS = {"directory": "directory", "disk": "disk"}
 TOOLS = {"mkosi": "mkosi", "debootstrap": "debootstrap", "systemd-nspawn": "systemd-container"}
+DISK_TOOLS = {"mkfs.vfat": "dosfstools", "mcopy": "mtools", "mkfs.ext4": "e2fsprogs", "sfdisk": "fdisk"}
 STEPS = 6
 # issue 20 (power): upsd + the NUT driver for a UPS on this PC, UPower's critical action (image-build/power/)
 sys.path.insert(0, str(HERE / "power"))
@@ -53,13 +69,14 @@ class BuildError(Exception):
 class Progress:
     """``[n/6] what`` lines with the time since the build started (mkosi prints its own steps in between)."""
 
-    def __init__(self) -> None:
+    def __init__(self, steps: int = STEPS) -> None:
         self.start = time.monotonic()
         self.n = 0
+        self.steps = steps
 
     def step(self, what: str) -> None:
         self.n += 1
-        print(f"\n[{self.n}/{STEPS}] {what}  (+{self.elapsed():.0f} s)", flush=True)
+        print(f"\n[{self.n}/{self.steps}] {what}  (+{self.elapsed():.0f} s)", flush=True)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start
@@ -106,14 +123,17 @@ def profile_packages(profile: dict[str, Any]) -> list[str]:
 
     walk(profile.get("devices", {}))
     walk(profile.get("host", {}))
-    packages = sorted({package for driver in drivers for package in DRIVER_PACKAGES.get(driver, [])})
-    packages = sorted({*packages, *power_image.packages(profile)})  # issue 20: nut-server when the UPS is here
+    packages = {package for driver in drivers for package in DRIVER_PACKAGES.get(driver, [])}
+    packages.update(power_image.packages(profile))  # issue 20: nut-server when the UPS is here
     if profile.get("media", {}).get("driver", "fuse") == "fuse":  # issue 22: the citizen's sticks through FUSE
-        packages += MEDIA_PACKAGES
+        packages.update(MEDIA_PACKAGES)
     app = profile.get("station", {}).get("app", [])
-    if app and Path(app[0]).name in ("chromium", "chromium-browser"):
-        packages += CHROMIUM_PACKAGES
-    return packages
+    if app and any(Path(part).name in ("chromium", "chromium-browser") for part in app[:2]):
+        packages.update(CHROMIUM_PACKAGES)
+    if profile.get("devices", {}).get("displays", {}).get("driver") == "xrandr":
+        packages.update(DESKTOP_PACKAGES)
+    packages.update(AUDIO_PACKAGES.get(profile.get("devices", {}).get("audio", {}).get("driver", ""), []))
+    return sorted(packages)
 
 
 def read_profile(path: Path) -> dict[str, Any]:
@@ -132,8 +152,9 @@ def read_profile(path: Path) -> dict[str, Any]:
         return tomllib.load(f)
 
 
-def check_tools() -> None:
-    missing = [package for tool, package in TOOLS.items() if shutil.which(tool) is None]
+def check_tools(fmt: str = "directory") -> None:
+    tools = {**TOOLS, **(DISK_TOOLS if fmt == "disk" else {})}
+    missing = [package for tool, package in tools.items() if shutil.which(tool) is None]
     if missing:
         raise BuildError(f"missing build tools: run `apt-get install --no-install-recommends {' '.join(missing)}`")
     if os.geteuid() != 0:
@@ -205,6 +226,14 @@ def stage_tree(tree: Path, profile_path: Path, wheels: Path, kioskd_wheel: Path,
     put(HERE / "polkit-kioskd.rules", "/etc/polkit-1/rules.d/50-kioskd.rules")
     put(HERE / "polkit-kioskd-network.rules", "/etc/polkit-1/rules.d/51-kioskd-network.rules")  # issue 21
     put(HERE / "profile-kioskd.sh", "/etc/profile.d/kioskd.sh")
+    station = HERE / "station"  # the station's screens and sound (enabled by mkosi.postinst when installed)
+    put(station / "kioskd-desktop.service", "/usr/lib/systemd/system/kioskd-desktop.service")
+    put(station / "station-desktop", "/usr/lib/kioskd/station-desktop", 0o755)
+    put(station / "session-x", "/usr/lib/kioskd/session-x", 0o755)
+    put(station / "xorg-kioskd.conf", "/etc/X11/xorg.conf.d/10-kioskd.conf")
+    put(station / "kioskd-x.tmpfiles", "/usr/lib/tmpfiles.d/kioskd-x.conf")
+    put(station / "pulseaudio-system.service", "/usr/lib/systemd/system/pulseaudio-system.service")
+    put(station / "kioskd-system.pa", "/etc/pulse/kioskd-system.pa")
     put(profile_path, "/etc/kioskd/profile.toml")
     put(ROOT / "README.md", "/usr/share/doc/kioskd/README.md")
     for wheel in [*wheels.glob("*.whl"), kioskd_wheel]:
@@ -247,14 +276,27 @@ def _replace(new: Path, out: Path) -> None:
 
 
 def build(
-    profile_path: Path, out: Path, cache: Path, fmt: str, hostname: str | None, arch: str, force: bool
+    profile_path: Path,
+    out: Path,
+    cache: Path,
+    fmt: str,
+    hostname: str | None,
+    arch: str,
+    force: bool,
+    guest_agent: bool = False,
 ) -> dict[str, Any]:
-    progress = Progress()
+    progress = Progress(STEPS + (1 if fmt == "disk" else 0))
     progress.step(f"checking the tools and the profile {profile_path}")
-    check_tools()
+    check_tools(fmt)
     profile = read_profile(profile_path)
     hostname = hostname or str(profile["vehicle"]["id"])
     packages = profile_packages(profile)
+    if fmt == "disk":
+        if arch != "x86_64":
+            raise BuildError("a bootable disk is built for x86_64 UEFI PCs only (the Pi boots another way)")
+        packages = sorted({*packages, *BOOT_PACKAGES})
+    if guest_agent:
+        packages = sorted({*packages, *GUEST_AGENT_PACKAGES})
     mkosi_version = subprocess.run(["mkosi", "--version"], capture_output=True, text=True, check=False).stdout.strip()
     files = input_files()
     inputs = _sha256(
@@ -268,26 +310,27 @@ def build(
         print(f"image up to date (inputs {inputs[:12]}): {out}", flush=True)
         return {"out": str(out), "inputs": inputs, "built": False, "seconds": progress.elapsed()}
 
-    with locked(cache), tempfile.TemporaryDirectory(prefix="kioskd-image-") as tmp:
+    with locked(cache), tempfile.TemporaryDirectory(prefix="kioskd-image-", dir=cache) as tmp:
         progress.step("wheels: kioskd and its dependencies for the image's python3.11")
         wheels = dependency_wheels(cache, arch)
         pip("wheel", "--quiet", "--no-deps", "--wheel-dir", tmp, str(ROOT))
         (kioskd_wheel,) = Path(tmp).glob("kioskd-*.whl")
 
-        progress.step("staging the extra tree: units, profile, CUPS and logind configuration")
+        progress.step("staging the extra tree: units, profile, CUPS and logind configuration, the station's screens")
         info = {
             "vehicle": profile["vehicle"]["id"],
             "profile": profile_path.name,
             "inputs": inputs,
             "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "extra_packages": packages,
+            "format": fmt,
         }
         tree = Path(tmp) / "tree"
         stage_tree(tree, profile_path, wheels, kioskd_wheel, info)
 
         progress.step(f"mkosi: Debian 12 {arch}, {fmt}, {len(packages)} package(s) from the profile")
         # The incremental cache holds the image with its packages installed: keyed by what decides them.
-        key = _sha256((HERE / "mkosi.conf").read_bytes(), json.dumps([fmt, arch, packages]).encode())[:16]
+        key = _sha256((HERE / "mkosi.conf").read_bytes(), json.dumps(["directory", arch, packages]).encode())[:16]
         mkosi_dir = cache / "mkosi"
         image_id = f"kioskd-{key}"
         # mkosi puts its outputs and incremental caches under <output dir>/<distribution>~<release>.
@@ -298,16 +341,15 @@ def build(
         pre_dev = made / f"{image_id}.cache-pre-dev"
         if (made / f"{image_id}.cache-pre-inst").exists() and not pre_dev.exists():
             pre_dev.mkdir()
-        built = made / f"{image_id}{'.raw' if fmt == 'gpt_ext4' else ''}"
+        built = made / image_id
         for stale in (built, built.with_name(built.name + ".manifest")):
             subprocess.run(["rm", "-rf", str(stale)], check=True)
         command = [
-            "mkosi", "--nspawn-keep-unit", "--incremental", f"--format={fmt}", f"--architecture={arch}",
+            "mkosi", "--nspawn-keep-unit", "--incremental", "--format=directory", f"--architecture={arch}",
             f"--image-id={image_id}", f"--output-dir={mkosi_dir}", f"--output={built.name}",
             f"--cache={cache / 'apt'}", f"--workspace-dir={mkosi_dir}", f"--hostname={hostname}",
             f"--extra-tree={tree}", f"--postinst-script={HERE / 'mkosi.postinst'}",
             *(f"--package={package}" for package in packages),
-            *(["--bmap"] if fmt == "gpt_ext4" and shutil.which("bmaptool") else []),
             "build",
         ]  # fmt: skip
         print("$ " + " ".join(command), flush=True)
@@ -317,12 +359,20 @@ def build(
         if not pre_dev.exists():
             pre_dev.mkdir()
 
+        layout: dict[str, Any] = {}
+        if fmt == "disk":
+            progress.step("the disk: ESP with systemd-boot, kernel and initramfs; root A, root B, data (no mount)")
+            disk = Path(tmp) / "disk.raw"
+            layout = assemble_disk(built, disk, Path(tmp) / "parts")
+            subprocess.run(["rm", "-rf", str(built)], check=True)
+            built = disk
+
         progress.step(f"installing the image at {out}")
         stamp.unlink(missing_ok=True)
         _replace(built, out)
-        for extra in (".manifest", ".bmap"):
-            if (side := built.with_name(built.name + extra)).exists():
-                _replace(side, out.with_name(out.name + extra))
+        manifest = made / f"{image_id}.manifest"
+        if manifest.exists():
+            _replace(manifest, out.with_name(out.name + ".manifest"))
         stamp.write_text(inputs + "\n")
 
     progress.step("done")
@@ -331,7 +381,117 @@ def build(
     print(f"image: {out} ({kind} {size / 1e6:.0f} MB), built in {progress.elapsed():.0f} s", flush=True)
     if fmt == "directory":
         print(f"boot it: systemd-nspawn --register=no --keep-unit -b -D {out}", flush=True)
-    return {"out": str(out), "inputs": inputs, "built": True, "seconds": progress.elapsed(), "bytes": size}
+    else:
+        print(f"write it: dd if={out} of=/dev/sdX bs=4M conv=fsync status=progress", flush=True)
+    return {
+        "out": str(out), "inputs": inputs, "built": True, "seconds": progress.elapsed(), "bytes": size,
+        "layout": layout,
+    }  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------- the disk
+MiB = 1024 * 1024
+ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+ROOT_X86_64_TYPE = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"  # the Discoverable Partitions root type for x86-64
+LINUX_DATA_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"  # not auto-mounted by systemd-gpt-auto: fstab mounts it
+ESP_MIB = 256
+DATA_MIB = 512
+# The data partition holds what must survive a root update; the two directories kioskd owns are bind-mounted
+# from it (fstab), so the root partition can later be replaced (or made read-only) without losing them.
+DATA_MOUNT = "/data"
+DATA_DIRS = {"etc": "/etc/kioskd", "state": "/var/lib/kioskd"}
+KERNEL_OPTIONS = "rw console=tty1 console=ttyS0,115200 systemd.show_status=yes loglevel=4"
+FSTAB = f"""# The van's disk (image-build/build.py): root A is mounted by the kernel (root=PARTLABEL=root-a); the data
+# partition carries kioskd's configuration and state across root updates (README.md, "The disk").
+PARTLABEL=kioskd-data {DATA_MOUNT} ext4 defaults,noatime,x-systemd.device-timeout=3min 0 2
+{DATA_MOUNT}/etc /etc/kioskd none bind,x-systemd.requires-mounts-for={DATA_MOUNT} 0 0
+{DATA_MOUNT}/state /var/lib/kioskd none bind,x-systemd.requires-mounts-for={DATA_MOUNT} 0 0
+"""
+
+
+def _run(*command: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, check=True, text=True, **kwargs)
+
+
+def _ids(tree: Path, user: str) -> tuple[int, int]:
+    for line in (tree / "etc/passwd").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == user:
+            return int(fields[2]), int(fields[3])
+    raise BuildError(f"the image has no user {user!r} (systemd/kioskd.sysusers should create it)")
+
+
+def assemble_disk(tree: Path, disk: Path, work: Path) -> dict[str, Any]:
+    """A GPT disk from mkosi's directory tree, mounting nothing (this build machine's kernel may lack vfat, and
+    loop devices are not always there): the ESP made by mtools, the root and data file systems by ``mkfs.ext4 -d``,
+    laid into a sparse file partitioned by sfdisk. Root B is left empty for the update path."""
+    work.mkdir(parents=True, exist_ok=True)
+    kernels = sorted(p.name.removeprefix("vmlinuz-") for p in (tree / "boot").glob("vmlinuz-*"))
+    if not kernels:
+        raise BuildError("the image has no kernel in /boot (linux-image-amd64 missing from the packages?)")
+    version = kernels[-1]
+    initrd = tree / "boot" / f"initrd.img-{version}"
+    if not initrd.exists():  # mkosi's directory build keeps the kernel's hooks from making one
+        _run("chroot", str(tree), "update-initramfs", "-c", "-k", version, stdout=subprocess.DEVNULL)
+    boot_efi = tree / "usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+    if not boot_efi.exists():
+        raise BuildError("the image has no systemd-boot (the systemd-boot package)")
+
+    # The data partition: kioskd's configuration and state move there, the root keeps empty mount points.
+    data = work / "data"
+    kiosk_uid, kiosk_gid = _ids(tree, "kiosk")
+    (data / "state").mkdir(parents=True)
+    os.chown(data / "state", kiosk_uid, kiosk_gid)
+    (data / "state").chmod(0o700)
+    shutil.move(str(tree / "etc/kioskd"), str(data / "etc"))
+    (tree / "etc/kioskd").mkdir(mode=0o755)
+    for mount_point in (DATA_MOUNT, "/var/lib/kioskd"):
+        (tree / mount_point.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    (tree / "etc/fstab").write_text(FSTAB)
+
+    # The ESP: systemd-boot as the removable-media loader (no NVRAM entry needed), one entry for root A.
+    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
+    esp = work / "esp.img"
+    _run("mkfs.vfat", "-F", "32", "-n", "ESP", "-C", str(esp), str(ESP_MIB * 1024), stdout=subprocess.DEVNULL)
+    image = ["-i", str(esp)]
+    _run("mmd", *image, "::/EFI", "::/EFI/BOOT", "::/EFI/systemd", "::/loader", "::/loader/entries", env=env)
+    _run("mcopy", *image, str(boot_efi), "::/EFI/BOOT/BOOTX64.EFI", env=env)
+    _run("mcopy", *image, str(boot_efi), "::/EFI/systemd/systemd-bootx64.efi", env=env)
+    _run("mcopy", *image, str(tree / "boot" / f"vmlinuz-{version}"), "::/vmlinuz-a", env=env)
+    _run("mcopy", *image, str(initrd), "::/initrd-a", env=env)
+    (work / "loader.conf").write_text("timeout 0\ndefault root-a.conf\neditor no\n")
+    (work / "root-a.conf").write_text(
+        f"title kioskd (root A, {version})\nlinux /vmlinuz-a\ninitrd /initrd-a\n"
+        f"options root=PARTLABEL=root-a {KERNEL_OPTIONS}\n"
+    )
+    _run("mcopy", *image, str(work / "loader.conf"), "::/loader/loader.conf", env=env)
+    _run("mcopy", *image, str(work / "root-a.conf"), "::/loader/entries/root-a.conf", env=env)
+
+    # Root A: the tree with room to spare (a technician's apt-get, logs); root B the same size, empty.
+    used = int(_run("du", "-s", "--block-size=1M", str(tree), capture_output=True).stdout.split()[0])
+    root_mib = (int(used * 1.3) + 512 + 255) // 256 * 256
+    root = work / "root.img"
+    _run("mkfs.ext4", "-q", "-L", "root-a", "-d", str(tree), str(root), f"{root_mib}M")
+    data_img = work / "data.img"
+    _run("mkfs.ext4", "-q", "-L", "kioskd-data", "-d", str(data), str(data_img), f"{DATA_MIB}M")
+
+    sizes = {"esp": ESP_MIB, "root-a": root_mib, "root-b": root_mib, "kioskd-data": DATA_MIB}
+    types = {"esp": ESP_TYPE, "root-a": ROOT_X86_64_TYPE, "root-b": ROOT_X86_64_TYPE, "kioskd-data": LINUX_DATA_TYPE}
+    total = 1 + sum(sizes.values()) + 1  # 1 MiB before the first partition and room for the backup GPT after
+    disk.unlink(missing_ok=True)
+    with disk.open("wb") as f:
+        f.truncate(total * MiB)
+    script = "label: gpt\n" + "".join(
+        f'{"start=2048, " if name == "esp" else ""}size={size * 2048}, type={types[name]}, name="{name}"\n'
+        for name, size in sizes.items()
+    )
+    _run("sfdisk", "--quiet", str(disk), input=script)
+    table = json.loads(_run("sfdisk", "--json", str(disk), capture_output=True).stdout)["partitiontable"]
+    starts = {part["name"]: int(part["start"]) for part in table["partitions"]}
+    for name, part in (("esp", esp), ("root-a", root), ("kioskd-data", data_img)):
+        _run("dd", f"if={part}", f"of={disk}", "bs=1M", f"seek={starts[name] * 512 // MiB}",
+             "conv=notrunc,sparse", "status=none")  # fmt: skip
+    return {"kernel": version, "partitions": {name: {"start": starts[name], "mib": sizes[name]} for name in sizes}}
 
 
 def _size(path: Path) -> int:
@@ -350,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", choices=["x86_64", "aarch64"], default=platform.machine())
     parser.add_argument("--force", action="store_true", help="rebuild even when no input changed")
     parser.add_argument("--json", action="store_true", help="print the result as JSON last")
+    parser.add_argument(
+        "--guest-agent", action="store_true", help="add qemu-guest-agent (the virtual van's test channel)"
+    )
     args = parser.parse_args(argv)
     fmt = FORMATS[args.format]
     profile_path = args.profile.resolve()
@@ -358,10 +521,13 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError, tomllib.TOMLDecodeError, KeyError), profile_path.open("rb") as f:
             out = ROOT / "build" / "image" / str(tomllib.load(f)["vehicle"]["id"])
         out = out or ROOT / "build" / "image" / profile_path.stem
-        if fmt == "gpt_ext4":
+        if fmt == "disk":
             out = out.with_name(out.name + ".raw")
     try:
-        result = build(profile_path, out.resolve(), args.cache.resolve(), fmt, args.hostname, args.arch, args.force)
+        result = build(
+            profile_path, out.resolve(), args.cache.resolve(), fmt, args.hostname, args.arch, args.force,
+            args.guest_agent,
+        )  # fmt: skip
     except (BuildError, subprocess.CalledProcessError) as exc:
         print(f"image-build: {exc}", file=sys.stderr)
         return 1

@@ -289,12 +289,14 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
         f"(panel token in {token_file}); profile {opts.profile}",
         flush=True,
     )
-    # where the API listens, for scripts and the tests: anyone may read it, only kioskd writes it
+    # where the API listens: kioskd writes it, the agents' group reads it (`kioskctl panel` of the agents' desktop
+    # user, which the station's X session opens the panel with), nobody else
     _write_file(
         runtime / "api.json",
         json.dumps({"socket": str(opts.socket), "host": profile.api.host, "port": bound_port}),
-        0o644,
+        0o640,
     )
+    _give_group(runtime / "api.json", profile.api.socket_group)
 
     if profile.station.autostart and station.mode == "off":
         with contextlib.suppress(KioskError):

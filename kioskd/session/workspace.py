@@ -323,16 +323,27 @@ def _furnish(ws: Workspace, share_gid: int | None) -> None:
     mode = 0o700 if share_gid is None else 0o2770
     if share_gid is not None:
         os.chown(ws.root, -1, share_gid)  # kioskd's user is a member of the group: no capability needed
-    os.chmod(ws.root, mode)
+    _chmod(ws.root, mode)
     config = ws.home / ".config"
     for folder in [*(ws.root / name for name in SUBDIRS), config]:
         folder.mkdir(mode=0o700)
         if share_gid is not None:
             os.chown(folder, -1, share_gid)
-        os.chmod(folder, mode)  # not the umask's choice
+        _chmod(folder, mode)  # not the umask's choice
     (config / "user-dirs.dirs").write_text(
         f'XDG_DOWNLOAD_DIR="{ws.downloads}"\nXDG_DESKTOP_DIR="{ws.home}"\nXDG_DOCUMENTS_DIR="{ws.downloads}"\n'
     )
+
+
+def _chmod(path: Path, mode: int) -> None:
+    """``mode``, without its setgid bit where kioskd.service's RestrictSUIDSGID= refuses it (EPERM, seen in the
+    virtual van): the folders stay in the app's group, and what the app writes carries that group anyway."""
+    try:
+        os.chmod(path, mode)
+    except PermissionError:
+        if not mode & stat.S_ISGID:
+            raise
+        os.chmod(path, mode & ~stat.S_ISGID)
 
 
 def _delete_as(path: Path, user: tuple[int, int] | None) -> None:

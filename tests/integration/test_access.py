@@ -70,6 +70,14 @@ def test_only_the_agents_group_reaches_the_api_socket(daemon: Daemon) -> None:
     assert stat.S_IMODE(state_dir.st_mode) == 0o700, "kioskd's state is its own"
 
 
+def test_the_agents_group_reads_the_panels_address_but_nobody_else(daemon: Daemon) -> None:
+    # `kioskctl panel` as the agents' desktop user (the station's X session opens the panel with it) reads both
+    agents = grp.getgrnam(AGENTS).gr_gid
+    for name in ("api.json", "panel-token"):
+        info = os.stat(daemon.runtime / name)
+        assert stat.S_IMODE(info.st_mode) == 0o640 and info.st_gid == agents, name
+
+
 def test_the_loopback_api_needs_the_exact_panel_token(daemon: Daemon) -> None:
     port = json.loads((daemon.runtime / "api.json").read_text())["port"]
     token = (daemon.runtime / "panel-token").read_text().strip()

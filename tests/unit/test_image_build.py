@@ -63,3 +63,20 @@ def test_the_image_inputs_cover_code_units_and_image_config_but_not_tests() -> N
     assert {"pyproject.toml", "kioskd/daemon.py", "systemd/kioskd.service", "image-build/mkosi.conf"} <= files
     assert "image-build/cups/cupsd-kiosk.conf" in files
     assert not any(name.startswith("tests/") or "__pycache__" in name for name in files)
+
+
+def test_a_van_with_x_screens_and_pulse_audio_brings_its_session_and_sound_server() -> None:
+    packages = build.profile_packages(_profile("virtual-van.toml"))
+    # the station's own X session (rootless Xorg through logind needs pam_systemd) and PulseAudio system-wide
+    assert {"xserver-xorg-core", "xauth", "x11-xserver-utils", "libpam-systemd", "chromium"} <= set(packages)
+    assert "pulseaudio" in packages and "python3-evdev" in packages
+
+
+def test_the_disks_data_partition_carries_kioskds_configuration_and_state() -> None:
+    # fstab: the data partition by its GPT label, bind-mounted over the two directories kioskd.service requires
+    lines = [line.split() for line in build.FSTAB.splitlines() if line and not line.startswith("#")]
+    assert lines[0][:3] == ["PARTLABEL=kioskd-data", build.DATA_MOUNT, "ext4"]
+    binds = {line[1]: line[0] for line in lines[1:]}
+    assert binds == {"/etc/kioskd": f"{build.DATA_MOUNT}/etc", "/var/lib/kioskd": f"{build.DATA_MOUNT}/state"}
+    unit = (ROOT / "systemd/kioskd.service").read_text()
+    assert "RequiresMountsFor=/var/lib/kioskd /etc/kioskd" in unit

@@ -1,0 +1,185 @@
+"""The van as a technician flashes it: the disk image boots in qemu through OVMF and systemd-boot, and the station
+is driven only from outside — the button is qemu's USB keyboard (QMP input-send-event), the battery monitor is
+qemu's FTDI usb-serial fed with VE.Direct text, the two screens are virtio-gpu's two heads read by QMP screendump,
+the state comes from the serial console and the QEMU guest agent's channel.
+
+The tests run in file order on one boot (a boot under TCG costs a minute or two): power on, the screens, the battery,
+the button, privacy, a session with its app window, the battery notice, next citizen, a crash of kioskd, and the
+long press that wipes and powers the PC off. Each prints what it measured."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+from PIL import Image, ImageChops
+
+from tests.vm.conftest import report
+from tests.vm.virtual_van import CURTAIN, PANEL_BLUE, VanError, VirtualVan, share
+
+pytestmark = pytest.mark.integration
+
+BOOT_TIMEOUT = 900.0  # TCG on a 2-core machine shared with other jobs: seen 3 to 7 minutes
+MAGENTA, GREEN = (255, 0, 255), (0, 200, 0)  # the session app's test page (profiles/virtual-van.toml)
+BAND = 120  # the panel's header band above the session app's window
+W, H = 1280, 800
+
+
+def same(a: Image.Image, b: Image.Image) -> bool:
+    return a.size == b.size and ImageChops.difference(a, b).getbbox() is None
+
+
+def heads(van: VirtualVan) -> tuple[Image.Image, Image.Image]:
+    return van.screendump(0), van.screendump(1)
+
+
+def wait_heads(van: VirtualVan, check: object, timeout: float, what: str) -> tuple[Image.Image, Image.Image]:
+    deadline = time.monotonic() + timeout
+    agent = citizen = None
+    while time.monotonic() < deadline:
+        agent, citizen = heads(van)
+        if check(agent, citizen):  # type: ignore[operator]
+            return agent, citizen
+        time.sleep(1.0)
+    if agent is not None and citizen is not None:
+        agent.save(van.work / "fail-agent.png")
+        citizen.save(van.work / "fail-citizen.png")
+    raise VanError(f"the screens did not show {what} within {timeout:.0f} s (pictures in {van.work})\n{van.tail()}")
+
+
+def shows_panel(image: Image.Image) -> bool:
+    """The panel's header band: mostly the panel's blue along the top of the screen."""
+    return share(image, PANEL_BLUE, (0, 0, W, 60)) > 0.5
+
+
+def test_power_on_reaches_ready_through_ovmf_and_systemd_boot(van: VirtualVan, pytestconfig: pytest.Config) -> None:
+    van.wait_serial("Started kioskd.service", BOOT_TIMEOUT)
+    ready = van.mark("power on → kioskd READY (serial)")
+    van.wait_agent(120)
+    show = van.unit("kioskd.service", "ActiveState", "SubState", "StatusText", "NRestarts")
+    assert show["ActiveState"] == "active" and show["StatusText"] == "off", show
+    # it booted from the disk as a PC would: UEFI, systemd-boot, root A, the data partition under kioskd's dirs
+    loader = van.sh("cat /sys/firmware/efi/efivars/LoaderInfo-* | tr -d '\\000'")
+    assert "systemd-boot" in loader, loader
+    mounts = van.sh("for m in / /var/lib/kioskd /etc/kioskd; do findmnt -n -o SOURCE,TARGET --mountpoint $m; done")
+    assert "/dev/vda2 /" in mounts and mounts.count("/dev/vda4") == 2, mounts
+    # the unit as shipped, rated by the guest's own systemd: no hardening was dropped to reach X and the sound server
+    rating = van.sh("systemd-analyze security kioskd.service --no-pager | tail -1")
+    found = re.search(r"exposure level for kioskd\.service: ([0-9.]+)", rating)
+    assert found, rating
+    exposure = float(found.group(1))
+    # 3.4: the 3.2 of the unit before, plus the mount and IPC namespaces the session app's launcher confines it in
+    # (kioskd/session/confine.py; the reason is in tests/integration/test_systemd_units.py)
+    assert exposure <= 3.4, rating
+    report(pytestconfig, f"\npower on → READY on the serial console: {ready:.1f} s; kioskd.service exposure {exposure}")
+
+
+def test_both_screens_light_up_with_the_panel_mirrored(van: VirtualVan, pytestconfig: pytest.Config) -> None:
+    agent, _ = wait_heads(van, lambda a, c: shows_panel(a) and same(a, c), 300, "the panel mirrored")
+    lit = van.mark("power on → both screens show the station")
+    assert not same(agent, Image.new("RGB", agent.size))
+    x = van.sh("systemctl show -p ActiveState,MainPID kioskd-desktop.service; ps -o user= -C Xorg")
+    assert "ActiveState=active" in x and x.strip().splitlines()[-1].strip() == "agent", x  # X without root
+    report(pytestconfig, f"power on → both screens show the panel: {lit:.1f} s")
+
+
+def test_kioskd_reports_the_battery_monitors_figures(van: VirtualVan) -> None:
+    status = van.wait_status(lambda s: s["power"]["available"] and s["power"]["soc"] == 87.6, 180, "the BMV's SOC")
+    power = status["power"]
+    assert power["voltage"] == 12.84 and power["current"] == 3.1 and power["shore"] is True, power
+    assert status["displays"]["outputs"][0]["name"] == "Virtual-1", status["displays"]
+    assert status["audio"]["present"] is True, status["audio"]  # the system-wide PulseAudio answered
+
+
+def test_the_button_starts_the_station_and_the_citizen_screen_mirrors(van: VirtualVan) -> None:
+    pressed = time.monotonic()
+    van.press()
+    status = van.wait_status(lambda s: s["station"]["state"] == "ready", 180, "the station ready")
+    van.marks["button → ready"] = time.monotonic() - pressed
+    assert status["displays"]["mirrored"] is True and status["displays"]["layout"] == "mirror", status["displays"]
+    wait_heads(van, lambda a, c: shows_panel(a) and same(a, c), 120, "the mirror after the start")
+
+
+def test_privacy_curtains_the_citizen_screen_and_leaves_the_agents(van: VirtualVan) -> None:
+    van.sh("/opt/kioskd/bin/kioskctl privacy on")
+    agent, _ = wait_heads(
+        van, lambda a, c: share(c, CURTAIN) > 0.6 and shows_panel(a), 120, "the curtain on the citizen screen only"
+    )
+    assert share(agent, CURTAIN) < 0.05
+    van.sh("/opt/kioskd/bin/kioskctl privacy off")
+    wait_heads(van, lambda a, c: shows_panel(a) and same(a, c), 120, "the mirror back after privacy")
+
+
+def test_a_second_press_opens_a_session_whose_app_window_shows_on_both_screens(van: VirtualVan) -> None:
+    pressed = time.monotonic()
+    van.press()
+    van.wait_status(lambda s: s["station"]["state"] == "in_session", 180, "a session")
+    left, right = (0, BAND + 40, W // 2, H - 40), (W // 2, BAND + 40, W, H - 40)
+
+    def app_shown(a: Image.Image, c: Image.Image) -> bool:
+        return share(a, MAGENTA, left) > 0.9 and share(a, GREEN, right) > 0.9 and same(a, c)
+
+    agent, _ = wait_heads(van, app_shown, 420, "the session app's window on both screens")
+    van.marks["button → session app window"] = time.monotonic() - pressed
+    assert shows_panel(agent), "the panel's header band must stay in view above the session app"
+    users = van.sh("ps -o user= -C chromium | sort | uniq -c")
+    assert "kiosk-citizen" in users and "agent" in users, users
+
+
+def test_discharging_gives_the_panels_battery_notice(van: VirtualVan) -> None:
+    assert van.cable is not None
+    van.cable.set(I="-4100", P="-53", TTG="615", SOC="812")
+    status = van.wait_status(
+        lambda s: s["power"]["shore"] is False and any(n["topic"] == "power.shore" for n in s["notices"]),
+        60,
+        "the on-battery notice",
+    )
+    assert status["power"]["soc"] == 81.2 and status["power"]["time_to_go"] == 615 * 60, status["power"]
+
+
+def test_next_citizen_gives_a_verified_receipt_and_ends_the_citizens_app(van: VirtualVan) -> None:
+    session = van.status()["session"]
+    assert session is not None
+    app = set(van.sh("pgrep -u kiosk-citizen || true").split())
+    assert app, "the session app runs as kiosk-citizen"
+    van.sh("/opt/kioskd/bin/kioskctl next")  # wipes this citizen's session, then opens the next citizen's
+    van.wait_status(lambda s: (s["session"] or {}).get("id") not in (None, session["id"]), 180, "the next session")
+    receipts = json.loads(van.sh("/opt/kioskd/bin/kioskctl --json receipts"))
+    mine = next(r for r in receipts if r["session"] == session["id"])
+    assert mine["verified"] is True and mine["reason"] == "next", mine
+    assert all(handler["ok"] for handler in mine["handlers"]), mine["handlers"]
+    assert {"app", "clipboard", "audio", "workspace"} <= {handler["name"] for handler in mine["handlers"]}
+    assert not app & set(van.sh("pgrep -u kiosk-citizen || true").split()), "the first citizen's app outlived its wipe"
+
+
+def test_kioskd_killed_in_a_session_is_restarted_and_wipes_it_before_ready(van: VirtualVan) -> None:
+    if van.status()["station"]["state"] != "in_session":
+        van.press()
+        van.wait_status(lambda s: s["station"]["state"] == "in_session", 180, "a session")
+    session = van.status()["session"]
+    before = van.unit("kioskd.service", "MainPID", "NRestarts")
+    killed = time.monotonic()
+    van.sh(f"kill -9 {before['MainPID']}")
+    # the journal of the session left open makes the new kioskd wipe it and start the station before READY=1
+    van.wait_status(lambda s: s["station"]["state"] == "ready", 180, "kioskd back after the crash")
+    van.marks["kill -9 → READY again"] = time.monotonic() - killed
+    after = van.unit("kioskd.service", "ActiveState", "MainPID", "NRestarts")
+    assert after["ActiveState"] == "active" and int(after["NRestarts"]) == int(before["NRestarts"]) + 1, after
+    receipts = json.loads(van.sh("/opt/kioskd/bin/kioskctl --json receipts"))
+    mine = next(r for r in receipts if r["session"] == session["id"])
+    assert mine["verified"] is True and mine["reason"] == "recovery", mine
+    assert "kiosk-citizen" not in van.sh("ps -o user= -C chromium || true")
+
+
+def test_a_long_press_wipes_and_powers_the_van_off(van: VirtualVan) -> None:
+    if van.status()["station"]["state"] == "off":
+        van.press()
+        van.wait_status(lambda s: s["station"]["state"] == "ready", 180, "the station ready")
+    held = time.monotonic()
+    van.press(hold=4.0)
+    code = van.wait_exit(180)
+    van.marks["long press → qemu exited"] = time.monotonic() - held
+    assert code == 0
+    assert "Power down" in van.serial() or "reboot: Power down" in van.serial(), van.tail()
