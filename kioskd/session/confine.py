@@ -45,6 +45,7 @@ import ctypes
 import json
 import os
 import platform
+import shutil
 import sys
 import warnings  # noqa: F401 (os.execvp imports it lazily: as the app user, the interpreter's files may be closed)
 
@@ -182,10 +183,29 @@ def _bind_back(fd: int, path: str, writable: bool) -> None:
         _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None, "remount read-only")
 
 
-def confine(workspace: str, size: str) -> None:
+def _program_roots(command: list[str]) -> list[str]:
+    """Where the app's program lives when that is inside a place made private (a checkout under /tmp running its
+    tests, the venv's interpreter with it): the top folder below that place, bound back read-only so the fresh
+    tmpfs does not hide the program itself. In the image nothing is installed there and this is empty."""
+    roots: list[str] = []
+    found = shutil.which(command[0]) if command else None
+    for path in {found, os.path.realpath(found)} if found else set():
+        for place in PRIVATE_PLACES:
+            if path.startswith(place + "/"):
+                top = place + "/" + path[len(place) + 1 :].split("/", 1)[0]
+                if top not in roots and _is_folder(top):
+                    roots.append(top)
+    return roots
+
+
+def confine(workspace: str, size: str, command: list[str] | None = None) -> None:
     """Steps 1 to 4 (the caller has unshared the namespaces)."""
     _mount(None, "/", None, MS_REC | MS_SLAVE, None, "make slave")
-    keep = [(os.open(workspace, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC), workspace, True)]
+    keep = [
+        (os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC), root, False)
+        for root in _program_roots(command or [])
+    ]
+    keep.append((os.open(workspace, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC), workspace, True))
     if _is_folder(X11_SOCKETS):
         keep.append((os.open(X11_SOCKETS, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC), X11_SOCKETS, False))
     _read_only_everywhere()
@@ -241,7 +261,7 @@ def main(argv: list[str]) -> int:
         confined = f"unconfined {exc}"  # no right to: a laptop; nothing is half-done
     else:
         try:
-            confine(spec["workspace"], spec["size"])
+            confine(spec["workspace"], spec["size"], command)
         except (Refused, OSError) as exc:
             tell(f"failed {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}")
             return 126
