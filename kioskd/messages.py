@@ -1,7 +1,8 @@
 """The one catalogue of agent-facing messages, French first and English second, keyed.
 
 Policies and the API refer to messages by key with named parameters; no agent-facing string lives elsewhere.
-Parameters are counts, durations, device names and percentages: never a citizen's data."""
+Parameters are counts, durations, device names and percentages: never a citizen's data. A parameter that reads
+differently in each language (a size: "1,2 Go" and "1.2 GB") is itself a ``Message``."""
 
 from __future__ import annotations
 
@@ -579,6 +580,17 @@ CATALOGUE: dict[str, Message] = {
     ),
     "panel.receipt.none": Message("Pas encore d'effacement", "No wipe yet"),
     "panel.size.kb": Message("{n} Ko", "{n} kB"),
+    # the citizen's USB stick's tile (kioskd.policies.media): its words, never a name found on it
+    "panel.media.none": Message("Aucune clé USB branchée", "No USB stick plugged in"),
+    "panel.media.export": Message("Copier sur la clé", "Copy to the stick"),
+    "panel.media.eject": Message("Éjecter la clé", "Eject the stick"),
+    "panel.media.busy": Message("Copie en cours…", "Copying…"),
+    "panel.media.choose": Message(
+        "Documents à copier (aucun coché : tous)", "Documents to copy (none ticked: all of them)"
+    ),
+    "panel.media.all": Message("Copie de tous les documents ({count})", "Copying every document ({count})"),
+    "panel.media.chosen": Message("Copie des documents cochés ({count})", "Copying the ticked documents ({count})"),
+    "panel.media.no_scans": Message("Aucun document numérisé : scannez d'abord", "No scanned document: scan first"),
     "panel.size.mb": Message("{n} Mo", "{n} MB"),
     # activity figures (kioskd/records/stats.py, issue 13)
     "stats.title": Message(
@@ -775,6 +787,9 @@ CATALOGUE: dict[str, Message] = {
     ),
     "sim.unknown_verb": Message("Commande de simulation inconnue : {verb}", "Unknown simulation command: {verb}"),
     # the citizen's USB stick (kioskd.policies.media)
+    "label.media": Message("Clé USB du citoyen", "Citizen's USB stick"),
+    "media.size.gb": Message("{n} Go", "{n} GB"),
+    "media.size.mb": Message("{n} Mo", "{n} MB"),
     "media.plugged": Message(
         "Clé USB du citoyen : {label}, {size} (branchée)", "Citizen's USB stick: {label}, {size} (plugged in)"
     ),
@@ -850,7 +865,14 @@ def text(key: str, lang: Lang = "fr", **params: object) -> str:
     if message is None:
         raise KeyError(f"no message {key!r} in the catalogue")
     template = message.fr if lang == "fr" else message.en
-    return template.format(**params)
+    return template.format(**{name: _in(value, lang) for name, value in params.items()})
+
+
+def _in(value: object, lang: Lang) -> object:
+    """A parameter as ``lang`` reads it: a ``Message`` parameter has a text per language."""
+    if isinstance(value, Message):
+        return value.fr if lang == "fr" else value.en
+    return value
 
 
 def both(key: str, **params: object) -> dict[str, str]:

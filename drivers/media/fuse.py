@@ -340,9 +340,11 @@ class FuseMedia:
             raise DeviceError("the FUSE driver did not answer", where="media", key="media.corrupt") from None
 
     def _stage(self, uid: int) -> Path:
-        """A folder the driver's user owns, in a root only kioskd may list (0711)."""
+        """A folder the driver's user owns, in a root only kioskd may list (0711), in a place the driver's user can
+        traverse: ``$TMPDIR`` may be a private 0700 folder (seen: a browser's test fixture set it, every mount then
+        failed as "corrupt"), so the first of /run, ``$TMPDIR`` and /tmp whose every ancestor others may enter."""
         if self._staging is None:
-            self._staging = Path(tempfile.mkdtemp(prefix="kioskd-media-"))
+            self._staging = Path(tempfile.mkdtemp(prefix="kioskd-media-", dir=_staging_parent()))
             os.chmod(self._staging, 0o711)
         stage = Path(tempfile.mkdtemp(dir=self._staging))
         os.chown(stage, uid, -1)
@@ -558,6 +560,17 @@ class FuseMedia:
         if exc.errno in WRITE_PROTECTED:
             return "write-protected"
         return "pulled" if exc.errno in PULLED else "io-error"
+
+
+def _staging_parent() -> str:
+    for candidate in ("/run", tempfile.gettempdir(), "/tmp"):
+        path = Path(candidate).resolve()
+        try:
+            if os.access(path, os.W_OK) and all(os.stat(p).st_mode & 0o001 for p in (path, *path.parents)):
+                return str(path)
+        except OSError:
+            continue
+    raise DeviceError("no folder the FUSE driver can reach", where="media", action="chmod o+x /run", key="media.failed")
 
 
 def _zombie(pid: int) -> bool:

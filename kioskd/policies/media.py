@@ -175,8 +175,16 @@ class MediaPolicy(Policy):
         return {"ok": True, "message": messages.both("media.ejected")}
 
 
-def size_text(size: int) -> str:
-    return f"{size / 1e9:.1f} Go" if size >= 1e8 else f"{size / 1e6:.0f} Mo"
+def size_text(size: int) -> messages.Message:
+    """A stick's size as each language writes it: "1,2 Go" in French, "1.2 GB" in English (decimal units, as
+    sticks are sold)."""
+    if size >= 1e8:
+        n = f"{size / 1e9:.1f}"
+        return messages.Message(
+            messages.text("media.size.gb", "fr", n=n.replace(".", ",")), messages.text("media.size.gb", "en", n=n)
+        )
+    n = f"{size / 1e6:.0f}"
+    return messages.Message(messages.text("media.size.mb", "fr", n=n), messages.text("media.size.mb", "en", n=n))
 
 
 def _mount_point(session: Session) -> Path:
