@@ -563,7 +563,8 @@ class FuseMedia:
 
 
 def _staging_parent() -> str:
-    for candidate in ("/run", tempfile.gettempdir(), "/tmp"):
+    # mkdtemp makes a fresh 0700 folder (then 0711) in the parent: no name a local user could have prepared
+    for candidate in ("/run", tempfile.gettempdir(), "/tmp"):  # noqa: S108
         path = Path(candidate).resolve()
         try:
             if os.access(path, os.W_OK) and all(os.stat(p).st_mode & 0o001 for p in (path, *path.parents)):
