@@ -303,3 +303,21 @@ async def test_hostile_names_a_huge_tree_and_a_link_out_give_a_clean_listing_and
     assert digest_tree(image, "ntfs", skip="Scans") == before
     log = "\n".join(str(e) for e in rig.events)
     assert "evil" not in log and "keep.txt" not in log
+
+
+async def test_a_private_tmpdir_does_not_keep_the_unprivileged_driver_from_mounting(
+    rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # seen: a browser's test fixture set TMPDIR to a 0700 folder of root's; the driver's user could not reach its
+    # staging folder there and every stick was reported "corrupt"
+    private = tmp_path / "private-tmp"
+    private.mkdir(mode=0o700)
+    monkeypatch.setenv("TMPDIR", str(private))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    image = make_image(tmp_path / "stick.img", "vfat")
+    fill(image, "vfat", OWN)
+    where = await in_session_with_stick(rig, image)
+    assert (where / "bulletin.pdf").read_bytes() == CANARY
+    assert not any(private.iterdir())
+    await next_citizen(rig)
+    assert rig.station.wipes[-1].verified
