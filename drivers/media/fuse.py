@@ -523,7 +523,8 @@ class FuseMedia:
             self._spawn(volume, writable=True)
             need = sum(f.stat().st_size for f in files)
             room = os.statvfs(target)
-            if need + 64 * 1024 * len(files) > room.f_bavail * room.f_frsize:
+            # fusefat says 0 blocks, 0 free on FAT32 (most sticks): no size known, the copy's ENOSPC will say "full"
+            if room.f_blocks and need + 64 * 1024 * len(files) > room.f_bavail * room.f_frsize:
                 raise ExportStopped("full")
             made = _new_folder(target, folder)
             for source in files:
@@ -556,6 +557,10 @@ class FuseMedia:
         if volume.gone or (exc.errno in PULLED and not volume.pids_alive()):
             return "pulled"
         if exc.errno == errno.ENOSPC:
+            return "full"
+        if exc.errno == errno.EPERM and volume.stick.filesystem == "vfat" and volume.mount_id is not None:
+            # fusefat answers a write with EPERM when no cluster is free; a locked stick never got this far (its
+            # read-write open or mount is refused first, "write-protected")
             return "full"
         if exc.errno in WRITE_PROTECTED:
             return "write-protected"

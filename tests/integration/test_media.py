@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import os
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -321,3 +322,40 @@ async def test_a_private_tmpdir_does_not_keep_the_unprivileged_driver_from_mount
     assert not any(private.iterdir())
     await next_citizen(rig)
     assert rig.station.wipes[-1].verified
+
+
+async def test_a_fat32_stick_takes_the_scans_though_its_driver_reports_no_free_space(
+    rig: Rig, tmp_path: Path
+) -> None:
+    # fusefat's statfs gives 0 blocks and 0 free on FAT32 (seen in the virtual van: every export said "full")
+    image = tmp_path / "fat32.img"
+    with open(image, "wb") as f:
+        f.truncate(64 << 20)
+    subprocess.run(["mkfs.vfat", "-F", "32", "-n", "CITOYEN", str(image)], check=True, capture_output=True)
+    fill(image, "vfat", OWN)
+    before = digest_tree(image, "vfat")
+    await in_session_with_stick(rig, image)
+    write_scans(rig, 2)
+    answer = await rig.station.media_export(None)
+    assert answer["ok"] and answer["files"] == 2, answer
+    await next_citizen(rig)
+    assert len(exported(image, "vfat", "Scans")) == 2
+    assert digest_tree(image, "vfat", skip="Scans") == before
+
+
+async def test_a_full_fat32_stick_says_full_and_keeps_only_complete_copies(rig: Rig, tmp_path: Path) -> None:
+    image = tmp_path / "fat32-full.img"
+    with open(image, "wb") as f:
+        f.truncate(34 << 20)
+    subprocess.run(["mkfs.vfat", "-F", "32", "-n", "CITOYEN", str(image)], check=True, capture_output=True)
+    fill(image, "vfat", {**OWN, "gros.bin": b"\x5a" * (31 << 20)})
+    before = digest_tree(image, "vfat")
+    await in_session_with_stick(rig, image)
+    write_scans(rig, 3, size=1_000_000)
+    answer = await rig.station.media_export(None)
+    assert answer["fault"] == "full" and "pleine" in answer["message"]["fr"], answer
+    assert mounted(rig) == "ro"
+    await next_citizen(rig)
+    copies = exported(image, "vfat", "Scans")
+    assert len(copies) == answer["files"] and all(len(data) > 1_000_000 for data in copies.values())
+    assert digest_tree(image, "vfat", skip="Scans") == before

@@ -34,8 +34,8 @@ def _mtools(*argv: str, check: bool = True) -> bytes:
     return done.stdout
 
 
-def make_stick(image: Path, size_mb: int = 32) -> None:
-    """A FAT32 stick image holding ``CANARIES``."""
+def make_stick(image: Path, size_mb: int = 64) -> None:
+    """A FAT32 stick image holding ``CANARIES`` (64 MB: below ~65,525 clusters mtools reads FAT32 as FAT16)."""
     binary("mkfs.vfat", MTOOLS_HINT)
     with open(image, "wb") as f:
         f.truncate(size_mb << 20)
