@@ -324,14 +324,17 @@ async def test_a_private_tmpdir_does_not_keep_the_unprivileged_driver_from_mount
     assert rig.station.wipes[-1].verified
 
 
-async def test_a_fat32_stick_takes_the_scans_though_its_driver_reports_no_free_space(
-    rig: Rig, tmp_path: Path
-) -> None:
+def fat32_image(path: Path, size_mb: int) -> Path:
+    """A FAT32 stick (``make_image`` lets mkfs.vfat choose, FAT16 at these sizes; most sticks are FAT32)."""
+    with open(path, "wb") as f:
+        f.truncate(size_mb << 20)
+    subprocess.run(["mkfs.vfat", "-F", "32", "-n", "CITOYEN", str(path)], check=True, capture_output=True)
+    return path
+
+
+async def test_a_fat32_stick_takes_the_scans_though_its_driver_reports_no_free_space(rig: Rig, tmp_path: Path) -> None:
     # fusefat's statfs gives 0 blocks and 0 free on FAT32 (seen in the virtual van: every export said "full")
-    image = tmp_path / "fat32.img"
-    with open(image, "wb") as f:
-        f.truncate(64 << 20)
-    subprocess.run(["mkfs.vfat", "-F", "32", "-n", "CITOYEN", str(image)], check=True, capture_output=True)
+    image = fat32_image(tmp_path / "fat32.img", 64)
     fill(image, "vfat", OWN)
     before = digest_tree(image, "vfat")
     await in_session_with_stick(rig, image)
@@ -344,10 +347,7 @@ async def test_a_fat32_stick_takes_the_scans_though_its_driver_reports_no_free_s
 
 
 async def test_a_full_fat32_stick_says_full_and_keeps_only_complete_copies(rig: Rig, tmp_path: Path) -> None:
-    image = tmp_path / "fat32-full.img"
-    with open(image, "wb") as f:
-        f.truncate(34 << 20)
-    subprocess.run(["mkfs.vfat", "-F", "32", "-n", "CITOYEN", str(image)], check=True, capture_output=True)
+    image = fat32_image(tmp_path / "fat32-full.img", 34)
     fill(image, "vfat", {**OWN, "gros.bin": b"\x5a" * (31 << 20)})
     before = digest_tree(image, "vfat")
     await in_session_with_stick(rig, image)
