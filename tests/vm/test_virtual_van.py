@@ -152,9 +152,13 @@ def test_the_citizens_usb_stick_is_read_only_in_the_session_takes_the_scans_and_
     image = van.work / "citizen-stick.img"
     usb_stick.make_stick(image)
     usb_stick.plug(van, image)
-    status = van.wait_status(
-        lambda s: any(stick["mounted"] == "ro" for stick in s["media"]["sticks"]), 120, "the stick read-only"
-    )
+    try:
+        status = van.wait_status(
+            lambda s: any(stick["mounted"] == "ro" for stick in s["media"]["sticks"]), 120, "the stick read-only"
+        )
+    except VanError as exc:  # what the guest saw of it: the kernel's and kioskd's own words (no file names)
+        seen = van.sh("dmesg | grep -iE 'usb|sd[a-z]|fuse' | tail -15; journalctl -u kioskd -n 30 --no-pager")
+        raise VanError(f"{exc}\n-- guest --\n{seen}") from None
     plugged = time.monotonic() - started
     (stick,) = status["media"]["sticks"]
     assert (stick["label"], stick["filesystem"]) == (usb_stick.LABEL, "vfat"), stick
