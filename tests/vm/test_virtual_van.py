@@ -157,8 +157,13 @@ def test_the_citizens_usb_stick_is_read_only_in_the_session_takes_the_scans_and_
             lambda s: any(stick["mounted"] == "ro" for stick in s["media"]["sticks"]), 120, "the stick read-only"
         )
     except VanError as exc:  # what the guest saw of it: the kernel's and kioskd's own words (no file names)
-        seen = van.sh("dmesg | grep -iE 'usb|sd[a-z]|fuse' | tail -15; journalctl -u kioskd -n 30 --no-pager")
-        raise VanError(f"{exc}\n-- guest --\n{seen}") from None
+        seen = van.sh(
+            "dmesg | grep -iE 'usb|sd[a-z]|fuse' | tail -15; journalctl -u kioskd -n 30 --no-pager; "
+            "grep -E ' sd$|fuse' /proc/devices; ls -l /dev/sd* /dev/fuse"
+        )
+        now = van.status()
+        parts = json.dumps({"media": now["media"], "notices": now["notices"]})
+        raise VanError(f"{str(exc)[:300]}\n-- guest --\n{seen}\n-- media --\n{parts}") from None
     plugged = time.monotonic() - started
     (stick,) = status["media"]["sticks"]
     assert (stick["label"], stick["filesystem"]) == (usb_stick.LABEL, "vfat"), stick
