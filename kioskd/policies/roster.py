@@ -10,6 +10,7 @@ from kioskd.policies.base import Policy
 from kioskd.policies.connectivity import ConnectivityPolicy
 from kioskd.policies.displays import DisplaysPolicy
 from kioskd.policies.idle import IdlePolicy
+from kioskd.policies.media import MediaPolicy
 from kioskd.policies.power import PowerPolicy
 from kioskd.policies.printing import PrintingPolicy
 from kioskd.policies.scanning import ScanningPolicy
@@ -30,6 +31,7 @@ def standard(profile: Profile, devices: Devices, clock: Clock, store: Store | No
         DisplaysPolicy(devices.displays),
         PrintingPolicy(devices.printer),
         ScanningPolicy(profile.scanning, devices.scanner, clock),
+        MediaPolicy(devices.media),
     ]
     if store is not None:
         policies.append(Recorder(store, profile.power_policy, profile.activity, clock))

@@ -23,7 +23,7 @@ from typing import Literal
 
 from kioskd.errors import WipeError
 
-SUBDIRS = ("home", "downloads", "browser", "scans", "prints", "tmp")
+SUBDIRS = ("home", "downloads", "browser", "scans", "prints", "tmp", "media")  # media: the citizen's sticks
 Kind = Literal["tmpfs", "directory"]
 # Opening a folder of the workspace: never through a link (O_NOFOLLOW), never anything but a folder (O_DIRECTORY).
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -250,6 +250,17 @@ def check_layout(root: Path) -> int:
     finally:
         os.close(top)
     return tampered
+
+
+def mounts_under(folder: Path) -> int:
+    """How many mounts lie at or below ``folder`` (the citizen's sticks in ``media``)."""
+    prefix = str(folder).replace(" ", "\\040").rstrip("/")
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as mounts:
+            points = [line.split()[4] for line in mounts]
+    except OSError:
+        return 0
+    return sum(1 for p in points if p == prefix or p.startswith(prefix + "/"))
 
 
 CAP_SYS_ADMIN = 21

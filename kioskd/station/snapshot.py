@@ -22,6 +22,7 @@ from kioskd.hal import (
     ScannerState,
 )
 from kioskd.policies.connectivity import ConnectivityState
+from kioskd.policies.media import MediaView
 
 Mode = Literal["off", "starting", "ready", "in_session", "wiping", "travelling", "shutting_down"]
 MODES: tuple[Mode, ...] = ("off", "starting", "ready", "in_session", "wiping", "travelling", "shutting_down")
@@ -73,6 +74,7 @@ class StationState:
     button: ButtonState = ButtonState()
     audio: AudioState = AudioState()
     camera: CameraState = CameraState()
+    media: MediaView = MediaView()  # the citizen's sticks: label, size, file system, never a file name
     session: SessionInfo | None = None
     notices: tuple[Notice, ...] = field(default=())
     sessions_today: int = 0
@@ -109,6 +111,7 @@ class StationState:
             "button": dataclasses.asdict(self.button),
             "audio": dataclasses.asdict(self.audio),
             "camera": dataclasses.asdict(self.camera),
+            "media": self.media.to_json(),
             "session": session,
             "notices": [n.to_json() for n in self.notices],
         }
