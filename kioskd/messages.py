@@ -205,6 +205,14 @@ CATALOGUE: dict[str, Message] = {
         "Écrans éteints : démarrez la station pour masquer l'écran citoyen",
         "Screens are off: start the station to hide the citizen screen",
     ),
+    "refused.handover.curtain": Message(
+        "Écran citoyen masqué : montrez-le avant de donner la main au citoyen",
+        "Citizen screen hidden: show it before handing the controls to the citizen",
+    ),
+    "refused.confidential.curtain": Message(
+        "Écran citoyen masqué : montrez-le avant la saisie confidentielle",
+        "Citizen screen hidden: show it before the confidential entry",
+    ),
     "refused.no_session": Message(
         "Aucun citoyen en cours : ouvrez une session d'abord", "No citizen session: open one first"
     ),
@@ -557,6 +565,24 @@ CATALOGUE: dict[str, Message] = {
     "panel.display.off": Message("Rien n'est montré au citoyen", "Nothing is shown to the citizen"),
     "panel.privacy.hide": Message("Masquer l'écran citoyen", "Hide the citizen screen"),
     "panel.privacy.show": Message("Montrer l'écran citoyen", "Show the citizen screen"),
+    # hand-over (kioskd/policies/handover.py, issue 23)
+    "panel.handover.on": Message("Main au citoyen", "Hand over to the citizen"),
+    "panel.handover.off": Message("Reprendre la main", "Take the controls back"),
+    "panel.confidential.on": Message("Saisie confidentielle", "Confidential entry"),
+    "panel.confidential.off": Message("Fin de la saisie confidentielle", "End the confidential entry"),
+    "panel.handover.state.on": Message("Le citoyen a la main", "The citizen has the controls"),
+    "panel.handover.state.confidential": Message(
+        "Le citoyen saisit une information confidentielle (appui court sur le bouton pour reprendre la main)",
+        "The citizen is typing something confidential (short press on the button to take the controls back)",
+    ),
+    "handover.on": Message("Le citoyen a la main", "The citizen has the controls"),
+    "handover.off": Message(
+        "Le citoyen regarde (ses commandes sont désactivées)", "The citizen watches (their controls are disabled)"
+    ),
+    "handover.confidential": Message(
+        "Saisie confidentielle : votre écran est masqué, votre clavier et votre souris sont désactivés",
+        "Confidential entry: your screen is hidden, your keyboard and mouse are disabled",
+    ),
     "panel.scanner.idle": Message("Prêt", "Ready"),
     "panel.scanner.scanning": Message("Numérisation…", "Scanning…"),
     "panel.scanner.fault": Message("En défaut", "Fault"),
@@ -617,6 +643,12 @@ CATALOGUE: dict[str, Message] = {
     "stats.mean": Message("(moy. {minutes} min)", "(mean {minutes} min)"),
     "stats.week": Message("S{week} (lun. {monday})", "W{week} (Mon {monday})"),
     "stats.hour": Message("{hour} h ({visits})", "{hour}:00 ({visits})"),
+    "stats.handover": Message(
+        "Main au citoyen : {handovers} fois ({handover_minutes} min) ; saisies confidentielles : {confidential} "
+        "({confidential_minutes} min)",
+        "Handed over to the citizen: {handovers} times ({handover_minutes} min); confidential entries: "
+        "{confidential} ({confidential_minutes} min)",
+    ),
     "stats.busiest": Message("Heures les plus chargées : {hours}", "Busiest hours: {hours}"),
     "stats.no_stop": Message("(arrêt non renseigné)", "(stop not named)"),
     "stats.chart.per_stop": Message("Visites par arrêt — {month}", "Visits per stop — {month}"),
@@ -653,6 +685,7 @@ CATALOGUE: dict[str, Message] = {
     "label.button": Message("Bouton", "Button"),
     "label.audio": Message("Audio", "Audio"),
     "label.camera": Message("Caméra", "Camera"),
+    "label.inputs": Message("Commandes du citoyen", "Citizen's controls"),
     "label.session": Message("Session", "Session"),
     "label.connectivity": Message("Connexion Internet", "Internet link"),
     "label.notices": Message("Alertes", "Notices"),
@@ -741,6 +774,10 @@ CATALOGUE: dict[str, Message] = {
     "doctor.audio.no_mic": Message(
         "Pas de micro : les visioconférences n'auront pas de son",
         "No microphone: video calls will have no sound",
+    ),
+    "doctor.inputs.missing": Message(
+        "Commandes du citoyen introuvables : le citoyen ne pourra pas saisir lui-même (vérifiez [devices.inputs])",
+        "The citizen's controls were not found: the citizen cannot type themselves (check [devices.inputs])",
     ),
     "doctor.camera.absent": Message(
         "Pas de webcam : les visioconférences n'auront pas d'image",

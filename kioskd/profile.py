@@ -207,6 +207,17 @@ class ActivityConfig(_Section):
         return value
 
 
+class HandoverConfig(_Section):
+    """``[handover]``: handing the controls to the citizen ("Main au citoyen", "Saisie confidentielle")."""
+
+    confidential_timeout: float = Field(
+        300,
+        ge=10,
+        le=3600,
+        description="seconds after which a confidential entry ends by itself (the agent's screen and devices back)",
+    )
+
+
 class FleetConfig(_Section):
     """``[fleet]``: the link to the office's MQTT broker (absent: no fleet link). Defined here so that reading a
     profile never imports paho-mqtt."""
@@ -268,6 +279,7 @@ class Profile(_Section):
     api: ApiConfig = ApiConfig()
     scanning: ScanningConfig = ScanningConfig()
     activity: ActivityConfig = ActivityConfig()
+    handover: HandoverConfig = HandoverConfig()
     fleet: FleetConfig | None = None  # no [fleet] section: no fleet link
     devices: dict[DeviceKind, DeviceSection]
     media: MediaConfig = MediaConfig()  # no [media] section: USB sticks through the FUSE drivers, defaults
@@ -277,6 +289,8 @@ class Profile(_Section):
     @field_validator("devices")
     @classmethod
     def _all_devices(cls, devices: dict[DeviceKind, DeviceSection]) -> dict[DeviceKind, DeviceSection]:
+        # the citizen's input devices are optional: a van without any has the citizen watch only
+        devices = {"inputs": DeviceSection(driver="none"), **devices}
         missing = [kind for kind in DEVICE_KINDS if kind not in devices]
         if missing:
             raise ValueError(f"every device kind needs a [devices.<kind>] table; missing: {', '.join(missing)}")

@@ -18,6 +18,7 @@ VERB_ORDER: tuple[DriverKind, ...] = (
     "power",
     "modem",
     "displays",
+    "inputs",
     "scanner",
     "printer",
     "button",

@@ -106,6 +106,26 @@ def privacy(args: argparse.Namespace) -> int | None:
     return _answer(args, code, body)
 
 
+def _switch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("switch", choices=["on", "off", "toggle"])
+
+
+def handover(args: argparse.Namespace) -> int | None:
+    return _handover_command(args, "/handover")
+
+
+def confidential(args: argparse.Namespace) -> int | None:
+    return _handover_command(args, "/confidential")
+
+
+def _handover_command(args: argparse.Namespace, path: str) -> int | None:
+    code, body = request(args, "POST", path, json={"on": {"on": True, "off": False}.get(args.switch)})
+    if code == 200 and not args.json:
+        print(render.render_handover(body, args.lang))
+        return None
+    return _answer(args, code, body)
+
+
 def _stop_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", help="the stop's name (none: the van left its stop)")
 
@@ -359,6 +379,15 @@ COMMANDS = (
     Command("scans", "the current citizen's scans", scans),
     Command("media", "the citizen's USB stick: export the scans to it, eject it", media, _media_arguments),
     Command("privacy", "privacy curtain on the citizen screen", privacy, _privacy_arguments),
+    Command(
+        "handover", "hand the controls to the citizen (their touchscreen, keyboard, mouse)", handover, _switch_arguments
+    ),
+    Command(
+        "confidential",
+        "confidential entry: the citizen types, the agent's screen is hidden and their devices off",
+        confidential,
+        _switch_arguments,
+    ),
     Command("stop", "name the stop the van stands at, for the signal atlas", stop, _stop_arguments),
     Command("atlas", "stops ranked by Internet reachability and median signal", atlas, _atlas_arguments),
     Command("panel", "the agent panel's address, with its token (open it in the browser)", panel),

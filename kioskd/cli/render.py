@@ -117,6 +117,17 @@ def render_status(status: dict[str, Any], lang: Lang) -> str:
     rows.append(("audio", audio if a["present"] else t("word.absent")))
     c = status["camera"]
     rows.append(("camera", c["name"] if c["present"] else t("word.absent")))
+    inputs, handover = status.get("inputs"), status.get("handover") or {}
+    if inputs is not None and inputs["devices"]:
+        citizen = [d for d in inputs["devices"] if d["side"] == "citizen"]
+        key = (
+            "handover.confidential"
+            if handover.get("confidential")
+            else "handover.on"
+            if handover.get("handover")
+            else "handover.off"
+        )
+        rows.append(("inputs", f"{len(citizen)} · {t(key)}"))
 
     sess = status["session"]
     if sess is None:
@@ -208,6 +219,19 @@ def render_verbs(verbs: dict[str, str]) -> str:
 def render_stop(body: dict[str, Any], lang: Lang) -> str:
     """The stop the van now stands at, or that it left."""
     return messages.text("stop.set", lang, stop=body["stop"]) if body["stop"] else messages.text("stop.cleared", lang)
+
+
+def render_handover(body: dict[str, Any], lang: Lang) -> str:
+    """Who has the controls after a hand-over or confidential-entry command."""
+    handover = body["handover"]
+    key = (
+        "handover.confidential"
+        if handover["confidential"]
+        else "handover.on"
+        if handover["handover"]
+        else "handover.off"
+    )
+    return messages.text(key, lang)
 
 
 def render_curtain(body: dict[str, Any], lang: Lang) -> str:

@@ -48,6 +48,17 @@ from kioskd.hal.displays import (
     OutputRole,
 )
 from kioskd.hal.host import Host, InhibitLock, ShutdownPrepared
+from kioskd.hal.inputs import (
+    IDENTITY,
+    InputDevice,
+    InputKind,
+    Inputs,
+    InputsChanged,
+    InputSide,
+    InputsState,
+    Matrix,
+    output_matrix,
+)
 from kioskd.hal.media import (
     ExportFault,
     ExportResult,
@@ -97,12 +108,21 @@ from kioskd.hal.scanner import (
 )
 
 DeviceState = (
-    PowerState | ModemState | DisplaysState | ScannerState | PrinterState | ButtonState | AudioState | CameraState
+    PowerState
+    | ModemState
+    | DisplaysState
+    | ScannerState
+    | PrinterState
+    | ButtonState
+    | AudioState
+    | CameraState
+    | InputsState
 )
 
 __all__ = [
     "CONTRACTS",
     "DEVICE_KINDS",
+    "IDENTITY",
     "JOB_FINISHED",
     "LED_CYCLES",
     "Audio",
@@ -141,9 +161,16 @@ __all__ = [
     "Host",
     "IgnitionChanged",
     "InhibitLock",
+    "InputDevice",
+    "InputKind",
+    "InputSide",
+    "Inputs",
+    "InputsChanged",
+    "InputsState",
     "JobState",
     "JobStateChanged",
     "LedPattern",
+    "Matrix",
     "Media",
     "MediaChanged",
     "MediaInserted",
@@ -195,4 +222,5 @@ __all__ = [
     "Verdict",
     "contract_of",
     "options_model_of",
+    "output_matrix",
 ]

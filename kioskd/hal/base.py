@@ -16,7 +16,7 @@ from kioskd.errors import DeviceError as DeviceError
 from kioskd.errors import DeviceUnsupported as DeviceUnsupported
 from kioskd.errors import ProfileError as ProfileError
 
-DeviceKind = Literal["power", "modem", "displays", "scanner", "printer", "button", "audio", "camera"]
+DeviceKind = Literal["power", "modem", "displays", "scanner", "printer", "button", "audio", "camera", "inputs"]
 DriverKind = DeviceKind | Literal["host", "media"]  # the host has a backend but no state to show; media its own table
 DEVICE_KINDS: tuple[DeviceKind, ...] = (
     "power",
@@ -27,6 +27,7 @@ DEVICE_KINDS: tuple[DeviceKind, ...] = (
     "button",
     "audio",
     "camera",
+    "inputs",
 )
 
 

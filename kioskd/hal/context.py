@@ -21,6 +21,7 @@ from kioskd.hal.camera import Camera
 from kioskd.hal.displays import Displays
 from kioskd.hal.entry_points import load_backend
 from kioskd.hal.host import Host
+from kioskd.hal.inputs import Inputs
 from kioskd.hal.media import Media
 from kioskd.hal.modem import Modem
 from kioskd.hal.power import PowerSource
@@ -38,6 +39,7 @@ CONTRACTS: dict[DeviceKind, type[Any]] = {
     "button": Button,
     "audio": Audio,
     "camera": Camera,
+    "inputs": Inputs,
 }
 
 
@@ -182,7 +184,7 @@ class Simulation(Protocol):
 
 @dataclass
 class Devices:
-    """The eight backends of one station (and its host), typed by contract."""
+    """The nine backends of one station (and its host), typed by contract."""
 
     power: PowerSource
     modem: Modem
@@ -192,6 +194,7 @@ class Devices:
     button: Button
     audio: Audio
     camera: Camera
+    inputs: Inputs
     host: Host
     simulation: Simulation | None = None
     media: Media | None = None  # the citizen's USB sticks ([media]); None in stations built without one

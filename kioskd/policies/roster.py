@@ -9,6 +9,7 @@ from kioskd.hal import Clock
 from kioskd.policies.base import Policy
 from kioskd.policies.connectivity import ConnectivityPolicy
 from kioskd.policies.displays import DisplaysPolicy
+from kioskd.policies.handover import HandoverPolicy
 from kioskd.policies.idle import IdlePolicy
 from kioskd.policies.media import MediaPolicy
 from kioskd.policies.power import PowerPolicy
@@ -29,6 +30,7 @@ def standard(profile: Profile, devices: Devices, clock: Clock, store: Store | No
         ConnectivityPolicy(profile.connectivity, clock, devices.modem),
         IdlePolicy(profile.station, clock),
         DisplaysPolicy(devices.displays),
+        HandoverPolicy(profile.handover, devices.inputs, devices.displays, clock),
         PrintingPolicy(devices.printer),
         ScanningPolicy(profile.scanning, devices.scanner, clock),
         MediaPolicy(devices.media),

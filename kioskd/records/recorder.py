@@ -104,6 +104,10 @@ class Recorder(Policy):
                 scans=visit.scans,
                 prints=visit.prints,
                 reason=visit.reason,
+                handovers=visit.handovers,
+                handover_seconds=visit.handover_seconds,
+                confidential=visit.confidential,
+                confidential_seconds=visit.confidential_seconds,
             )
         if not await self.store.add_receipt(dataclasses.replace(receipt, visit=None), activity):
             self._health()  # the notice counts it among the waiting ones

@@ -121,10 +121,17 @@ ADDED_COLUMNS = (
     ("outbox", "up", "REAL"),
     ("receipts", "media_mounted", "INTEGER NOT NULL DEFAULT 0"),
     ("receipts", "media_exported", "INTEGER NOT NULL DEFAULT 0"),
+    # hand-overs to the citizen and confidential entries of the visit: how many, how long (issue 23)
+    ("activity", "handovers", "INTEGER NOT NULL DEFAULT 0"),
+    ("activity", "handover_seconds", "REAL NOT NULL DEFAULT 0"),
+    ("activity", "confidential", "INTEGER NOT NULL DEFAULT 0"),
+    ("activity", "confidential_seconds", "REAL NOT NULL DEFAULT 0"),
 )
 RECEIPT_COLUMNS = "session, opened_at, closed_at, reason, verified, handlers, problems, scans, downloads, prints"
 RECEIPT_COUNTS = "media_mounted, media_exported"  # added columns: not required of an older store's table
 ACTIVITY_COLUMNS = "stop, day, hour, opened_at, seconds, scans, prints, reason"
+# what a visit is read and written with: the first store's columns and those added since (ADDED_COLUMNS)
+VISIT_COLUMNS = ACTIVITY_COLUMNS + ", handovers, handover_seconds, confidential, confidential_seconds"
 COLUMNS = {
     "receipts": RECEIPT_COLUMNS,
     "activity": ACTIVITY_COLUMNS,
@@ -192,6 +199,10 @@ class Activity:
     scans: int
     prints: int
     reason: str
+    handovers: int = 0  # "Main au citoyen" given in the visit, and for how many seconds in all
+    handover_seconds: float = 0.0
+    confidential: int = 0  # confidential entries, and their seconds
+    confidential_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -344,7 +355,7 @@ class Store:
         with self._connect() as db:
             if activity is not None:
                 db.execute(
-                    f"INSERT INTO activity ({ACTIVITY_COLUMNS}, up) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO activity ({VISIT_COLUMNS}, up) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (*astuple(activity), up),
                 )
             if self.queue_for_fleet:
@@ -426,7 +437,7 @@ class Store:
     def _activity(self, month: str) -> list[Activity]:
         with self._connect() as db:
             rows = db.execute(
-                f"SELECT {ACTIVITY_COLUMNS} FROM activity WHERE day LIKE ? ORDER BY opened_at", (f"{month}-%",)
+                f"SELECT {VISIT_COLUMNS} FROM activity WHERE day LIKE ? ORDER BY opened_at", (f"{month}-%",)
             ).fetchall()
         return [Activity(*row) for row in rows]
 

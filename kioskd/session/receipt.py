@@ -18,6 +18,10 @@ class Visit:
     scans: int
     prints: int
     reason: str
+    handovers: int = 0  # filled in by the hand-over policy (kioskd/policies/handover.py): counts and seconds only
+    handover_seconds: float = 0.0
+    confidential: int = 0
+    confidential_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

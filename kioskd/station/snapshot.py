@@ -16,12 +16,14 @@ from kioskd.hal import (
     CameraState,
     DisplaysState,
     Event,
+    InputsState,
     ModemState,
     PowerState,
     PrinterState,
     ScannerState,
 )
 from kioskd.policies.connectivity import ConnectivityState
+from kioskd.policies.handover import HandoverState
 from kioskd.policies.media import MediaView
 
 Mode = Literal["off", "starting", "ready", "in_session", "wiping", "travelling", "shutting_down"]
@@ -75,6 +77,8 @@ class StationState:
     audio: AudioState = AudioState()
     camera: CameraState = CameraState()
     media: MediaView = MediaView()  # the citizen's sticks: label, size, file system, never a file name
+    inputs: InputsState = InputsState()
+    handover: HandoverState = HandoverState()
     session: SessionInfo | None = None
     notices: tuple[Notice, ...] = field(default=())
     sessions_today: int = 0
@@ -112,6 +116,8 @@ class StationState:
             "audio": dataclasses.asdict(self.audio),
             "camera": dataclasses.asdict(self.camera),
             "media": self.media.to_json(),
+            "inputs": dataclasses.asdict(self.inputs),
+            "handover": dataclasses.asdict(self.handover),
             "session": session,
             "notices": [n.to_json() for n in self.notices],
         }

@@ -275,6 +275,28 @@ def test_the_privacy_button_toggles_the_curtain(daemon: Daemon, page: Page, tmp_
     assert daemon.status()["displays"]["curtain"] is False  # type: ignore[index]
 
 
+def test_the_handover_and_confidential_buttons_give_the_citizen_the_controls(daemon: Daemon, page: Page) -> None:
+    daemon.open_session()
+    open_panel(page, daemon)
+    handover, confidential = page.locator("#handover"), page.locator("#confidential")
+    expect(handover).to_have_text("Main au citoyen")
+    expect(confidential).to_have_text("Saisie confidentielle")
+    handover.click()
+    expect(handover).to_have_text("Reprendre la main")
+    expect(page.locator("#tile-displays [data-field=handover]")).to_have_text("Le citoyen a la main")
+    assert daemon.status()["handover"]["handover"] is True  # type: ignore[index]
+    confidential.click()
+    expect(confidential).to_have_text("Fin de la saisie confidentielle")
+    assert daemon.status()["displays"]["agent_curtain"] is True  # type: ignore[index]
+    confidential.click()
+    expect(confidential).to_have_text("Saisie confidentielle")
+    handover.click()
+    expect(handover).to_have_text("Main au citoyen")
+    assert daemon.status()["handover"]["handover"] is False  # type: ignore[index]
+    page.locator("#privacy").click()  # under the curtain the citizen cannot be handed the controls
+    expect(handover).to_be_disabled()
+
+
 def test_a_scan_from_the_panel_shows_in_the_list_with_a_thumbnail_never_cached(daemon: Daemon, page: Page) -> None:
     daemon.open_session()
     open_panel(page, daemon)

@@ -130,6 +130,7 @@ async def test_receipts_hold_verdicts_and_counts_and_nothing_personal(rig: Rig) 
         "audio",
         "camera",
         "media",
+        "inputs",
         "workspace",
     }
     for path in rig.state_dir.rglob("*"):

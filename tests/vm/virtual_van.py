@@ -316,7 +316,14 @@ class VirtualVan:
             "-vnc", f"unix:{w}/head0.sock,display=gpu,head=0",
             "-vnc", f"unix:{w}/head1.sock,display=gpu,head=1",
             "-device", "qemu-xhci,id=usb",
-            "-device", "usb-kbd,id=button,bus=usb.0",
+            "-device", "usb-kbd,id=button,bus=usb.0,serial=kioskd-button",  # the profile names it by serial
+            # the citizen's touchscreen and keyboard (issue 23), bound to the screens' display so that QMP
+            # input-send-event with device "gpu" reaches them while events without a device still reach the button:
+            # the tablet to head 1 (the citizen's), the keyboard to head 0 (qemu 7.2's usb-kbd has no head
+            # property); on a controller of their own at a fixed slot (the profile names them by serial or USB path)
+            "-device", "qemu-xhci,id=usb2,addr=0x0a",
+            "-device", "usb-tablet,id=citizen-tablet,bus=usb2.0,port=1,serial=citizen-tablet,display=gpu,head=1",
+            "-device", "usb-kbd,id=citizen-kbd,bus=usb2.0,port=2,serial=citizen-kbd,display=gpu",
             "-chardev", f"socket,id=ve,path={w}/vedirect.sock,server=on,wait=off",
             "-device", "usb-serial,id=vedirect,chardev=ve,bus=usb.0,always-plugged=on",
             "-device", "virtio-serial-pci,id=vser",
@@ -482,6 +489,29 @@ class VirtualVan:
         self.key(True, key)
         time.sleep(hold)
         self.key(False, key)
+
+    def citizen_keys(self, text: str) -> None:
+        """``text`` (qcode letters) typed on the citizen's keyboard (bound to the display's head 0, see ``command``)."""
+        assert self.qmp is not None
+        for letter in text:
+            for down in (True, False):
+                event = {"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": letter}}}
+                self.qmp.command("input-send-event", device="gpu", head=0, events=[event])
+                time.sleep(0.05)
+
+    def citizen_touch(self, x: float, y: float) -> None:
+        """A tap on the citizen's touchscreen at (x, y), fractions of its width and height (qemu's absolute axes
+        run 0..0x7fff)."""
+        assert self.qmp is not None
+        at = [
+            {"type": "abs", "data": {"axis": "x", "value": int(x * 0x7FFF)}},
+            {"type": "abs", "data": {"axis": "y", "value": int(y * 0x7FFF)}},
+        ]
+        self.qmp.command("input-send-event", device="gpu", head=1, events=at)
+        for down in (True, False):
+            button = {"type": "btn", "data": {"down": down, "button": "left"}}
+            self.qmp.command("input-send-event", device="gpu", head=1, events=[button])
+            time.sleep(0.1)
 
     def wait_exit(self, timeout: float) -> int:
         assert self.process is not None

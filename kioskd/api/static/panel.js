@@ -298,8 +298,8 @@ function renderModem(m, c) {
   box.body.querySelector("dl").prepend(el("dt", { "data-main-text": true }, label("signal")), signal);
 }
 
-function renderDisplays(d, mode) {
-  const known = ["outputs", "mirrored", "curtain", "powered"];
+function renderDisplays(d, mode, h) {
+  const known = ["outputs", "mirrored", "curtain", "powered", "agent_curtain"];
   const box = tile("displays", t("label.displays"));
   const view = !d.powered ? "off" : d.curtain ? "curtain" : "mirror";
   fill(box.body,
@@ -327,6 +327,26 @@ function renderDisplays(d, mode) {
   box.privacy.textContent = t(d.curtain ? "panel.privacy.show" : "panel.privacy.hide");
   box.privacy.setAttribute("aria-pressed", String(d.curtain));
   box.privacy.disabled = !P.online || ["off", "travelling", "shutting_down"].includes(mode);
+  // hand-over: the citizen's controls ("Main au citoyen") and the confidential entry, French first
+  h = h || { handover: false, confidential: false };
+  if (!box.handover) {
+    box.handover = el("button", { type: "button", class: "action", id: "handover",
+      onclick: () => command("/handover", { on: null }) });
+    box.confidential = el("button", { type: "button", class: "action", id: "confidential",
+      onclick: () => command("/confidential", { on: null }) });
+    box.controls.append(box.handover, box.confidential);
+  }
+  box.handover.textContent = t(h.handover ? "panel.handover.off" : "panel.handover.on");
+  box.handover.setAttribute("aria-pressed", String(h.handover));
+  box.confidential.textContent = t(h.confidential ? "panel.confidential.off" : "panel.confidential.on");
+  box.confidential.setAttribute("aria-pressed", String(h.confidential));
+  const noCitizen = !P.online || mode !== "in_session" || d.curtain;
+  box.handover.disabled = noCitizen;
+  box.confidential.disabled = noCitizen && !h.confidential;
+  if (h.handover || h.confidential) {
+    box.body.prepend(el("p", { class: "big", "data-field": "handover", "data-main-text": true },
+      t(h.confidential ? "panel.handover.state.confidential" : "panel.handover.state.on")));
+  }
 }
 
 function renderScanner(s, mode) {
@@ -531,7 +551,7 @@ function render() {
   renderNotices(state.notices);
   renderPower(state.power);
   renderModem(state.modem, state.connectivity);
-  renderDisplays(state.displays, mode);
+  renderDisplays(state.displays, mode, state.handover);
   renderScanner(state.scanner, mode);
   renderPrinter(state.printer);
   renderAudio(state.audio, state.camera);
