@@ -137,7 +137,9 @@ def kioskd_mounts(van: VirtualVan) -> list[tuple[str, str, str]]:
     pid = van.unit("kioskd.service", "MainPID")["MainPID"]
     out = van.sh(f"nsenter -t {pid} -m findmnt -n -r -o TARGET,FSTYPE,OPTIONS")
     rows = [tuple(line.split(" ", 2)) for line in out.splitlines() if line.count(" ") >= 2]
-    return [(t, f, o) for t, f, o in rows if f.startswith("fuse")]  # type: ignore[misc]
+    # fusectl is the kernel's FUSE control file system (/sys/fs/fuse/connections, mounted at boot by systemd once
+    # the image loads fuse): no stick's; fuse, fuse.* and fuseblk are the drivers' mounts
+    return [(t, f, o) for t, f, o in rows if f.startswith("fuse") and f != "fusectl"]  # type: ignore[misc]
 
 
 STICK: dict[str, object] = {}  # what the stick's test leaves for the check after the wipe (one boot, file order)
