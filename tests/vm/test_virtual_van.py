@@ -4,7 +4,8 @@ qemu's FTDI usb-serial fed with VE.Direct text, the two screens are virtio-gpu's
 the state comes from the QEMU guest agent's channel and the API (the serial console is kept for failure reports).
 
 The tests run in file order on one boot (a boot under TCG costs a minute or two): power on, the screens, the battery,
-the button, privacy, a session with its app window, the citizen's USB stick (hot-plugged, read-only, the scans
+the button, privacy, a session with its app window, the citizen's own touchscreen and keyboard ignored, the
+citizen's USB stick (hot-plugged, read-only, the scans
 exported, ejected, pulled), the battery notice, next citizen (the stick checked after its wipe), a crash of kioskd,
 and the long press that wipes and powers the PC off. Each prints what it measured."""
 
@@ -129,6 +130,35 @@ def test_a_second_press_opens_a_session_whose_app_window_shows_on_both_screens(v
     assert shows_panel(agent), "the panel's header band must stay in view above the session app"
     users = van.sh("ps -o user= -C chromium | sort | uniq -c")
     assert "kiosk-citizen" in users and "agent" in users, users
+
+
+# The session app's test page (profiles/virtual-van.toml) lights a band for a key typed on it (top) and for a tap
+# (bottom): blue for the first, red for the second; unlit it keeps the page's magenta | green.
+BLUE, RED = (0, 0, 255), (255, 0, 0)
+TYPED = (0, 130, W, 130 + int(0.3 * 680) - 10)  # 30 vh of the 680 px window, below the panel's band
+TAPPED = (0, H - int(0.2 * 680) + 10, W, H - 5)
+SETTLE = 20.0  # seconds given to an input that must not arrive (under TCG a delivered one shows within a few)
+
+
+def lit(image: Image.Image, box: tuple[int, int, int, int]) -> bool:
+    return share(image, BLUE, box) > 0.6 or share(image, RED, box) > 0.6
+
+
+def test_the_citizens_own_touchscreen_and_keyboard_are_found_and_ignored_until_handed_over(van: VirtualVan) -> None:
+    """Issue 23's default: the citizen watches. qemu's usb-tablet on the citizen's head and a second usb-kbd are
+    found by their udev properties and disabled in X; a tap and keys on them reach neither screen."""
+    status = van.status()
+    citizen = [d for d in status["inputs"]["devices"] if d["side"] == "citizen"]
+    assert sorted(d["kind"] for d in citizen) == ["keyboard", "touch"], status["inputs"]
+    assert not any(d["enabled"] for d in citizen), status["inputs"]
+    assert not status["handover"]["handover"] and not status["handover"]["confidential"], status["handover"]
+    van.citizen_touch(0.5, 0.6)
+    van.citizen_keys("kiosk")
+    deadline = time.monotonic() + SETTLE
+    while time.monotonic() < deadline:
+        for head in heads(van):
+            assert not lit(head, TYPED) and not lit(head, TAPPED), "the citizen's input reached the page"
+        time.sleep(2.0)
 
 
 def kioskd_mounts(van: VirtualVan) -> list[tuple[str, str, str]]:
