@@ -1,7 +1,8 @@
 """The one catalogue of agent-facing messages, French first and English second, keyed.
 
 Policies and the API refer to messages by key with named parameters; no agent-facing string lives elsewhere.
-Parameters are counts, durations, device names and percentages: never a citizen's data."""
+Parameters are counts, durations, device names and percentages: never a citizen's data. A parameter that reads
+differently in each language (a size: "1,2 Go" and "1.2 GB") is itself a ``Message``."""
 
 from __future__ import annotations
 
@@ -320,6 +321,20 @@ CATALOGUE: dict[str, Message] = {
     "atlas.uplink.works": Message("{operator} passe ({reach} %)", "{operator} works ({reach}%)"),
     "atlas.uplink.fails": Message("{operator} ne passe pas ({reach} %)", "{operator} does not work ({reach}%)"),
     "panel.field.uplink": Message("Lien Internet utilisé", "Internet link in use"),
+    "label.uplink": Message("  lien", "  link"),
+    "uplink.probe.ok": Message("répond", "answers"),
+    "uplink.probe.unreachable": Message("ne répond pas", "no answer"),
+    "uplink.probe.wrong-status": Message("réponse inattendue (portail ?)", "unexpected answer (portal?)"),
+    "uplink.probe.dns-failed": Message("nom introuvable (DNS)", "name not found (DNS)"),
+    "uplink.probe.none": Message("pas encore testé", "not tested yet"),
+    "uplink.standby": Message("SIM {slot} en attente", "SIM {slot} waiting"),
+    "uplink.used": Message("en service", "in use"),
+    "panel.uplinks.title": Message("Liens Internet", "Internet links"),
+    "panel.uplinks.name": Message("Lien", "Link"),
+    "panel.uplinks.operator": Message("Opérateur", "Operator"),
+    "panel.uplinks.interface": Message("Interface", "Interface"),
+    "panel.uplinks.signal": Message("Signal", "Signal"),
+    "panel.uplinks.probe": Message("Test Internet", "Internet test"),
     "panel.field.cell": Message("Cellule", "Cell"),
     "visio.possible": Message(
         "Visio possible ici : la connexion tient un appel vidéo", "Video call possible here: the link holds one"
@@ -605,6 +620,17 @@ CATALOGUE: dict[str, Message] = {
     ),
     "panel.receipt.none": Message("Pas encore d'effacement", "No wipe yet"),
     "panel.size.kb": Message("{n} Ko", "{n} kB"),
+    # the citizen's USB stick's tile (kioskd.policies.media): its words, never a name found on it
+    "panel.media.none": Message("Aucune clé USB branchée", "No USB stick plugged in"),
+    "panel.media.export": Message("Copier sur la clé", "Copy to the stick"),
+    "panel.media.eject": Message("Éjecter la clé", "Eject the stick"),
+    "panel.media.busy": Message("Copie en cours…", "Copying…"),
+    "panel.media.choose": Message(
+        "Documents à copier (aucun coché : tous)", "Documents to copy (none ticked: all of them)"
+    ),
+    "panel.media.all": Message("Copie de tous les documents ({count})", "Copying every document ({count})"),
+    "panel.media.chosen": Message("Copie des documents cochés ({count})", "Copying the ticked documents ({count})"),
+    "panel.media.no_scans": Message("Aucun document numérisé : scannez d'abord", "No scanned document: scan first"),
     "panel.size.mb": Message("{n} Mo", "{n} MB"),
     # activity figures (kioskd/records/stats.py, issue 13)
     "stats.title": Message(
@@ -811,6 +837,74 @@ CATALOGUE: dict[str, Message] = {
         "This scan does not exist (any more) in the current session",
     ),
     "sim.unknown_verb": Message("Commande de simulation inconnue : {verb}", "Unknown simulation command: {verb}"),
+    # the citizen's USB stick (kioskd.policies.media)
+    "label.media": Message("Clé USB du citoyen", "Citizen's USB stick"),
+    "media.size.gb": Message("{n} Go", "{n} GB"),
+    "media.size.mb": Message("{n} Mo", "{n} MB"),
+    "media.plugged": Message(
+        "Clé USB du citoyen : {label}, {size} (branchée)", "Citizen's USB stick: {label}, {size} (plugged in)"
+    ),
+    "media.mounted_ro": Message(
+        "Clé USB du citoyen : lecture seule ({label}, {size})", "Citizen's USB stick: read-only ({label}, {size})"
+    ),
+    "media.mounted_rw": Message(
+        "Clé USB du citoyen : copie en cours ({label}, {size})", "Citizen's USB stick: copying ({label}, {size})"
+    ),
+    "media.outside_session": Message(
+        "Clé USB branchée hors session : elle ne sera lue qu'une fois le citoyen accueilli",
+        "USB stick plugged in outside a session: it is only read once a citizen is in",
+    ),
+    "media.pulled": Message(
+        "Clé USB retirée sans éjection : elle a été détachée, vérifiez ses fichiers sur un autre poste",
+        "USB stick pulled out without eject: it was detached; check its files on another computer",
+    ),
+    "media.left_behind": Message(
+        "Une clé USB du citoyen précédent est encore branchée : elle n'est pas ouverte, rendez-la-lui",
+        "A stick of the previous citizen is still plugged in: it is not opened; give it back",
+    ),
+    "media.ejected": Message("Clé USB éjectée : vous pouvez la retirer", "USB stick ejected: you may pull it out"),
+    "media.none": Message("Aucune clé USB montée pour ce citoyen", "No USB stick mounted for this citizen"),
+    "media.nothing": Message("Aucun document numérisé à copier", "No scanned document to copy"),
+    "media.absent": Message("Clé USB introuvable : rebranchez-la", "USB stick not found: plug it in again"),
+    "media.corrupt": Message(
+        "Clé USB illisible (système de fichiers abîmé) : rien n'a été lu",
+        "USB stick unreadable (damaged file system): nothing was read",
+    ),
+    "media.unsupported": Message(
+        "Clé USB d'un format non pris en charge (FAT32, exFAT ou NTFS attendus)",
+        "USB stick in an unsupported format (FAT32, exFAT or NTFS expected)",
+    ),
+    "media.unknown-filesystem": Message(
+        "Clé USB sans système de fichiers reconnu : rien n'a été lu",
+        "USB stick without a recognised file system: nothing was read",
+    ),
+    "media.failed": Message(
+        "La clé USB n'a pas pu être ouverte : voir `kioskctl doctor`",
+        "The USB stick could not be opened: see `kioskctl doctor`",
+    ),
+    "media.exported": Message(
+        "{files} document(s) copié(s) sur la clé, dossier « {folder} » : la clé est de nouveau en lecture seule",
+        '{files} document(s) copied to the stick, folder "{folder}": the stick is read-only again',
+    ),
+    "media.export.full": Message(
+        "Clé USB pleine : {files} document(s) copié(s) ; libérez de la place ou prenez une autre clé",
+        "USB stick full: {files} document(s) copied; free some space or use another stick",
+    ),
+    "media.export.write_protected": Message(
+        "Clé USB protégée en écriture (verrou sur la clé ?) : rien n'a été copié",
+        "USB stick write-protected (lock switch?): nothing was copied",
+    ),
+    "media.export.pulled": Message(
+        "Clé USB retirée pendant la copie : {files} document(s) copié(s) ; rebranchez-la et recommencez",
+        "USB stick pulled out during the copy: {files} document(s) copied; plug it in and try again",
+    ),
+    "media.export.absent": Message(
+        "Aucune clé USB montée : rien n'a été copié", "No USB stick mounted: nothing was copied"
+    ),
+    "media.export.io_error": Message(
+        "Erreur d'écriture sur la clé USB : {files} document(s) copié(s)",
+        "Write error on the USB stick: {files} document(s) copied",
+    ),
 }
 
 
@@ -822,7 +916,14 @@ def text(key: str, lang: Lang = "fr", **params: object) -> str:
     if message is None:
         raise KeyError(f"no message {key!r} in the catalogue")
     template = message.fr if lang == "fr" else message.en
-    return template.format(**params)
+    return template.format(**{name: _in(value, lang) for name, value in params.items()})
+
+
+def _in(value: object, lang: Lang) -> object:
+    """A parameter as ``lang`` reads it: a ``Message`` parameter has a text per language."""
+    if isinstance(value, Message):
+        return value.fr if lang == "fr" else value.en
+    return value
 
 
 def both(key: str, **params: object) -> dict[str, str]:

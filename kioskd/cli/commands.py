@@ -195,6 +195,28 @@ def scans(args: argparse.Namespace) -> int | None:
     return 0 if code == 200 else fail(body, args.lang)
 
 
+def _media_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["export", "eject"])
+    parser.add_argument("--all", action="store_true", help="export: every scan of the session (the default)")
+    parser.add_argument("files", nargs="*", help="export: the scans to copy (names from `kioskctl scans`)")
+
+
+def media(args: argparse.Namespace) -> int | None:
+    """``media export [--all | NAME…]``, ``media eject``: the citizen's USB stick."""
+    if args.action == "eject":
+        code, body = request(args, "POST", "/media/eject")
+    else:
+        payload = {"all": True} if args.all or not args.files else {"files": args.files}
+        code, body = request(args, "POST", "/media/export", json=payload)
+    if args.json:
+        print(_json(body))
+    elif code == 200:
+        print(body["message"][args.lang])
+    if code != 200:
+        return fail(body, args.lang)
+    return 0 if body.get("ok") else 1  # a full, locked or pulled stick needs the agent
+
+
 # ---------------------------------------------------------------------------------------------- the van's figures
 def _atlas_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weeks", type=float, default=None, help="weeks of samples (default: the profile's)")
@@ -355,6 +377,7 @@ COMMANDS = (
     Command("jobs", "the current citizen's print jobs", jobs),
     Command("scan", "scan for the current citizen into one PDF", scan, _scan_arguments),
     Command("scans", "the current citizen's scans", scans),
+    Command("media", "the citizen's USB stick: export the scans to it, eject it", media, _media_arguments),
     Command("privacy", "privacy curtain on the citizen screen", privacy, _privacy_arguments),
     Command(
         "handover", "hand the controls to the citizen (their touchscreen, keyboard, mouse)", handover, _switch_arguments

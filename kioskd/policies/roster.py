@@ -11,6 +11,7 @@ from kioskd.policies.connectivity import ConnectivityPolicy
 from kioskd.policies.displays import DisplaysPolicy
 from kioskd.policies.handover import HandoverPolicy
 from kioskd.policies.idle import IdlePolicy
+from kioskd.policies.media import MediaPolicy
 from kioskd.policies.power import PowerPolicy
 from kioskd.policies.printing import PrintingPolicy
 from kioskd.policies.scanning import ScanningPolicy
@@ -32,6 +33,7 @@ def standard(profile: Profile, devices: Devices, clock: Clock, store: Store | No
         HandoverPolicy(profile.handover, devices.inputs, devices.displays, clock),
         PrintingPolicy(devices.printer),
         ScanningPolicy(profile.scanning, devices.scanner, clock),
+        MediaPolicy(devices.media),
     ]
     if store is not None:
         policies.append(Recorder(store, profile.power_policy, profile.activity, clock))

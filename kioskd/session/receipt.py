@@ -36,6 +36,8 @@ class WipeReceipt:
     scans: int = 0
     downloads: int = 0
     prints: int = 0
+    media_mounted: int = 0  # the citizen's sticks mounted in the session (counts only)
+    media_exported: int = 0  # files written to them
     visit: Visit | None = None  # None when an earlier attempt already counted it, or its start is unknown
 
 

@@ -34,6 +34,7 @@ from kioskd.policies.base import Action, Guarded, Policy
 from kioskd.policies.connectivity import ConnectivityPolicy, ConnectivityState
 from kioskd.policies.displays import DisplaysPolicy
 from kioskd.policies.handover import HandoverPolicy, HandoverState
+from kioskd.policies.media import MediaPolicy
 from kioskd.policies.power import PowerPolicy
 from kioskd.policies.printing import PrintingPolicy
 from kioskd.policies.scanning import ScanningPolicy
@@ -154,6 +155,7 @@ class Station:
             sessions.handlers.register("inputs", self._handover.wipe)
         self._printing = self._policy(PrintingPolicy)
         self._scanning = self._policy(ScanningPolicy)
+        self._media = next((p for p in self.policies if isinstance(p, MediaPolicy)), None)  # tests may leave it out
         self._engine = False  # the ignition, as the power policy last reported it
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -297,6 +299,18 @@ class Station:
     async def scans(self) -> list[dict[str, Any]]:
         """The current session's scans (names kioskd gave them, sizes) — for the session's own view only."""
         return await self._scanning.scans()
+
+    async def media_export(self, names: list[str] | None) -> dict[str, Any]:
+        """The session's scans (``names``, or all) onto the citizen's stick (``MediaPolicy``)."""
+        return await self._media_policy().export(names)
+
+    async def media_eject(self) -> dict[str, Any]:
+        return await self._media_policy().eject()
+
+    def _media_policy(self) -> MediaPolicy:
+        if self._media is None:
+            raise TransitionRefused("no media policy", where="media", key="media.none")
+        return self._media
 
     async def print_document(self, document: bytes) -> int:
         """Print a document of the current session under an anonymous title; returns the job id."""
@@ -467,6 +481,8 @@ class Station:
         else:
             self.clear_notice("session")
         self.touch()
+        for policy in self.policies:
+            policy.session_opened()
 
     async def _idle_wipe(self) -> None:
         async with self._lock:

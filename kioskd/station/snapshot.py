@@ -24,6 +24,7 @@ from kioskd.hal import (
 )
 from kioskd.policies.connectivity import ConnectivityState
 from kioskd.policies.handover import HandoverState
+from kioskd.policies.media import MediaView
 
 Mode = Literal["off", "starting", "ready", "in_session", "wiping", "travelling", "shutting_down"]
 MODES: tuple[Mode, ...] = ("off", "starting", "ready", "in_session", "wiping", "travelling", "shutting_down")
@@ -75,6 +76,7 @@ class StationState:
     button: ButtonState = ButtonState()
     audio: AudioState = AudioState()
     camera: CameraState = CameraState()
+    media: MediaView = MediaView()  # the citizen's sticks: label, size, file system, never a file name
     inputs: InputsState = InputsState()
     handover: HandoverState = HandoverState()
     session: SessionInfo | None = None
@@ -113,6 +115,7 @@ class StationState:
             "button": dataclasses.asdict(self.button),
             "audio": dataclasses.asdict(self.audio),
             "camera": dataclasses.asdict(self.camera),
+            "media": self.media.to_json(),
             "inputs": dataclasses.asdict(self.inputs),
             "handover": dataclasses.asdict(self.handover),
             "session": session,

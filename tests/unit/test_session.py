@@ -129,6 +129,7 @@ async def test_receipts_hold_verdicts_and_counts_and_nothing_personal(rig: Rig) 
         "clipboard",
         "audio",
         "camera",
+        "media",
         "inputs",
         "workspace",
     }
