@@ -11,10 +11,10 @@ Without an agent list, the agent's devices are every other keyboard and pointer 
 devices (which software, not a person, drives). The ``xinput`` tool is not needed: python-xlib's requests
 (XIQueryDevice, XIGetProperty, XIChangeProperty) cover it. It never reads what a device sends.
 
-Keyboard focus: the station has no window manager and the session app's connection is untrusted (the SECURITY
-extension denies it SetInputFocus), so the X focus stays where the trusted panel's browser put it and the citizen's
-keys would reach the panel, not the page. While the citizen's side is live the focus follows the pointer
-(PointerRoot: the citizen's touch puts the pointer on the page); the previous focus is given back after."""
+Keyboard focus: the station has no window manager, so the X focus stays where the panel's browser put it and the
+citizen's keys would reach the panel, not the page. While the citizen's side is live kioskd (trusted) gives the focus
+to the session app's window, the topmost mapped top-level window that is not an override-redirect curtain
+(PointerRoot if there is none); the previous focus is given back after."""
 
 from __future__ import annotations
 
@@ -416,7 +416,6 @@ class XinputInputs:
             self._focus_before = d.get_input_focus().focus
             # the session app's window: the topmost mapped top-level window that is not override-redirect (the
             # curtains are); with no window manager the newest window, the app's, is mapped above the panel's.
-            # kioskd's connection is trusted and may focus it; the untrusted app cannot focus itself.
             app = self._x_topmost()
             d.set_input_focus(app if app is not None else X.PointerRoot, X.RevertToPointerRoot, X.CurrentTime)
         elif not citizen and self._focus_before is not None:

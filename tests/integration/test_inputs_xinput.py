@@ -237,7 +237,7 @@ async def test_the_keyboard_focus_goes_to_the_session_apps_window_while_the_citi
         d.sync()
         await inputs.set_enabled("citizen", True)
         focus = d.get_input_focus().focus
-        assert focus != X.PointerRoot and focus.id == app.id, "the untrusted session app could never take it"
+        assert focus != X.PointerRoot and focus.id == app.id, "no window manager would give it to the session app"
         await inputs.set_enabled("citizen", False)
         assert d.get_input_focus().focus.id == panel.id
     finally:
