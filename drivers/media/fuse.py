@@ -316,6 +316,9 @@ class FuseMedia:
                 done = self._run_driver(fs, Path(f"/dev/fd/{descriptor}"), where, writable, volume.group, descriptor)
         finally:
             os.close(descriptor)
+            if user is not None and sandbox == "sandbox" and writable:
+                # the driver holds the node open for writing by now (or failed): no later process of its user may
+                _share(volume.source, user[1], writable=False)
             if bound is not None:  # the driver holds the device open; the path goes
                 _libc.umount2(os.fsencode(str(bound)), MNT_DETACH)
                 with contextlib.suppress(OSError):
@@ -340,8 +343,6 @@ class FuseMedia:
                 break
             threading.Event().wait(0.025)
         if user is not None and sandbox == "sandbox":
-            if writable:  # it holds the node open for writing now: no later process of its user may
-                _share(volume.source, user[1], writable=False)
             unconfined = unconfined_reason(volume.pids, user[0])
             if unconfined is not None:
                 _libc.umount2(os.fsencode(str(where)), MNT_DETACH)
