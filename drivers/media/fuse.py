@@ -52,7 +52,7 @@ DRIVERS = {"vfat": "fusefat", "exfat": "mount.exfat-fuse", "ntfs": "ntfs-3g"}
 MOUNT_TIMEOUT = 15.0
 PULLED = {errno.ENOTCONN, errno.EIO, errno.ENODEV, errno.ENXIO, errno.ECONNABORTED, errno.ENOENT}
 WRITE_PROTECTED = {errno.EROFS, errno.EACCES, errno.EPERM}
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_PRIVATE = 1, 2, 4, 8, 32, 1 << 18
 # capability numbers (linux/capability.h)
 CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_SYS_ADMIN = 5, 6, 7, 8, 21
 # What kioskd needs to hand a driver CAP_SYS_ADMIN alone: a uid and gid of its own (SETUID, SETGID), a bounding set
@@ -166,6 +166,7 @@ class FuseMedia:
             if volume.target is not None:
                 await asyncio.to_thread(self._unmount, volume, True)
         if self._staging is not None:
+            _libc.umount2(os.fsencode(str(self._staging)), MNT_DETACH)
             with contextlib.suppress(OSError):
                 shutil.rmtree(self._staging)
 
@@ -395,10 +396,24 @@ class FuseMedia:
     def _stage(self, user: tuple[int, int], sandbox: Sandbox) -> Path:
         """A folder the driver's user owns, in a root only kioskd may list (0711), in a place the driver's user can
         traverse: ``$TMPDIR`` may be a private 0700 folder (seen: a browser's test fixture set it, every mount then
-        failed as "corrupt"), so the first of /run, ``$TMPDIR`` and /tmp whose every ancestor others may enter."""
+        failed as "corrupt"), so the first of /run, ``$TMPDIR`` and /tmp whose every ancestor others may enter.
+
+        The root is a private mount of its own when its parent's mount is shared: the kernel moves no mount out of a
+        shared parent (EINVAL), and PrivateMounts= leaves every mount of kioskd's namespace shared (systemd's
+        default MountFlags=; seen in the virtual van), where that mount also ends with the namespace."""
         if self._staging is None:
-            self._staging = Path(tempfile.mkdtemp(prefix="kioskd-media-", dir=_staging_parent()))
-            os.chmod(self._staging, 0o711)
+            staging = Path(tempfile.mkdtemp(prefix="kioskd-media-", dir=_staging_parent()))
+            os.chmod(staging, 0o711)
+            where = os.fsencode(str(staging))
+            if _shared(staging) and (
+                _libc.mount(where, where, None, MS_BIND, None) != 0
+                or _libc.mount(None, where, None, MS_PRIVATE, None) != 0
+            ):
+                err = ctypes.get_errno()
+                _libc.umount2(where, MNT_DETACH)
+                staging.rmdir()
+                raise DeviceError(f"cannot make a staging mount: {os.strerror(err)}", where="media", key="media.failed")
+            self._staging = staging
         stage = Path(tempfile.mkdtemp(dir=self._staging))
         if sandbox == "root":
             os.chown(stage, user[0], -1)
@@ -711,6 +726,17 @@ def _seal(target: Path, writable: bool) -> bool:
     itself; False (errno set) when refused."""
     flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC | (0 if writable else MS_RDONLY)
     return bool(_libc.mount(None, os.fsencode(str(target)), None, flags, None) == 0)
+
+
+def _shared(path: Path) -> bool:
+    """Whether the mount ``path`` lies on has shared propagation (``shared:N`` in mountinfo's optional fields)."""
+    resolved = str(path.resolve())
+    best, shared = "", False
+    for fields in _mountinfo():
+        point = fields[4].replace("\\040", " ")
+        if (resolved == point or resolved.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+            best, shared = point, any(f.startswith("shared:") for f in fields[6 : fields.index("-")])
+    return shared
 
 
 def _staging_parent() -> str:

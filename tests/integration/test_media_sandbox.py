@@ -58,7 +58,7 @@ def kiosk_process(home: Path, caps: tuple[str, ...] = VAN_CAPS) -> Iterator[Kios
     command = [
         binary("unshare", "util-linux"),
         "--mount",
-        "--propagation=private",
+        "--propagation=shared",  # PrivateMounts= re-shares every mount inside (MountFlags= default)
         "--",
         binary("setpriv", "util-linux"),
         f"--reuid={kiosk.pw_uid}",
