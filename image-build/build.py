@@ -218,6 +218,7 @@ def stage_tree(tree: Path, profile_path: Path, wheels: Path, kioskd_wheel: Path,
     put(systemd / "70-kioskd.rules", "/usr/lib/udev/rules.d/70-kioskd.rules")
     # issue 22: FUSE loaded at boot (kioskd.service may not load a module) for the citizen's stick's driver
     put(HERE / "media" / "modules-load-kioskd-media.conf", "/usr/lib/modules-load.d/kioskd-media.conf")
+    put(HERE / "media" / "71-kioskd-media.rules", "/usr/lib/udev/rules.d/71-kioskd-media.rules")  # kiosk-media
     put(HERE / "kioskd-image.sysusers", "/usr/lib/sysusers.d/kioskd-image.conf")
     put(HERE / "cups" / "cupsd-kiosk.conf", "/etc/cups/cupsd.conf")
     put(HERE / "cups" / "cups-files-kiosk.conf", "/etc/cups/cups-files.conf")

@@ -251,6 +251,20 @@ def kioskd_mounts(van: VirtualVan) -> list[tuple[str, str, str]]:
 STICK: dict[str, object] = {}  # what the stick's test leaves for the check after the wipe (one boot, file order)
 
 
+def stick_driver(van: VirtualVan) -> dict[str, str]:
+    """The stick's FUSE driver in the guest: its /proc status fields, its network namespace and the guest's, and
+    the uid of kiosk-media (the image's sysusers) and the stick's node owner, group and mode (/dev/sd*)."""
+    out = van.sh(
+        'pid=$(pgrep -x fusefat); [ $(echo $pid | wc -w) -eq 1 ] || { echo "drivers: $pid" >&2; exit 1; }; '
+        "grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/$pid/status; "
+        'echo "net:$(readlink /proc/$pid/ns/net)"; echo "init_net:$(readlink /proc/1/ns/net)"; '
+        'echo "kioskd_net:$(readlink /proc/$(systemctl show -p MainPID --value kioskd.service)/ns/net)"; '
+        'echo "media_uid:$(id -u kiosk-media)"; echo "media_gid:$(id -g kiosk-media)"; '
+        "echo \"nodes:$(stat -c '%U:%G:%a' /dev/sd* | sort -u | tr '\\n' ' ')\""
+    )
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in out.splitlines())}
+
+
 def test_the_citizens_usb_stick_is_read_only_in_the_session_takes_the_scans_and_is_ejected(
     van: VirtualVan, pytestconfig: pytest.Config
 ) -> None:
@@ -286,6 +300,16 @@ def test_the_citizens_usb_stick_is_read_only_in_the_session_takes_the_scans_and_
     pid = van.unit("kioskd.service", "MainPID")["MainPID"]
     refused = van.sh(f"nsenter -t {pid} -m sh -c 'touch {target}/x 2>&1; echo rc=$?'")
     assert "rc=0" not in refused and "Read-only" in refused, refused
+    # its driver, which parses the citizen's media: kiosk-media alone, CAP_SYS_ADMIN as its only capability in every
+    # set, no_new_privs, a network namespace of its own; the stick's node kiosk's, readable by kiosk-media only
+    driver = stick_driver(van)
+    assert driver["Uid"].split() == [driver["media_uid"]] * 4, driver
+    assert driver["Gid"].split() == [driver["media_gid"]] * 4 and driver["Groups"] == "", driver
+    for name in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert driver[name] == "0000000000200000", (name, driver)  # CAP_SYS_ADMIN (21) only
+    assert driver["NoNewPrivs"] == "1", driver
+    assert driver["net"] not in (driver["init_net"], driver["kioskd_net"]), driver
+    assert driver["nodes"].split() == ["kiosk:kiosk-media:640"], driver
     # one scan of this citizen, onto the stick in a new folder, synced; read-only again
     van.sh("/opt/kioskd/bin/kioskctl scan", timeout=300)
     copying = time.monotonic()
