@@ -12,7 +12,7 @@ APT_BUILD := python3-venv python3-dev gcc pkg-config libcups2-dev libsane-dev li
 # Real services the integration tests start privately (each fixture says which package it needs).
 APT_TEST  := cups cups-ipp-utils cups-client dbus sane-utils libsane1 pulseaudio pulseaudio-utils chromium \
              nut-server umockdev gir1.2-umockdev-1.0 unpaper socat systemd faketime \
-             xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils x11-apps xclip xinput \
+             xserver-xorg-core xserver-xorg-video-dummy xserver-xephyr xauth x11-xserver-utils x11-apps xclip xinput \
              mkosi debootstrap systemd-container \
              mosquitto mosquitto-clients openssl
 # The printer's driverless path (tests/integration/test_printer_cups.py, test_image_discovery.py): CUPS's filters,
