@@ -17,10 +17,11 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
-from Xlib import X, XK, display
+from Xlib import XK, X, display
 from Xlib.ext import xtest
 
 from tests.integration import require
@@ -61,7 +62,7 @@ def start_session(xorg: XServer, tmp_path: Path) -> subprocess.Popen[bytes]:
         chromium, "--no-sandbox", "--no-first-run", "--disable-gpu", "--disable-sync", "--noerrdialogs",
         "--user-data-dir=/tmp/browser", "--window-position=0,0", f"--window-size={width},{height}", f"--app={PAGE}",
     ]  # fmt: skip
-    env = {**xorg.env, "KIOSKD_X_COOKIE": str(tmp_path / "no-cookie"), "TMPDIR": "/tmp"}
+    env = {**xorg.env, "KIOSKD_X_COOKIE": str(tmp_path / "no-cookie"), "TMPDIR": "/tmp"}  # noqa: S108 - the namespace's own tmpfs
     log = (tmp_path / "session.log").open("wb")
     return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -76,11 +77,11 @@ def stop_session(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def nested_window(connection: display.Display) -> object | None:
+def nested_window(connection: display.Display) -> Any:
     for window in connection.screen().root.query_tree().children:
         try:
             attrs, geometry = window.get_attributes(), window.get_geometry()
-        except Exception:  # noqa: BLE001 - a window may go between the listing and the question
+        except Exception:  # a window may go between the listing and the question
             continue
         if attrs.map_state == X.IsViewable and (geometry.width, geometry.height) == GEOMETRY[:2]:
             return window
@@ -119,18 +120,19 @@ def test_the_app_in_its_nested_server_shows_its_page_through_layout_changes_and_
             window = nested_window(connection)
             time.sleep(0.2)
         assert window is not None, f"no nested window of {GEOMETRY[:2]}: {log.read_text()[-2000:]}"
-        translated = window.translate_coords(connection.screen().root, 0, 0)  # type: ignore[attr-defined]
+        translated = window.translate_coords(connection.screen().root, 0, 0)
         assert (-translated.x, -translated.y) == GEOMETRY[2:], "the nested window is not where the profile puts it"
         # the layout changes all through Chromium's start: the citizen's screen off, on, beside, mirrored
         for flips in range(12):
             if flips % 2:
-                xorg.xrandr("--output", "DUMMY1", "--mode", "1024x768", "--right-of" if flips % 4 == 1 else "--same-as", "DUMMY0")
+                where = "--right-of" if flips % 4 == 1 else "--same-as"
+                xorg.xrandr("--output", "DUMMY1", "--mode", "1024x768", where, "DUMMY0")
             else:
                 xorg.xrandr("--output", "DUMMY1", "--off")
             time.sleep(0.5)
         wait_colour(xorg, YELLOW, 120, "the page after the layout changes", log)
 
-        window.set_input_focus(X.RevertToPointerRoot, X.CurrentTime)  # type: ignore[attr-defined]
+        window.set_input_focus(X.RevertToPointerRoot, X.CurrentTime)
         connection.sync()
         for letter in "kiosk":
             code = connection.keysym_to_keycode(XK.string_to_keysym(letter))
