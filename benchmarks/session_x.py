@@ -44,12 +44,12 @@ def one_start(nested: bool, work: Path) -> tuple[float, float, float, int]:
     with running_xorg(work, NO_SHM) as xorg:
         connection = display.Display(xorg.display)
         started = time.monotonic()
-        process = start_session(xorg, work, nested=nested)
+        session = start_session(xorg, work, nested=nested)
         log = work / "session.log"
         try:
             window = None
             while window is None:
-                if process.poll() is not None or time.monotonic() - started > 120:
+                if session.process.poll() is not None or time.monotonic() - started > 120:
                     raise SystemExit(f"no app window: {log.read_text()[-1500:]}")
                 window = app_window(connection)
                 time.sleep(0.02)
@@ -61,9 +61,9 @@ def one_start(nested: bool, work: Path) -> tuple[float, float, float, int]:
             type_keys(connection, window, "kiosk")
             wait_colour(xorg, BLUE, 30, "the canary", log, period=0.02)
             answered = time.monotonic() - typed
-            rss = xephyr_rss_kib(process.pid)
+            rss = xephyr_rss_kib(session.process.pid)
         finally:
-            stop_session(process)
+            stop_session(session)
             connection.close()
     return mapped, shown, answered, rss
 

@@ -1,13 +1,18 @@
-"""The session app's door (image-build/station/session-x) started as kioskd starts it, on the display tests' private
-Xorg, in a mount namespace with a /tmp of its own (a session's), with a page whose colour tells what it got: yellow
+"""The session app's door (image-build/station/session-x) started as kioskd starts it, through kioskd's launcher,
+on the display tests' private Xorg, with a page whose colour tells what it got: yellow
 once shown, blue once "kiosk" is typed. Used by tests/integration/test_session_x.py and benchmarks/session_x.py."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,7 @@ from tests.integration.xorg_service import XServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSION_X = ROOT / "image-build/station/session-x"
+LAUNCHER = ROOT / "kioskd/session/confine.py"
 GEOMETRY = (400, 300, 0, 120)
 YELLOW, BLUE = (255, 255, 0), (0, 0, 255)
 PAGE = (
@@ -31,29 +37,56 @@ PAGE = (
 NO_SHM = 'Section "Extensions"\n    Option "MIT-SHM" "Disable"\nEndSection\n'
 
 
-def start_session(xorg: XServer, tmp_path: Path, nested: bool = True) -> subprocess.Popen[bytes]:
-    """session-x with the page, nested (as the virtual van's profile) or straight on ``xorg``."""
+@dataclass
+class Session:
+    process: subprocess.Popen[bytes]
+    workspace: Path
+
+
+def start_session(xorg: XServer, tmp_path: Path, nested: bool = True) -> Session:
+    """session-x with the page, nested (as the virtual van's profile) or straight on ``xorg``, started through
+    kioskd's own launcher (kioskd/session/confine.py: the PC read-only, a private /tmp whose /tmp/.X11-unix holds the
+    display's socket alone, read-only) as root, in a workspace under ``tmp_path``."""
     require.binary("Xephyr", "xserver-xephyr")
     chromium = require.binary("chromium", "chromium")
-    require.binary("unshare", "util-linux")
     require.binary("xauth", "xauth")
     width, height, x, y = GEOMETRY
-    # /tmp of its own (the nested server's socket and lock, the browser's profile), as in a session's namespace
-    script = 'mount -t tmpfs -o mode=1777 session-tmp /tmp && exec "$@"'
+    # a short path (Chromium's singleton socket lives under TMPDIR), removed with the session (stop_session)
+    workspace = Path(tempfile.mkdtemp(prefix="kx-ws-", dir="/tmp"))
+    (workspace / "tmp").mkdir()
+    read_end, write_end = os.pipe()
+    spec = {"status_fd": write_end, "workspace": str(workspace), "size": "64M", "cwd": str(workspace), "uid": None}
     command = [
-        "unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+        sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(spec), "--",
         str(SESSION_X), *(["--nested", f"{width}x{height}+{x}+{y}"] if nested else []),
         chromium, "--no-sandbox", "--no-first-run", "--disable-gpu", "--disable-sync", "--noerrdialogs",
-        "--user-data-dir=/tmp/browser", f"--window-position={0 if nested else x},{0 if nested else y}",
+        f"--user-data-dir={workspace}/browser", f"--window-position={0 if nested else x},{0 if nested else y}",
         f"--window-size={width},{height}", f"--app={PAGE}",
     ]  # fmt: skip
-    # KIOSKD_X_COOKIE: the station's cookie file; this server has no access control. TMPDIR: the namespace's tmpfs.
-    env = {**xorg.env, "KIOSKD_X_COOKIE": str(tmp_path / "no-cookie"), "TMPDIR": "/tmp"}  # noqa: S108
+    # KIOSKD_X_COOKIE: the station's cookie file (this server has no access control); TMPDIR: the session's, as kioskd
+    env = {
+        **xorg.env,
+        "KIOSKD_X_COOKIE": str(tmp_path / "no-cookie"),
+        "TMPDIR": str(workspace / "tmp"),
+        "HOME": str(workspace),
+    }
     log = (tmp_path / "session.log").open("wb")
-    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(write_end,)
+    )
+    os.close(write_end)
+    with os.fdopen(read_end) as status:
+        said = status.read().strip()
+    session = Session(process, workspace)
+    if said != "confined":
+        stop_session(session)
+        raise AssertionError(f"kioskd's launcher said {said!r} (root is needed to confine)")
+    return session
 
 
-def stop_session(process: subprocess.Popen[bytes]) -> None:
+def stop_session(session: Session) -> None:
+    """The session's process group ended (SIGTERM, then SIGKILL), its workspace removed."""
+    process = session.process
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -61,6 +94,7 @@ def stop_session(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+    shutil.rmtree(session.workspace, ignore_errors=True)
 
 
 def app_window(connection: display.Display) -> Any:

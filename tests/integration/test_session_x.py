@@ -45,12 +45,12 @@ def test_the_app_in_its_nested_server_shows_its_page_through_layout_changes_and_
 ) -> None:
     xorg.plug("DUMMY1", "1024x768")
     connection = display.Display(xorg.display)
-    process = start_session(xorg, tmp_path)
+    session = start_session(xorg, tmp_path)
     log = tmp_path / "session.log"
     try:
         deadline, window, flips = time.monotonic() + 60, None, 0
         while window is None and time.monotonic() < deadline:
-            assert process.poll() is None, f"session-x ended: {log.read_text()[-2000:]}"
+            assert session.process.poll() is None, f"session-x ended: {log.read_text()[-2000:]}"
             window = app_window(connection)
             time.sleep(0.2)
         assert window is not None, f"no nested window of {GEOMETRY[:2]}: {log.read_text()[-2000:]}"
@@ -69,7 +69,7 @@ def test_the_app_in_its_nested_server_shows_its_page_through_layout_changes_and_
         type_keys(connection, window, "kiosk")
         wait_colour(xorg, BLUE, 30, 'the canary "kiosk" typed on the station\'s server', log)
     finally:
-        stop_session(process)
+        stop_session(session)
         connection.close()
     # the app and its nested server are gone together: no window of the session left on the station's screen
     again = display.Display(xorg.display)
