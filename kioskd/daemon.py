@@ -32,6 +32,7 @@ from kioskd.errors import KioskError, ProfileError, ScenarioError
 from kioskd.hal import Clock, Devices
 from kioskd.hal.loader import build_devices
 from kioskd.policies import roster
+from kioskd.policies.update import UpdateConfig
 from kioskd.profile import Profile, default_profile_path, load_profile
 from kioskd.records.retention import Retention
 from kioskd.records.store import Store
@@ -233,7 +234,8 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
     retention = Retention(store, profile.activity, clock)
     sessions = Sessions(runtime / "sessions", state, devices, clock, profile.station)
     # the policies, in the order the station hands them each event (the recorder, last, writes what happened)
-    policies = roster.standard(profile, devices, clock, store)
+    # the A/B updates (kioskd.policies.update): their record lives on the data partition, next to the store
+    policies = roster.standard(profile, devices, clock, store, UpdateConfig(record=state / "update.json"))
     station = Station(profile, devices, bus, clock, sessions, store=store, policies=policies)
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

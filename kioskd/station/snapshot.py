@@ -22,6 +22,7 @@ from kioskd.hal import (
     ScannerState,
 )
 from kioskd.policies.connectivity import ConnectivityState
+from kioskd.policies.update import UpdateState
 
 Mode = Literal["off", "starting", "ready", "in_session", "wiping", "travelling", "shutting_down"]
 MODES: tuple[Mode, ...] = ("off", "starting", "ready", "in_session", "wiping", "travelling", "shutting_down")
@@ -74,6 +75,7 @@ class StationState:
     audio: AudioState = AudioState()
     camera: CameraState = CameraState()
     session: SessionInfo | None = None
+    update: UpdateState = UpdateState()
     notices: tuple[Notice, ...] = field(default=())
     sessions_today: int = 0
 
@@ -110,6 +112,7 @@ class StationState:
             "audio": dataclasses.asdict(self.audio),
             "camera": dataclasses.asdict(self.camera),
             "session": session,
+            "update": dataclasses.asdict(self.update),
             "notices": [n.to_json() for n in self.notices],
         }
 

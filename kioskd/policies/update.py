@@ -1,0 +1,243 @@
+"""The update policy: the station is the update lock. An update bundle is checked at once (RAUC verifies its
+signature: a refused one is reported and nothing is written), then installed into the inactive slot only while no
+citizen is there (off, ready or travelling: the install waits for a session and its wipe to end, and no session
+opens while RAUC writes); the switch is the next boot (the end of the day powers the van off). At start it tells
+what the last install became: the new slot running, or abandoned by the boot loader after its failed tries and the
+previous one back, with a notice for the agent and a message to the office.
+
+It knows RAUC only through ``kioskd.update.rauc`` and writes one file of its own, the install's record on the data
+partition (``update.json`` in the state dir); it never touches a partition, the ESP or a citizen's data."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from kioskd.errors import TransitionRefused, UpdateRefused
+from kioskd.hal import Clock, Event
+from kioskd.policies.base import Guarded, Policy
+from kioskd.update.rauc import Rauc
+
+if TYPE_CHECKING:
+    from kioskd.records.store import Store
+
+log = logging.getLogger(__name__)
+
+Phase = Literal["unavailable", "idle", "waiting", "installing", "ready", "failed"]
+Outcome = Literal["", "applied", "rolled_back"]
+# where no citizen is: the install may run (starting may still finish a wipe left by a power cut)
+FREE_MODES = frozenset({"off", "ready", "travelling"})
+IMAGE_INFO = Path("/usr/lib/kioskd/image.json")
+SYSTEM_CONF = Path("/etc/rauc/system.conf")
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+@dataclass(frozen=True)
+class UpdateState:
+    """What the agent and the office see of updates (served as ``update`` in the status)."""
+
+    available: bool = False  # RAUC and its system.conf are on this PC (the van's image), not on a laptop
+    slot: str = ""  # the slot this boot runs from: a or b
+    version: str = ""  # the running image's version (image.json)
+    build: str = ""  # the hash of its inputs
+    phase: Phase = "unavailable"
+    target: str = ""  # the version being installed, or installed and waiting for the next boot
+    progress: int = 0  # RAUC's percent
+    step: str = ""  # RAUC's step, as it says it (English)
+    error: str = ""  # the catalogue key of the last refusal
+    last: Outcome = ""  # what this boot made of the previous install
+    last_version: str = ""
+
+
+@dataclass(frozen=True)
+class UpdateConfig:
+    rauc: Rauc = field(default_factory=Rauc)
+    record: Path = Path("/var/lib/kioskd/update.json")
+    image_info: Path = IMAGE_INFO
+    system_conf: Path = SYSTEM_CONF
+    boot_id: Path = BOOT_ID
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _other(slot: str) -> str:
+    return {"a": "b", "b": "a"}.get(slot, "")
+
+
+class UpdatePolicy(Policy):
+    events: ClassVar[tuple[type[Event], ...]] = (Event,)  # every change of the station may free it
+
+    def __init__(self, config: UpdateConfig, clock: Clock, store: Store | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = store
+        self.state = UpdateState()
+        self._free = asyncio.Event()
+        self._boot = ""
+
+    # ------------------------------------------------------------------------------------------- start
+    def start(self) -> None:
+        config = self.config
+        image = _read_json(config.image_info)
+        try:
+            self._boot = config.boot_id.read_text().strip()
+        except OSError:
+            self._boot = ""
+        slot = config.rauc.booted_slot()
+        available = config.system_conf.exists() and bool(slot)
+        self.state = UpdateState(
+            available=available,
+            slot=slot,
+            version=str(image.get("version", "")),
+            build=str(image.get("inputs", ""))[:12],
+            phase="idle" if available else "unavailable",
+        )
+        record = _read_json(config.record)
+        if available and record:
+            self._after_boot(record)
+        self._show()
+        self._check_free()
+
+    def _after_boot(self, record: dict[str, Any]) -> None:
+        """What became of the install ``record`` describes: still waiting for a boot, running, or rolled back."""
+        version = str(record.get("version", ""))
+        if record.get("boot") == self._boot:  # installed during this boot (kioskd restarted since)
+            self.state = replace(self.state, phase="ready", target=version)
+            self.outlet.notice("update", "update.ready", "info", version=version)
+            return
+        if self.state.slot == record.get("slot"):
+            self.state = replace(self.state, last="applied", last_version=version)
+            if record.get("applied") in (None, self._boot):  # said on the first boot of the new slot only
+                self.outlet.notice("update", "update.applied", "info", version=version)
+            if record.get("applied") is None:
+                self._write_record({**record, "applied": self._boot})
+                self._tell_office("applied", version)
+            return
+        # the boot loader gave up on the new slot after its tries: the previous version runs again
+        self.state = replace(self.state, last="rolled_back", last_version=version)
+        self.outlet.notice("update", "update.rolled_back", "error", version=version, running=self.state.version)
+        log.error("update %s abandoned by the boot loader: back on slot %s (%s)", version, self.state.slot,
+                  self.state.version)  # fmt: skip
+        self._tell_office("rolled_back", version)
+        with contextlib.suppress(OSError):
+            self.config.record.unlink()
+
+    def _tell_office(self, event: str, version: str) -> None:
+        store = self.store
+        if store is None or not store.queue_for_fleet:
+            return
+        body = {"event": event, "version": version, "running": self.state.version, "slot": self.state.slot}
+        self.outlet.spawn(store.enqueue("update", body, self.clock.wall()))
+
+    # ------------------------------------------------------------------------------------------- the lock
+    def on_event(self, event: Event) -> None:
+        self._check_free()
+
+    def _check_free(self) -> None:
+        if self.outlet.state.mode in FREE_MODES:
+            self._free.set()
+        else:
+            self._free.clear()
+
+    def veto(self, action: Guarded) -> TransitionRefused | None:
+        if action == "session" and self.state.phase == "installing":
+            return UpdateRefused("an update is being written", where="update", key="refused.update.installing")
+        return None
+
+    # ------------------------------------------------------------------------------------------- install
+    async def install(self, source: str) -> UpdateState:
+        """Check ``source`` (a bundle file) now, then install it in the background once no citizen is there; the
+        state says which phase it reached. A refused bundle raises ``UpdateRefused`` and nothing is written."""
+        if not self.state.available:
+            raise UpdateRefused("this PC has no A/B update slots (RAUC)", where="update", key="update.unavailable")
+        if self.state.phase in ("waiting", "installing"):
+            raise UpdateRefused("an update is already under way", where="update", key="update.busy")
+        if source.startswith(("http://", "https://")):
+            raise UpdateRefused("downloads are not supported yet", where="update", key="update.refused.url")
+        path = Path(source)
+        bundle = await self.config.rauc.info(path)  # RAUC's service verifies the signature: a bad one stops here
+        system = await self.config.rauc.status()
+        if bundle.compatible != system.get("compatible"):
+            raise UpdateRefused(
+                f"bundle for {bundle.compatible!r}, this system is {system.get('compatible')!r}",
+                where="update check",
+                key="update.refused.compatible",
+            )
+        self.state = replace(self.state, phase="waiting", target=bundle.version, progress=0,
+                             step="", error="")  # fmt: skip
+        self._show()
+        self.outlet.clear_notice("update")
+        self.outlet.spawn(self._install(path))
+        return self.state
+
+    async def _install(self, path: Path) -> None:
+        if not self._free.is_set():
+            self.outlet.notice("update", "update.waiting", "info", version=self.state.target)
+        await self._free.wait()
+        self.state = replace(self.state, phase="installing")
+        self._show()
+        self.outlet.notice("update", "update.installing", "info", version=self.state.target)
+        started = self.clock.monotonic()
+        try:
+            await self.config.rauc.install(path, self._progress)
+            if not self.state.target:
+                self.state = replace(self.state, target=await self._installed_version())
+        except UpdateRefused as exc:
+            log.warning("update refused: %s", exc)
+            self.state = replace(self.state, phase="failed", error=exc.key)
+            self._show()
+            self.outlet.notice("update", exc.key, "warning", detail=exc.what)
+            return
+        seconds = self.clock.monotonic() - started
+        log.info("update %s written to slot %s in %.0f s", self.state.target, _other(self.state.slot), seconds)
+        record = {"version": self.state.target, "slot": _other(self.state.slot), "from": self.state.slot,
+                  "from_version": self.state.version, "boot": self._boot, "at": self.clock.wall(),
+                  "seconds": round(seconds, 1)}  # fmt: skip
+        self._write_record(record)
+        self.state = replace(self.state, phase="ready", progress=100)
+        self._show()
+        self.outlet.notice("update", "update.ready", "info", version=self.state.target)
+
+    async def _installed_version(self) -> str:
+        with contextlib.suppress(UpdateRefused, ValueError, KeyError):
+            status = await self.config.rauc.status()
+            for slot in status.get("slots", []):
+                for info in slot.values():
+                    if info.get("bootname") == _other(self.state.slot):
+                        return str(info.get("slot_status", {}).get("bundle", {}).get("version", ""))
+        return ""
+
+    def _progress(self, percent: int, step: str) -> None:
+        self.state = replace(self.state, progress=percent, step=step[:80])
+        self._show()
+
+    def _write_record(self, record: dict[str, Any]) -> None:
+        path = self.config.record
+        part = path.with_name(path.name + ".new")
+        try:
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(record, f)
+                f.flush()
+                os.fsync(f.fileno())
+            part.rename(path)
+        except OSError as exc:  # a full data disk: the update still happens, its outcome is not told later
+            log.warning("could not write the update record %s: %s", path, exc)
+
+    def _show(self) -> None:
+        self.outlet.show(update=self.state)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self.state)
