@@ -86,6 +86,7 @@ class UpdatePolicy(Policy):
         self.state = UpdateState()
         self._free = asyncio.Event()
         self._boot = ""
+        self._task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------------------------------- start
     def start(self) -> None:
@@ -179,8 +180,14 @@ class UpdatePolicy(Policy):
                              step="", error="")  # fmt: skip
         self._show()
         self.outlet.clear_notice("update")
-        self.outlet.spawn(self._install(path))
+        # its own task, not the station's: an install waiting for the end of the day is not work the station's
+        # idle() should wait for; close() cancels it (RAUC's service finishes or abandons the slot by itself)
+        self._task = asyncio.get_running_loop().create_task(self._install(path))
         return self.state
+
+    def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
 
     async def _install(self, path: Path) -> None:
         if not self._free.is_set():
