@@ -61,7 +61,7 @@ class RaucStandIn(Rauc):
 class Van:
     station: Station
     policy: UpdatePolicy
-    rauc: RaucStandIn
+    rauc: Rauc
     store: Store
     clock: ManualClock
 
@@ -77,7 +77,10 @@ class Van:
         return None
 
 
-async def make_van(tmp_path: Path, boot: str = BOOT_1, slot: str = "a", fleet: bool = False) -> Van:
+async def make_van(
+    tmp_path: Path, boot: str = BOOT_1, slot: str = "a", fleet: bool = False, rauc: Rauc | None = None
+) -> Van:
+    """A station on the simulated van with the update policy; ``rauc``: a real RAUC client (else the stand-in)."""
     (tmp_path / "cmdline").write_text(f"root=PARTLABEL=root-{slot} rauc.slot={slot} rw\n")
     (tmp_path / "boot_id").write_text(boot + "\n")
     (tmp_path / "system.conf").write_text("[system]\n")
@@ -91,17 +94,23 @@ async def make_van(tmp_path: Path, boot: str = BOOT_1, slot: str = "a", fleet: b
     devices = build_devices(profile, clock, bus.publish_threadsafe, tmp_path / "run")
     store = Store(tmp_path / "state" / "kioskd.sqlite", uptime=clock.monotonic)
     store.queue_for_fleet = fleet
-    rauc = RaucStandIn(cmdline=tmp_path / "cmdline")
+    rauc = rauc or RaucStandIn(cmdline=tmp_path / "cmdline")
     config = UpdateConfig(rauc, tmp_path / "state" / "update.json", tmp_path / "image.json",
                           tmp_path / "system.conf", tmp_path / "boot_id")  # fmt: skip
     sessions = Sessions(tmp_path / "run" / "sessions", tmp_path / "state", devices, clock, profile.station)
     policies = roster.standard(profile, devices, clock, store, config)
     station = Station(profile, devices, bus, clock, sessions, store=store, policies=policies)
-    rauc.station = station
+    if isinstance(rauc, RaucStandIn):
+        rauc.station = station
     for _, device in devices.all():
         await device.start()
     (policy,) = [p for p in policies if isinstance(p, UpdatePolicy)]
     return Van(station, policy, rauc, store, clock)
+
+
+def stand_in(van: Van) -> RaucStandIn:
+    assert isinstance(van.rauc, RaucStandIn)
+    return van.rauc
 
 
 async def test_an_install_waits_for_the_citizen_and_the_wipe_then_no_session_opens_while_it_writes(
@@ -115,13 +124,13 @@ async def test_an_install_waits_for_the_citizen_and_the_wipe_then_no_session_ope
     state = await van.policy.install("/media/stick/kioskd-2.0.raucb")
     await van.settle()
     assert state.phase == "waiting" and van.policy.state.phase == "waiting"
-    assert [c[0] for c in van.rauc.calls] == ["info"]  # checked at once, not written
+    assert [c[0] for c in stand_in(van).calls] == ["info"]  # checked at once, not written
     assert van.notice() == ("update.waiting", {"version": "2.0"})
     assert van.station.state.to_json()["update"]["phase"] == "waiting"
 
     await van.station.end_of_day()  # the wipe, then off: only now the slot is written
     await van.settle()
-    assert van.rauc.modes_at_install == ["off"]
+    assert stand_in(van).modes_at_install == ["off"]
     assert van.policy.state.phase == "installing" and van.policy.state.progress == 40
 
     await van.station.start()
@@ -129,7 +138,7 @@ async def test_an_install_waits_for_the_citizen_and_the_wipe_then_no_session_ope
         await van.station.next_citizen()
     assert refused.value.key == "refused.update.installing"
 
-    van.rauc.release.set()
+    stand_in(van).release.set()
     await van.settle()
     assert van.policy.state.phase == "ready" and van.policy.state.target == "2.0"
     assert van.notice() == ("update.ready", {"version": "2.0"})
@@ -142,13 +151,13 @@ async def test_an_install_waits_for_the_citizen_and_the_wipe_then_no_session_ope
 
 async def test_a_refused_bundle_is_reported_at_once_and_never_handed_to_the_installer(tmp_path: Path) -> None:
     van = await make_van(tmp_path)
-    van.rauc.refuse = "update.refused"
+    stand_in(van).refuse = "update.refused"
     await van.station.start()
     with pytest.raises(UpdateRefused) as refused:
         await van.policy.install("/media/stick/tampered.raucb")
     assert refused.value.key == "update.refused"
     await van.settle()
-    assert [c[0] for c in van.rauc.calls] == ["info"]
+    assert [c[0] for c in stand_in(van).calls] == ["info"]
     assert van.policy.state.phase == "idle" and not (tmp_path / "state" / "update.json").exists()
     await van.station.next_citizen()  # nothing holds the station
     await van.station.close()
