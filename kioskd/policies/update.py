@@ -26,13 +26,15 @@ from kioskd.update.rauc import Rauc
 
 if TYPE_CHECKING:
     from kioskd.records.store import Store
+    from kioskd.station.snapshot import Mode
 
 log = logging.getLogger(__name__)
 
 Phase = Literal["unavailable", "idle", "waiting", "installing", "ready", "failed"]
 Outcome = Literal["", "applied", "rolled_back"]
-# where no citizen is: the install may run (starting may still finish a wipe left by a power cut)
-FREE_MODES = frozenset({"off", "ready", "travelling"})
+# where no citizen is: the install may run (starting may still finish a wipe left by a power cut; shutting_down
+# comes after the end of the day's wipe, and the PC waits for the install before it powers off)
+FREE_MODES = frozenset({"off", "ready", "travelling", "shutting_down"})
 IMAGE_INFO = Path("/usr/lib/kioskd/image.json")
 SYSTEM_CONF = Path("/etc/rauc/system.conf")
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
@@ -151,6 +153,16 @@ class UpdatePolicy(Policy):
             self._free.set()
         else:
             self._free.clear()
+
+    async def moving(self, target: Mode) -> None:
+        """The end of the day waits for an install under way (or waiting for it): the slot is written before the PC
+        powers off, and the next power on boots it. A shutdown kioskd did not ask for (logind's, a stop) or a low
+        battery's does not wait: RAUC marked the slot bad before writing it, so a cut install leaves the old slot
+        booting."""
+        task = self._task
+        if target == "off" and self.outlet.state.reason == "end_of_day" and task is not None and not task.done():
+            log.info("end of day: the update is written before the PC powers off")
+            await asyncio.shield(task)
 
     def veto(self, action: Guarded) -> TransitionRefused | None:
         if action == "session" and self.state.phase == "installing":

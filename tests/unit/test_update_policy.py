@@ -66,9 +66,9 @@ class Van:
     clock: ManualClock
 
     async def settle(self) -> None:
-        for _ in range(20):
+        for _ in range(40):  # simulated time for the station's timers, real time for the wipe's worker threads
             await self.clock.advance(0.5)
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.02)
 
     def notice(self) -> tuple[str, dict[str, Any]] | None:
         for notice in self.station.state.notices:
@@ -113,7 +113,7 @@ def stand_in(van: Van) -> RaucStandIn:
     return van.rauc
 
 
-async def test_an_install_waits_for_the_citizen_and_the_wipe_then_no_session_opens_while_it_writes(
+async def test_an_install_waits_for_the_citizen_and_the_wipe_and_the_day_ends_once_it_is_written(
     tmp_path: Path,
 ) -> None:
     van = await make_van(tmp_path)
@@ -128,22 +128,34 @@ async def test_an_install_waits_for_the_citizen_and_the_wipe_then_no_session_ope
     assert van.notice() == ("update.waiting", {"version": "2.0"})
     assert van.station.state.to_json()["update"]["phase"] == "waiting"
 
-    await van.station.end_of_day()  # the wipe, then off: only now the slot is written
+    # end of day: the wipe, then the slot is written before the PC powers off
+    day_end = asyncio.ensure_future(van.station.end_of_day())
     await van.settle()
-    assert stand_in(van).modes_at_install == ["off"]
+    assert stand_in(van).modes_at_install == ["shutting_down"]
     assert van.policy.state.phase == "installing" and van.policy.state.progress == 40
-
-    await van.station.start()
-    with pytest.raises(TransitionRefused) as refused:
-        await van.station.next_citizen()
-    assert refused.value.key == "refused.update.installing"
-
+    assert not day_end.done() and van.station.mode == "shutting_down"
     stand_in(van).release.set()
-    await van.settle()
+    await day_end
+    assert van.station.mode == "off"
     assert van.policy.state.phase == "ready" and van.policy.state.target == "2.0"
     assert van.notice() == ("update.ready", {"version": "2.0"})
     record = json.loads((tmp_path / "state" / "update.json").read_text())
     assert record["slot"] == "b" and record["from"] == "a" and record["boot"] == BOOT_1
+    await van.station.close()
+
+
+async def test_no_session_opens_while_the_slot_is_written(tmp_path: Path) -> None:
+    van = await make_van(tmp_path)
+    await van.station.start()
+    await van.policy.install("/media/stick/kioskd-2.0.raucb")
+    await van.settle()
+    assert stand_in(van).modes_at_install == ["ready"]  # no citizen: written at once
+    with pytest.raises(TransitionRefused) as refused:
+        await van.station.next_citizen()
+    assert refused.value.key == "refused.update.installing"
+    stand_in(van).release.set()
+    await van.settle()
+    assert van.policy.state.phase == "ready"
     await van.station.next_citizen()  # written: the station takes citizens again
     assert van.station.mode == "in_session"
     await van.station.close()
