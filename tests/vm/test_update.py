@@ -1,0 +1,279 @@
+"""A/B updates in the virtual van, on one qemu run of their own (a reboot keeps qemu and its disk overlay; a power off
+stops the VM, ``system_reset`` powers it on again): boot v1; a session is open when v2 is given, so the install
+waits; the long press ends the day: wipe, v2 written, power off; power on → v2 on root B, v1's receipts still there;
+v3 (signed, but its kioskd cannot start) installed, reboot → its tries fail the health check → the loader boots v2
+again, whose kioskd shows "mise à jour refusée, retour à la version précédente".
+
+The bundles are made by image-build/build.py (``--format update``, v3 repacked from v2 with a drop-in that breaks
+kioskd.service) and brought in on an emulated USB stick, as a technician would. Figures: update size, install
+time, reboot → READY on the new slot, time to roll back."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.vm.conftest import CACHE, PROFILE, ROOT, VM_HINT, disk_path, report
+from tests.vm.virtual_van import OVMF_CODE, VanError, VirtualVan, kvm_works
+
+pytestmark = pytest.mark.integration
+
+BOOT_TIMEOUT = 900.0
+V2, V3 = "2.0-vm", "3.0-vm-broken"
+TRIES = 2  # the van's default is 3 (image-build/update/rauc.service); two failed boots are enough to prove it
+KIOSKCTL = "/opt/kioskd/bin/kioskctl"
+BROKEN = "[Service]\nExecStart=\nExecStart=/bin/false\n"
+
+
+def _run(*command: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    assert result.returncode == 0, f"{command}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
+    return result
+
+
+def build_v2() -> dict[str, Any]:
+    out = disk_path().with_name("virtual-van-v2.raucb")
+    command = [
+        sys.executable, str(ROOT / "image-build/build.py"), "--profile", str(PROFILE), "--format", "update",
+        "--guest-agent", "--version", V2, "--out", str(out), "--cache", str(CACHE), "--json",
+    ]  # fmt: skip
+    result = _run(*command, timeout=2400)
+    summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    summary["path"] = out
+    return summary
+
+
+def repack_broken(v2: Path, work: Path) -> Path:
+    """v3: v2's root with a drop-in that makes kioskd.service fail, a new version, signed again with the test key
+    (a bad update that passes every check a bundle can pass: only the boot can tell)."""
+    build_dir = work / "v3"
+    shutil.rmtree(build_dir, ignore_errors=True)
+    keys = CACHE / "test-keys"
+    cert, key = keys / "test-signing.cert.pem", keys / "test-signing.key.pem"
+    _run("rauc", f"--keyring={cert}", "extract", str(v2), str(build_dir), timeout=1200)
+    dropin = work / "broken.conf"
+    dropin.write_text(BROKEN)
+    image = work / "image.json"
+    image.write_text(json.dumps({"version": V3}) + "\n")
+    root = str(build_dir / "root.ext4")
+    for request in (
+        "mkdir /etc/systemd/system/kioskd.service.d",
+        f"write {dropin} /etc/systemd/system/kioskd.service.d/broken.conf",
+        "rm /usr/lib/kioskd/image.json",
+        f"write {image} /usr/lib/kioskd/image.json",
+    ):
+        _run("debugfs", "-w", "-R", request, root)
+    written = _run("debugfs", "-R", "cat /etc/systemd/system/kioskd.service.d/broken.conf", root).stdout
+    assert "ExecStart=/bin/false" in written, written  # debugfs says little when a request fails
+    manifest = build_dir / "manifest.raucm"
+    text = manifest.read_text()
+    manifest.write_text(text.replace(f"version={V2}", f"version={V3}").replace(f" {V2} ", f" {V3} "))
+    out = work / "virtual-van-v3.raucb"
+    out.unlink(missing_ok=True)
+    _run("rauc", "bundle", f"--cert={cert}", f"--key={key}", f"--signing-keyring={cert}",
+         "--mksquashfs-args=-comp zstd -Xcompression-level 6 -processors 2", str(build_dir), str(out),
+         timeout=2400)  # fmt: skip
+    shutil.rmtree(build_dir)
+    return out
+
+
+def stick(bundles: list[Path], work: Path) -> Path:
+    """An ext4 USB stick (label KIOSKUPD) holding the bundles."""
+    folder = work / "stick"
+    folder.mkdir(exist_ok=True)
+    for bundle in bundles:
+        try:
+            os.link(bundle, folder / bundle.name)
+        except OSError:  # another file system
+            shutil.copyfile(bundle, folder / bundle.name)
+    mib = sum(b.stat().st_size for b in bundles) * 11 // 10 // (1 << 20) + 64
+    image = work / "stick.img"
+    _run("mkfs.ext4", "-q", "-L", "KIOSKUPD", "-d", str(folder), str(image), f"{mib}M", timeout=600)
+    return image
+
+
+class UpdateVan(VirtualVan):
+    """The virtual van with a USB stick, and powered off it stays in qemu (``-no-shutdown``) for the next morning."""
+
+    stick: Path | None = None
+
+    def command(self) -> list[str]:
+        extra = ["-no-shutdown"]
+        if self.stick is not None:
+            extra += [
+                "-drive", f"if=none,id=stick,format=raw,snapshot=on,file={self.stick}",
+                "-device", "usb-storage,bus=usb.0,drive=stick,removable=on",
+            ]  # fmt: skip
+        return [*super().command(), *extra]
+
+    def power_on_again(self) -> None:
+        """The next morning: the VM that powered off is reset and runs again (same qemu, same disk overlay)."""
+        assert self.qmp is not None and self.agent is not None
+        self.qmp.command("system_reset")
+        self.qmp.command("cont")
+        self.agent.reset()
+
+    def is_shut_down(self) -> bool:
+        assert self.qmp is not None
+        status = self.qmp.command("query-status")
+        return bool(status.get("status") == "shutdown")
+
+
+@pytest.fixture(scope="module")
+def bundles(disk: Path, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> dict[str, Any]:
+    for tool in ("rauc", "mksquashfs", "debugfs"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is not installed: apt-get install rauc squashfs-tools e2fsprogs")
+    work = tmp_path_factory.mktemp("bundles")
+    started = time.monotonic()
+    v2 = build_v2()
+    built_v2 = time.monotonic() - started
+    v3 = repack_broken(v2["path"], work)
+    image = stick([v2["path"], v3], work)
+    report(pytestconfig, f"\nupdate v2: {v2['bytes'] / 1e6:.0f} MB signed bundle ({v2['layout'].get('root_mib', '?')} "
+           f"MiB ext4 root), {'built' if v2['built'] else 'up to date'} in {built_v2:.0f} s; v3 repacked; "
+           f"stick {image.stat().st_size / 1e6:.0f} MB")  # fmt: skip
+    return {"v2": v2["path"], "v3": v3, "stick": image, "v2_bytes": v2["bytes"]}
+
+
+@pytest.fixture(scope="module")
+def van(disk: Path, bundles: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpdateVan]:
+    if shutil.which("qemu-system-x86_64") is None or not OVMF_CODE.exists():
+        pytest.fail(f"qemu or OVMF missing: apt-get install {VM_HINT}")
+    machine = UpdateVan(disk, tmp_path_factory.mktemp("update-van"), "kvm" if kvm_works() else "tcg")
+    machine.stick = bundles["stick"]
+    try:
+        machine.power_on()
+        yield machine
+    finally:
+        machine.stop()
+        report_marks(machine)
+
+
+def report_marks(van: VirtualVan) -> None:
+    print("update van: " + ", ".join(f"{k} {v:.1f} s" for k, v in van.marks.items()), flush=True)
+
+
+def wait_kioskd(van: UpdateVan, timeout: float, what: str) -> dict[str, Any]:
+    van.wait_agent(timeout)
+    return van.wait_status(lambda s: s["update"]["slot"] != "", timeout, what)
+
+
+def update_state(van: UpdateVan) -> dict[str, Any]:
+    state: dict[str, Any] = json.loads(van.sh(f"{KIOSKCTL} --json update status"))
+    return state
+
+
+def set_tries(van: UpdateVan) -> None:
+    """The technician's knob for this test: boots a new slot gets (a runtime drop-in of rauc.service)."""
+    van.sh(f"mkdir -p /run/systemd/system/rauc.service.d && printf '[Service]\\nEnvironment=KIOSKD_BOOT_TRIES={TRIES}"
+           "\\n' > /run/systemd/system/rauc.service.d/tries.conf && systemctl daemon-reload && "
+           "systemctl try-restart rauc.service")  # fmt: skip
+
+
+def notice_keys(status: dict[str, Any]) -> list[str]:
+    return [n["key"] for n in status["notices"]]
+
+
+def test_v1_boots_from_root_a_with_rauc_ready(van: UpdateVan, pytestconfig: pytest.Config) -> None:
+    status = wait_kioskd(van, BOOT_TIMEOUT, "kioskd on v1")
+    van.mark("power on → kioskd READY (v1)")
+    assert status["update"]["slot"] == "a" and status["update"]["phase"] == "idle", status["update"]
+    rauc = json.loads(van.sh("rauc status --output-format=json"))
+    assert rauc["booted"] == "a" and rauc["compatible"] == "kioskd-x86_64", rauc
+    assert van.sh("ls /efi/loader/entries").split() == ["kioskd-0001-a.conf"]
+    van.sh("mkdir -p /mnt/stick && mount -o ro LABEL=KIOSKUPD /mnt/stick")
+    set_tries(van)
+    report(pytestconfig, f"\nv1: {status['update']['version']} on root A")
+
+
+def test_an_install_given_during_a_session_waits_and_the_end_of_day_writes_it(
+    van: UpdateVan, pytestconfig: pytest.Config
+) -> None:
+    van.sh(f"{KIOSKCTL} start")
+    van.sh(f"{KIOSKCTL} next")
+    session = van.wait_status(lambda s: s["station"]["state"] == "in_session", 180, "a session")["session"]
+    answer = json.loads(van.sh(f"{KIOSKCTL} --json update install /mnt/stick/virtual-van-v2.raucb --no-wait"))
+    assert answer["phase"] == "waiting" and answer["target"] == V2, answer
+    time.sleep(20)
+    state = update_state(van)
+    assert state["phase"] == "waiting", state  # a citizen is there: nothing written
+    assert van.sh("ls /efi/loader/entries").strip() == "kioskd-0001-a.conf"
+    status = van.status()
+    assert "update.waiting" in notice_keys(status) and status["session"]["id"] == session["id"]
+
+    held = time.monotonic()
+    van.press(hold=4.0)  # the end of the day: wipe, then the update is written, then the PC powers off
+    van.wait_status(lambda s: s["update"]["phase"] == "installing", 300, "the install after the wipe")
+    writing = time.monotonic()
+    van.wait_for(van.is_shut_down, 3600, "the power off after the install", period=5.0)
+    installed = time.monotonic() - writing
+    van.marks["install of v2 (end of day → power off)"] = time.monotonic() - held
+    report(pytestconfig, f"\ninstall v2 in the VM: {installed:.0f} s from the wipe's end to power off")
+
+
+def test_power_on_boots_v2_from_root_b_with_v1s_receipts(van: UpdateVan, pytestconfig: pytest.Config) -> None:
+    on = time.monotonic()
+    van.power_on_again()
+    status = wait_kioskd(van, BOOT_TIMEOUT, "kioskd on v2")
+    ready = time.monotonic() - on
+    van.marks["power on → kioskd READY (v2, new slot)"] = ready
+    assert status["update"]["slot"] == "b" and status["update"]["version"] == V2, status["update"]
+    assert status["update"]["last"] == "applied" and "update.applied" in notice_keys(status)
+    receipts = json.loads(van.sh(f"{KIOSKCTL} --json receipts"))
+    assert receipts, "v1's wipe receipt is gone"
+    # the health check passed and systemd-bless-boot kept the entry: no counter left
+    van.wait_for(lambda: "kioskd-0002-b.conf" in van.sh("ls /efi/loader/entries").split(), 900, "the blessed entry")
+    health = van.sh("systemctl show -p ActiveState,Result kioskd-update-health.service")
+    assert "ActiveState=active" in health, health
+    report(pytestconfig, f"\nreboot → READY on v2 (root B): {ready:.0f} s")
+
+
+def test_v3_whose_kioskd_cannot_start_is_abandoned_and_v2_comes_back(
+    van: UpdateVan, pytestconfig: pytest.Config
+) -> None:
+    van.sh("mkdir -p /mnt/stick && (mountpoint -q /mnt/stick || mount -o ro LABEL=KIOSKUPD /mnt/stick)")
+    set_tries(van)
+    started = time.monotonic()
+    answer = json.loads(van.sh(f"{KIOSKCTL} --json update install /mnt/stick/virtual-van-v3.raucb --no-wait"))
+    assert answer["target"] == V3, answer
+    van.wait_for(lambda: update_state(van)["phase"] in ("ready", "failed"), 3600, "v3 written", period=5.0)
+    assert update_state(van)["phase"] == "ready"
+    van.marks["install of v3 (station ready)"] = time.monotonic() - started
+    entries = van.sh("ls /efi/loader/entries").split()
+    assert entries == ["kioskd-0002-b.conf", f"kioskd-0003-a+{TRIES}.conf"], entries
+
+    rebooted = time.monotonic()
+    with contextlib.suppress(VanError, ValueError, OSError):  # the agent may go down before it answers
+        van.guest().sh("systemctl reboot", timeout=30)
+    van.guest().reset()
+    time.sleep(30)
+
+    def back_on_v2() -> bool:
+        with contextlib.suppress(VanError, ValueError, OSError):
+            if van.guest().ping():
+                status = van.status()
+                return bool(status["update"]["slot"] == "b" and "update.rolled_back" in notice_keys(status))
+        return False
+
+    van.wait_for(back_on_v2, BOOT_TIMEOUT * (TRIES + 1), "v2 back with the rollback notice", period=10.0)
+    rolled = time.monotonic() - rebooted
+    van.marks["reboot into v3 → back on v2, READY with the notice"] = rolled
+    status = van.status()
+    notice = next(n for n in status["notices"] if n["key"] == "update.rolled_back")
+    assert notice["fr"].startswith("Mise à jour refusée, retour à la version précédente"), notice
+    assert status["update"]["version"] == V2 and status["update"]["last_version"] == V3
+    assert van.serial().count("kioskd-update-health: this slot is not healthy") == TRIES, van.tail(80)
+    entries = van.sh("ls /efi/loader/entries").split()
+    assert entries[0] == "kioskd-0002-b.conf" and entries[1].startswith("kioskd-0003-a+0-"), entries
+    report(pytestconfig, f"\nv3 rolled back after {TRIES} failed boots: {rolled:.0f} s from the reboot to v2 READY")
