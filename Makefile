@@ -20,7 +20,7 @@ APT_TEST  := cups cups-ipp-utils cups-client dbus sane-utils libsane1 pulseaudio
 APT_TEST  += cups-filters ghostscript avahi-daemon avahi-utils ipp-usb iproute2 util-linux
 # The image and the virtual van (tests/vm/, `make vm-test`): mkosi builds the tree, mtools/dosfstools/e2fsprogs/fdisk
 # assemble the disk without mounting anything, qemu boots it through OVMF.
-APT_IMAGE := mkosi debootstrap systemd-container mtools dosfstools e2fsprogs fdisk
+APT_IMAGE := mkosi debootstrap systemd-container mtools dosfstools e2fsprogs fdisk rauc squashfs-tools openssl
 APT_VM    := $(APT_IMAGE) qemu-system-x86 ovmf
 
 # Installs the Debian packages in $(1) that are not installed yet (root only; otherwise says what to run).

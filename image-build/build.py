@@ -442,10 +442,10 @@ KERNEL_OPTIONS = "rw console=tty1 console=ttyS0,115200 systemd.show_status=yes l
 FSTAB = f"""# The van's disk (image-build/build.py): root A is mounted by the kernel (root=PARTLABEL=root-a); the data
 # partition carries kioskd's configuration and state across root updates (README.md, "The disk").
 PARTLABEL=kioskd-data {DATA_MOUNT} ext4 defaults,noatime,x-systemd.device-timeout=3min 0 2
-# the ESP, for RAUC's boot loader backend (its entries) and the update hook (each slot's kernel)
-PARTLABEL=esp {ESP_MOUNT} vfat umask=0077,noatime,x-systemd.device-timeout=3min 0 2
 {DATA_MOUNT}/etc /etc/kioskd none bind,x-systemd.requires-mounts-for={DATA_MOUNT} 0 0
 {DATA_MOUNT}/state /var/lib/kioskd none bind,x-systemd.requires-mounts-for={DATA_MOUNT} 0 0
+# the ESP, for RAUC's boot loader backend (its entries) and the update hook (each slot's kernel)
+PARTLABEL=esp {ESP_MOUNT} vfat umask=0077,noatime,x-systemd.device-timeout=3min 0 2
 """
 
 
