@@ -66,7 +66,7 @@ class RaucVan:
     def client(self) -> Rauc:
         return Rauc(env=self.env, cmdline=self.work / "cmdline")
 
-    def bundle(self, version: str, name: str | None = None, keys: Any = None) -> Path:
+    def bundle(self, version: str, name: str | None = None, keys: Any = None, payload: int = 512 * 1024) -> Path:
         """A signed update bundle of a small root, made by build.py's assemble_update."""
         build = build_module()
         folder = self.work / f"build-{name or version}"
@@ -78,7 +78,7 @@ class RaucVan:
         (tree / "boot/vmlinuz-6.1.0-test").write_bytes(KERNEL + version.encode())
         (tree / "boot/initrd.img-6.1.0-test").write_bytes(b"initramfs " + version.encode())
         (tree / "usr/lib/kioskd/image.json").write_text(f'{{"version": "{version}"}}\n')
-        (tree / "opt/kioskd/payload").write_bytes(os.urandom(512 * 1024))  # squashfs needs more than a block
+        (tree / "opt/kioskd/payload").write_bytes(os.urandom(payload))  # squashfs needs more than a block
         info = {"compatible": self.compatible, "version": version, "inputs": "f" * 64, "vehicle": "test-van",
                 "built": "2026-12-01T00:00:00+0000"}  # fmt: skip
         out = folder / "update.raucb"
