@@ -282,7 +282,8 @@ def update(args: argparse.Namespace) -> int | None:
     if args.update_command == "status":
         return _shown(args, *request(args, "GET", "/update"), lambda b: _json(b, indent=2))
     source = args.source if "://" in args.source else str(Path(args.source).absolute())
-    code, body = request(args, "POST", "/update/install", json={"source": source})
+    # the answer comes once RAUC checked the bundle's signature over all its bytes: minutes on a slow PC
+    code, body = request(args, "POST", "/update/install", json={"source": source}, timeout=1800)
     if code != 200:
         return fail(body, args.lang) if not args.json else (print(_json(body)) or 1)
     if not args.json:

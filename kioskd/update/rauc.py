@@ -61,6 +61,9 @@ class Rauc:
 
     binary: str = "rauc"
     busctl: str = "busctl"
+    # RAUC hashes the whole bundle to check its signature: ~1 GB takes minutes on a slow PC (the virtual van under
+    # TCG did not answer within busctl's default 25 s)
+    check_timeout: float = 1200.0
     options: Sequence[str] = ()
     env: dict[str, str] | None = None
     cmdline: Path = Path("/proc/cmdline")
@@ -94,7 +97,8 @@ class Rauc:
         answers every refusal alike here; its journal says which check failed."""
         try:
             process = await asyncio.create_subprocess_exec(
-                self.busctl, "--system", "--json=short", "call", "de.pengutronix.rauc", "/",
+                self.busctl, "--system", "--json=short", f"--timeout={self.check_timeout:.0f}", "call",
+                "de.pengutronix.rauc", "/",
                 "de.pengutronix.rauc.Installer", "Info", "s", str(bundle), stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=self.env,
             )  # fmt: skip

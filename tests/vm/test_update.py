@@ -203,7 +203,8 @@ def test_an_install_given_during_a_session_waits_and_the_end_of_day_writes_it(
     van.sh(f"{KIOSKCTL} start")
     van.sh(f"{KIOSKCTL} next")
     session = van.wait_status(lambda s: s["station"]["state"] == "in_session", 180, "a session")["session"]
-    answer = json.loads(van.sh(f"{KIOSKCTL} --json update install /mnt/stick/virtual-van-v2.raucb --no-wait"))
+    install = f"{KIOSKCTL} --json update install /mnt/stick/virtual-van-v2.raucb --no-wait"
+    answer = json.loads(van.sh(install, timeout=1800))  # answered once RAUC checked the signature: minutes
     assert answer["phase"] == "waiting" and answer["target"] == V2, answer
     time.sleep(20)
     state = update_state(van)
@@ -253,7 +254,8 @@ def test_v3_whose_kioskd_cannot_start_is_abandoned_and_v2_comes_back(
     van.sh("mkdir -p /mnt/stick && (mountpoint -q /mnt/stick || mount -o ro LABEL=KIOSKUPD /mnt/stick)")
     set_tries(van)
     started = time.monotonic()
-    answer = json.loads(van.sh(f"{KIOSKCTL} --json update install /mnt/stick/virtual-van-v3.raucb --no-wait"))
+    install = f"{KIOSKCTL} --json update install /mnt/stick/virtual-van-v3.raucb --no-wait"
+    answer = json.loads(van.sh(install, timeout=1800))  # answered once RAUC checked the signature: minutes
     assert answer["target"] == V3, answer
     van.wait_for(lambda: update_state(van)["phase"] in ("ready", "failed"), 3600, "v3 written", period=5.0)
     assert update_state(van)["phase"] == "ready"
