@@ -47,9 +47,10 @@ AUDIO_PACKAGES = {"pulse": ["pulseaudio"]}
 # What makes a disk boot on a UEFI PC: the kernel, its initramfs and systemd-boot (the disk is assembled by
 # assemble_disk below, not by mkosi's Bootable=, which needs to mount a vfat file system).
 # e2fsprogs: fsck of root and data after a power cut (a van's battery can die); zstd: the initramfs compressor.
-BOOT_PACKAGES = ["linux-image-amd64", "initramfs-tools", "systemd-boot", "e2fsprogs", "zstd", "rauc"]
+BOOT_PACKAGES = ["linux-image-amd64", "initramfs-tools", "systemd-boot", "e2fsprogs", "zstd", "rauc", "squashfs-tools"]
 # rauc: the A/B updates' engine on the van (update/README.md); its service, D-Bus policy, system.conf and kioskd's
-# boot loader backend come from update/.
+# boot loader backend come from update/. squashfs-tools: RAUC 1.8 reads a plain bundle's manifest with unsquashfs
+# (its Info, kioskd's check before the install, fails without it: seen in the virtual van).
 # Only for the virtual van: the QEMU guest agent runs only when its virtio port exists (never on a van's PC).
 GUEST_AGENT_PACKAGES = ["qemu-guest-agent"]
 # What the image is made of: a change to any of these files rebuilds it.

@@ -79,6 +79,8 @@ def test_the_disks_data_partition_carries_kioskds_configuration_and_state() -> N
 
 def test_the_update_root_is_the_disks_root_with_rauc_and_systemd_boot_chooses_by_its_entries_order() -> None:
     assert "rauc" in build.BOOT_PACKAGES and set(build.BOOTABLE) == {"disk", "update"}
+    # RAUC's Info (kioskd's check of a bundle) extracts a plain bundle's manifest with unsquashfs
+    assert "squashfs-tools" in build.BOOT_PACKAGES
     assert build.FIRST_ENTRY == "kioskd-0001-a.conf"  # kioskd/update/bootloader.py's first generation
     source = (ROOT / "image-build/build.py").read_text()
     assert '"timeout 0\\neditor no\\n"' in source  # no `default`: a pattern would keep a bad entry chosen
