@@ -12,12 +12,17 @@ APT_BUILD := python3-venv python3-dev gcc pkg-config libcups2-dev libsane-dev li
 # Real services the integration tests start privately (each fixture says which package it needs).
 APT_TEST  := cups cups-ipp-utils cups-client dbus sane-utils libsane1 pulseaudio pulseaudio-utils chromium \
              nut-server umockdev gir1.2-umockdev-1.0 unpaper socat systemd faketime \
-             xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils x11-apps xclip \
+             xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils x11-apps xclip xinput \
              mkosi debootstrap systemd-container \
              mosquitto mosquitto-clients openssl
 # The printer's driverless path (tests/integration/test_printer_cups.py, test_image_discovery.py): CUPS's filters,
 # Avahi and ipp-usb with the image's configuration.
 APT_TEST  += cups-filters ghostscript avahi-daemon avahi-utils ipp-usb iproute2 util-linux
+# The real NetworkManager in a network namespace (tests/integration/test_uplinks_real_networkmanager.py), DHCP at
+# its links' far ends from dnsmasq.
+APT_TEST  += network-manager dnsmasq-base
+# The citizen's USB sticks (tests/integration/test_media*.py): FUSE drivers on file images.
+APT_TEST  += fuse3 fusefat exfat-fuse exfatprogs ntfs-3g dosfstools
 # The image and the virtual van (tests/vm/, `make vm-test`): mkosi builds the tree, mtools/dosfstools/e2fsprogs/fdisk
 # assemble the disk without mounting anything, qemu boots it through OVMF.
 APT_IMAGE := mkosi debootstrap systemd-container mtools dosfstools e2fsprogs fdisk rauc squashfs-tools openssl
@@ -31,6 +36,10 @@ define apt_ensure
 	  if [ "$$(id -u)" -ne 0 ]; then echo "missing Debian packages: $$missing -- run: sudo apt-get install $$missing"; exit 1; fi; \
 	  echo "apt: installing $$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 $$missing; \
+	  case " $$missing " in *" network-manager "*) \
+	    echo "apt: NetworkManager installed for its test only: disabled here, it must not take this machine's links"; \
+	    systemctl disable --now NetworkManager.service NetworkManager-wait-online.service >/dev/null 2>&1 || true;; \
+	  esac; \
 	fi
 endef
 
@@ -45,6 +54,9 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.test-services: Makefile
 	$(call apt_ensure,$(APT_TEST) $(APT_VM))
+	@# the USB stick tests run their FUSE drivers unprivileged with allow_other, as the image does (mkosi.postinst)
+	@grep -qx user_allow_other /etc/fuse.conf 2>/dev/null || { [ "$$(id -u)" -eq 0 ] && echo user_allow_other >> /etc/fuse.conf; } \
+	  || { echo "/etc/fuse.conf needs user_allow_other -- run: echo user_allow_other | sudo tee -a /etc/fuse.conf"; exit 1; }
 	touch $@
 
 run: $(VENV)/.installed

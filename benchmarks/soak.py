@@ -30,16 +30,18 @@ from tests.integration.page_server import one_page  # noqa: E402
 PREFIX = "SOAKCANARY"
 DOC_NAME = "avis-imposition-soak"  # a document name a citizen's download would carry: must reach no log
 
-# The session app: a shell launcher that leaves a citizen's files, and every Nth session becomes Chromium.
+# The session app: a shell launcher that leaves a citizen's files, and about every Nth session (picked from the
+# session id: the app keeps nothing between citizens, its confinement refuses any place outside the workspace, and it
+# gets only the daemon's few environment variables) becomes Chromium. EVERY and PORT are filled in by ``profile``.
 APP = f"""
 set -e
 canary="{PREFIX}-$KIOSK_SESSION"
 echo "$canary" > "$HOME/notes.txt"
-printf '%%s' "%%PDF-1.4 $canary" > "$XDG_DOWNLOAD_DIR/{DOC_NAME}.pdf"
-n=$(cat "$SOAK_DIR/count" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > "$SOAK_DIR/count"
-if [ $((n % $SOAK_EVERY)) -eq 0 ]; then
+printf '%s' "%PDF-1.4 $canary" > "$XDG_DOWNLOAD_DIR/{DOC_NAME}.pdf"
+n=$(printf %s "$KIOSK_SESSION" | cksum | cut -d' ' -f1)
+if [ $((n % @EVERY@)) -eq 0 ]; then
   exec chromium --headless=new --no-sandbox --disable-gpu --no-first-run --disable-background-networking \\
-    --disable-component-update --disable-sync --user-data-dir="$1" "http://127.0.0.1:$SOAK_PORT/?c=$canary"
+    --disable-component-update --disable-sync --user-data-dir="$1" "http://127.0.0.1:@PORT@/?c=$canary"
 fi
 exec sleep 3600
 """
@@ -57,9 +59,10 @@ def minimal_pdf() -> bytes:
     )
 
 
-def profile(tmp: Path) -> Path:
+def profile(tmp: Path, every: int, port: int) -> Path:
     text = (ROOT / "profiles" / "sim.toml").read_text()
-    text = text.replace("app = []", f"app = {json.dumps(['sh', '-c', APP, 'app', '{browser}'])}")
+    app = APP.replace("@EVERY@", str(every)).replace("@PORT@", str(port))
+    text = text.replace("app = []", f"app = {json.dumps(['sh', '-c', app, 'app', '{browser}'])}")
     text = text.replace("page_seconds = 4.0", "page_seconds = 0.02")  # scanner
     text = text.replace("paper = 250", "paper = 1000\npage_seconds = 0.02")  # printer
     text = text.replace("print_grace = 60.0", "print_grace = 10.0").replace("app_grace = 5.0", "app_grace = 2.0")
@@ -112,20 +115,17 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="soak-"))
     runtime = Path(tempfile.mkdtemp(prefix="sk-", dir="/tmp"))  # short: Chromium's socket paths
     server = one_page(PAGE.encode())
-    (tmp / "soak").mkdir()
     env = {
         **os.environ,
         "KIOSKD_SOCKET": str(runtime / "kioskd.sock"),
-        "SOAK_DIR": str(tmp / "soak"),
-        "SOAK_EVERY": str(opts.chromium_every),
-        "SOAK_PORT": str(server.port),
     }
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp / "notify.sock"))
     threading.Thread(target=lambda: [notify.recv(4096) for _ in iter(int, 1)], daemon=True).start()
     log = open(tmp / "kioskd.log", "w")  # noqa: SIM115 - open for the daemon's whole life
+    station = profile(tmp, opts.chromium_every, server.port)
     daemon = subprocess.Popen(
-        [str(Path(sys.executable).parent / "kioskd"), "--profile", str(profile(tmp)), "--runtime-dir", str(runtime),
+        [str(Path(sys.executable).parent / "kioskd"), "--profile", str(station), "--runtime-dir", str(runtime),
          "--state-dir", str(tmp / "state"), "--port", "0"],
         env={**env, "NOTIFY_SOCKET": str(tmp / "notify.sock")}, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

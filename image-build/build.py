@@ -33,6 +33,8 @@ DEFAULT_CACHE = Path(os.environ.get("KIOSKD_IMAGE_CACHE", "/var/cache/kioskd-ima
 DEBIAN_BINDINGS = {"pycups", "python-sane", "systemd-python"}
 # Debian packages a profile's backends need on top of mkosi.conf's, by driver name (``[devices.*] driver = …``).
 DRIVER_PACKAGES = {"nut": ["nut-client"], "upower": ["upower"], "evdev": ["python3-evdev"]}
+# The citizen's USB sticks ([media] driver "fuse", the default; issue 22): parsed by FUSE drivers, never the kernel.
+MEDIA_PACKAGES = ["fuse3", "fusefat", "exfat-fuse", "ntfs-3g"]
 # The session app: Chromium and the smallest X server that shows it on the van's two screens.
 CHROMIUM_PACKAGES = ["chromium", "xserver-xorg-core", "xserver-xorg-input-libinput", "xinit", "x11-xserver-utils"]
 # The station's screens (an X session of their own, see README.md): Xorg with modesetting (in xserver-xorg-core),
@@ -129,6 +131,8 @@ def profile_packages(profile: dict[str, Any]) -> list[str]:
     walk(profile.get("host", {}))
     packages = {package for driver in drivers for package in DRIVER_PACKAGES.get(driver, [])}
     packages.update(power_image.packages(profile))  # issue 20: nut-server when the UPS is here
+    if profile.get("media", {}).get("driver", "fuse") == "fuse":  # issue 22: the citizen's sticks through FUSE
+        packages.update(MEDIA_PACKAGES)
     app = profile.get("station", {}).get("app", [])
     if app and any(Path(part).name in ("chromium", "chromium-browser") for part in app[:2]):
         packages.update(CHROMIUM_PACKAGES)
@@ -220,6 +224,8 @@ def stage_tree(
     put(systemd / "kioskd.sysusers", "/usr/lib/sysusers.d/kioskd.conf")
     put(systemd / "kioskd.tmpfiles", "/usr/lib/tmpfiles.d/kioskd.conf")
     put(systemd / "70-kioskd.rules", "/usr/lib/udev/rules.d/70-kioskd.rules")
+    # issue 22: FUSE loaded at boot (kioskd.service may not load a module) for the citizen's stick's driver
+    put(HERE / "media" / "modules-load-kioskd-media.conf", "/usr/lib/modules-load.d/kioskd-media.conf")
     put(HERE / "kioskd-image.sysusers", "/usr/lib/sysusers.d/kioskd-image.conf")
     put(HERE / "cups" / "cupsd-kiosk.conf", "/etc/cups/cupsd.conf")
     put(HERE / "cups" / "cups-files-kiosk.conf", "/etc/cups/cups-files.conf")

@@ -69,6 +69,7 @@ async def run(inputs: DoctorInputs, button_seconds: float = 0.0) -> list[Check]:
         ("button", lambda: _button(d, inputs, button_seconds)),
         ("audio", lambda: _audio(d)),
         ("camera", lambda: _camera(d, inputs.in_session)),
+        ("inputs", lambda: _inputs(d)),
     ]
     checks = []
     for name, probe in probes:
@@ -189,6 +190,16 @@ async def _audio(d: Devices) -> Check:
     if not s.source:
         return Check("audio", "warn", detail, "doctor.audio.no_mic")
     return Check("audio", "ok", detail)
+
+
+async def _inputs(d: Devices) -> Check:
+    """The citizen's own devices the profile names: found or not (a van without any has the citizen watch)."""
+    s = d.inputs.state
+    citizen = [device for device in s.devices if device.side == "citizen"]
+    if s.detail and not citizen:
+        return Check("inputs", "info" if not s.devices else "warn", s.detail, "doctor.inputs.missing")
+    live = [device.name for device in citizen if device.enabled]
+    return Check("inputs", "ok", f"{len(citizen)} citizen device(s), {len(live)} enabled")
 
 
 async def _camera(d: Devices, in_session: bool) -> Check:

@@ -1,7 +1,8 @@
 """The one catalogue of agent-facing messages, French first and English second, keyed.
 
 Policies and the API refer to messages by key with named parameters; no agent-facing string lives elsewhere.
-Parameters are counts, durations, device names and percentages: never a citizen's data."""
+Parameters are counts, durations, device names and percentages: never a citizen's data. A parameter that reads
+differently in each language (a size: "1,2 Go" and "1.2 GB") is itself a ``Message``."""
 
 from __future__ import annotations
 
@@ -204,6 +205,14 @@ CATALOGUE: dict[str, Message] = {
         "Écrans éteints : démarrez la station pour masquer l'écran citoyen",
         "Screens are off: start the station to hide the citizen screen",
     ),
+    "refused.handover.curtain": Message(
+        "Écran citoyen masqué : montrez-le avant de donner la main au citoyen",
+        "Citizen screen hidden: show it before handing the controls to the citizen",
+    ),
+    "refused.confidential.curtain": Message(
+        "Écran citoyen masqué : montrez-le avant la saisie confidentielle",
+        "Citizen screen hidden: show it before the confidential entry",
+    ),
     "refused.no_session": Message(
         "Aucun citoyen en cours : ouvrez une session d'abord", "No citizen session: open one first"
     ),
@@ -312,6 +321,20 @@ CATALOGUE: dict[str, Message] = {
     "atlas.uplink.works": Message("{operator} passe ({reach} %)", "{operator} works ({reach}%)"),
     "atlas.uplink.fails": Message("{operator} ne passe pas ({reach} %)", "{operator} does not work ({reach}%)"),
     "panel.field.uplink": Message("Lien Internet utilisé", "Internet link in use"),
+    "label.uplink": Message("  lien", "  link"),
+    "uplink.probe.ok": Message("répond", "answers"),
+    "uplink.probe.unreachable": Message("ne répond pas", "no answer"),
+    "uplink.probe.wrong-status": Message("réponse inattendue (portail ?)", "unexpected answer (portal?)"),
+    "uplink.probe.dns-failed": Message("nom introuvable (DNS)", "name not found (DNS)"),
+    "uplink.probe.none": Message("pas encore testé", "not tested yet"),
+    "uplink.standby": Message("SIM {slot} en attente", "SIM {slot} waiting"),
+    "uplink.used": Message("en service", "in use"),
+    "panel.uplinks.title": Message("Liens Internet", "Internet links"),
+    "panel.uplinks.name": Message("Lien", "Link"),
+    "panel.uplinks.operator": Message("Opérateur", "Operator"),
+    "panel.uplinks.interface": Message("Interface", "Interface"),
+    "panel.uplinks.signal": Message("Signal", "Signal"),
+    "panel.uplinks.probe": Message("Test Internet", "Internet test"),
     "panel.field.cell": Message("Cellule", "Cell"),
     "visio.possible": Message(
         "Visio possible ici : la connexion tient un appel vidéo", "Video call possible here: the link holds one"
@@ -542,6 +565,24 @@ CATALOGUE: dict[str, Message] = {
     "panel.display.off": Message("Rien n'est montré au citoyen", "Nothing is shown to the citizen"),
     "panel.privacy.hide": Message("Masquer l'écran citoyen", "Hide the citizen screen"),
     "panel.privacy.show": Message("Montrer l'écran citoyen", "Show the citizen screen"),
+    # hand-over (kioskd/policies/handover.py, issue 23)
+    "panel.handover.on": Message("Main au citoyen", "Hand over to the citizen"),
+    "panel.handover.off": Message("Reprendre la main", "Take the controls back"),
+    "panel.confidential.on": Message("Saisie confidentielle", "Confidential entry"),
+    "panel.confidential.off": Message("Fin de la saisie confidentielle", "End the confidential entry"),
+    "panel.handover.state.on": Message("Le citoyen a la main", "The citizen has the controls"),
+    "panel.handover.state.confidential": Message(
+        "Le citoyen saisit une information confidentielle (appui court sur le bouton pour reprendre la main)",
+        "The citizen is typing something confidential (short press on the button to take the controls back)",
+    ),
+    "handover.on": Message("Le citoyen a la main", "The citizen has the controls"),
+    "handover.off": Message(
+        "Le citoyen regarde (ses commandes sont désactivées)", "The citizen watches (their controls are disabled)"
+    ),
+    "handover.confidential": Message(
+        "Saisie confidentielle : votre écran est masqué, votre clavier et votre souris sont désactivés",
+        "Confidential entry: your screen is hidden, your keyboard and mouse are disabled",
+    ),
     "panel.scanner.idle": Message("Prêt", "Ready"),
     "panel.scanner.scanning": Message("Numérisation…", "Scanning…"),
     "panel.scanner.fault": Message("En défaut", "Fault"),
@@ -579,6 +620,17 @@ CATALOGUE: dict[str, Message] = {
     ),
     "panel.receipt.none": Message("Pas encore d'effacement", "No wipe yet"),
     "panel.size.kb": Message("{n} Ko", "{n} kB"),
+    # the citizen's USB stick's tile (kioskd.policies.media): its words, never a name found on it
+    "panel.media.none": Message("Aucune clé USB branchée", "No USB stick plugged in"),
+    "panel.media.export": Message("Copier sur la clé", "Copy to the stick"),
+    "panel.media.eject": Message("Éjecter la clé", "Eject the stick"),
+    "panel.media.busy": Message("Copie en cours…", "Copying…"),
+    "panel.media.choose": Message(
+        "Documents à copier (aucun coché : tous)", "Documents to copy (none ticked: all of them)"
+    ),
+    "panel.media.all": Message("Copie de tous les documents ({count})", "Copying every document ({count})"),
+    "panel.media.chosen": Message("Copie des documents cochés ({count})", "Copying the ticked documents ({count})"),
+    "panel.media.no_scans": Message("Aucun document numérisé : scannez d'abord", "No scanned document: scan first"),
     "panel.size.mb": Message("{n} Mo", "{n} MB"),
     # activity figures (kioskd/records/stats.py, issue 13)
     "stats.title": Message(
@@ -591,6 +643,12 @@ CATALOGUE: dict[str, Message] = {
     "stats.mean": Message("(moy. {minutes} min)", "(mean {minutes} min)"),
     "stats.week": Message("S{week} (lun. {monday})", "W{week} (Mon {monday})"),
     "stats.hour": Message("{hour} h ({visits})", "{hour}:00 ({visits})"),
+    "stats.handover": Message(
+        "Main au citoyen : {handovers} fois ({handover_minutes} min) ; saisies confidentielles : {confidential} "
+        "({confidential_minutes} min)",
+        "Handed over to the citizen: {handovers} times ({handover_minutes} min); confidential entries: "
+        "{confidential} ({confidential_minutes} min)",
+    ),
     "stats.busiest": Message("Heures les plus chargées : {hours}", "Busiest hours: {hours}"),
     "stats.no_stop": Message("(arrêt non renseigné)", "(stop not named)"),
     "stats.chart.per_stop": Message("Visites par arrêt — {month}", "Visits per stop — {month}"),
@@ -627,6 +685,7 @@ CATALOGUE: dict[str, Message] = {
     "label.button": Message("Bouton", "Button"),
     "label.audio": Message("Audio", "Audio"),
     "label.camera": Message("Caméra", "Camera"),
+    "label.inputs": Message("Commandes du citoyen", "Citizen's controls"),
     "label.session": Message("Session", "Session"),
     "label.update": Message("Système", "System"),
     "label.connectivity": Message("Connexion Internet", "Internet link"),
@@ -716,6 +775,10 @@ CATALOGUE: dict[str, Message] = {
     "doctor.audio.no_mic": Message(
         "Pas de micro : les visioconférences n'auront pas de son",
         "No microphone: video calls will have no sound",
+    ),
+    "doctor.inputs.missing": Message(
+        "Commandes du citoyen introuvables : le citoyen ne pourra pas saisir lui-même (vérifiez [devices.inputs])",
+        "The citizen's controls were not found: the citizen cannot type themselves (check [devices.inputs])",
     ),
     "doctor.camera.absent": Message(
         "Pas de webcam : les visioconférences n'auront pas d'image",
@@ -835,6 +898,74 @@ CATALOGUE: dict[str, Message] = {
         "This scan does not exist (any more) in the current session",
     ),
     "sim.unknown_verb": Message("Commande de simulation inconnue : {verb}", "Unknown simulation command: {verb}"),
+    # the citizen's USB stick (kioskd.policies.media)
+    "label.media": Message("Clé USB du citoyen", "Citizen's USB stick"),
+    "media.size.gb": Message("{n} Go", "{n} GB"),
+    "media.size.mb": Message("{n} Mo", "{n} MB"),
+    "media.plugged": Message(
+        "Clé USB du citoyen : {label}, {size} (branchée)", "Citizen's USB stick: {label}, {size} (plugged in)"
+    ),
+    "media.mounted_ro": Message(
+        "Clé USB du citoyen : lecture seule ({label}, {size})", "Citizen's USB stick: read-only ({label}, {size})"
+    ),
+    "media.mounted_rw": Message(
+        "Clé USB du citoyen : copie en cours ({label}, {size})", "Citizen's USB stick: copying ({label}, {size})"
+    ),
+    "media.outside_session": Message(
+        "Clé USB branchée hors session : elle ne sera lue qu'une fois le citoyen accueilli",
+        "USB stick plugged in outside a session: it is only read once a citizen is in",
+    ),
+    "media.pulled": Message(
+        "Clé USB retirée sans éjection : elle a été détachée, vérifiez ses fichiers sur un autre poste",
+        "USB stick pulled out without eject: it was detached; check its files on another computer",
+    ),
+    "media.left_behind": Message(
+        "Une clé USB du citoyen précédent est encore branchée : elle n'est pas ouverte, rendez-la-lui",
+        "A stick of the previous citizen is still plugged in: it is not opened; give it back",
+    ),
+    "media.ejected": Message("Clé USB éjectée : vous pouvez la retirer", "USB stick ejected: you may pull it out"),
+    "media.none": Message("Aucune clé USB montée pour ce citoyen", "No USB stick mounted for this citizen"),
+    "media.nothing": Message("Aucun document numérisé à copier", "No scanned document to copy"),
+    "media.absent": Message("Clé USB introuvable : rebranchez-la", "USB stick not found: plug it in again"),
+    "media.corrupt": Message(
+        "Clé USB illisible (système de fichiers abîmé) : rien n'a été lu",
+        "USB stick unreadable (damaged file system): nothing was read",
+    ),
+    "media.unsupported": Message(
+        "Clé USB d'un format non pris en charge (FAT32, exFAT ou NTFS attendus)",
+        "USB stick in an unsupported format (FAT32, exFAT or NTFS expected)",
+    ),
+    "media.unknown-filesystem": Message(
+        "Clé USB sans système de fichiers reconnu : rien n'a été lu",
+        "USB stick without a recognised file system: nothing was read",
+    ),
+    "media.failed": Message(
+        "La clé USB n'a pas pu être ouverte : voir `kioskctl doctor`",
+        "The USB stick could not be opened: see `kioskctl doctor`",
+    ),
+    "media.exported": Message(
+        "{files} document(s) copié(s) sur la clé, dossier « {folder} » : la clé est de nouveau en lecture seule",
+        '{files} document(s) copied to the stick, folder "{folder}": the stick is read-only again',
+    ),
+    "media.export.full": Message(
+        "Clé USB pleine : {files} document(s) copié(s) ; libérez de la place ou prenez une autre clé",
+        "USB stick full: {files} document(s) copied; free some space or use another stick",
+    ),
+    "media.export.write_protected": Message(
+        "Clé USB protégée en écriture (verrou sur la clé ?) : rien n'a été copié",
+        "USB stick write-protected (lock switch?): nothing was copied",
+    ),
+    "media.export.pulled": Message(
+        "Clé USB retirée pendant la copie : {files} document(s) copié(s) ; rebranchez-la et recommencez",
+        "USB stick pulled out during the copy: {files} document(s) copied; plug it in and try again",
+    ),
+    "media.export.absent": Message(
+        "Aucune clé USB montée : rien n'a été copié", "No USB stick mounted: nothing was copied"
+    ),
+    "media.export.io_error": Message(
+        "Erreur d'écriture sur la clé USB : {files} document(s) copié(s)",
+        "Write error on the USB stick: {files} document(s) copied",
+    ),
 }
 
 
@@ -846,7 +977,14 @@ def text(key: str, lang: Lang = "fr", **params: object) -> str:
     if message is None:
         raise KeyError(f"no message {key!r} in the catalogue")
     template = message.fr if lang == "fr" else message.en
-    return template.format(**params)
+    return template.format(**{name: _in(value, lang) for name, value in params.items()})
+
+
+def _in(value: object, lang: Lang) -> object:
+    """A parameter as ``lang`` reads it: a ``Message`` parameter has a text per language."""
+    if isinstance(value, Message):
+        return value.fr if lang == "fr" else value.en
+    return value
 
 
 def both(key: str, **params: object) -> dict[str, str]:

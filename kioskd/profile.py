@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kioskd.errors import ProfileError
-from kioskd.hal import DEVICE_KINDS, DeviceKind, ScanMode
+from kioskd.hal import DEVICE_KINDS, DeviceKind, MediaOptions, ScanMode
 
 INSTALLED_PROFILE = Path("/etc/kioskd/profile.toml")
 SIM_PROFILE = Path(__file__).resolve().parent.parent / "profiles" / "sim.toml"
@@ -90,6 +90,13 @@ class AtlasStop(_Section):
     radius: float = Field(300, gt=0, le=20_000, description="metres around the point that count as this stop")
     cells: tuple[str, ...] = Field(
         (), description='serving cells ("MCCMNC-LAC-CID", hex) that name this stop when GPS has no fix'
+    )
+    uplink: str | None = Field(
+        None,
+        min_length=1,
+        max_length=32,
+        description="the uplink known to work here: preferred at this stop, taken on arrival (a dual-SIM modem "
+        "switches to its SIM slot)",
     )
 
 
@@ -200,6 +207,17 @@ class ActivityConfig(_Section):
         return value
 
 
+class HandoverConfig(_Section):
+    """``[handover]``: handing the controls to the citizen ("Main au citoyen", "Saisie confidentielle")."""
+
+    confidential_timeout: float = Field(
+        300,
+        ge=10,
+        le=3600,
+        description="seconds after which a confidential entry ends by itself (the agent's screen and devices back)",
+    )
+
+
 class FleetConfig(_Section):
     """``[fleet]``: the link to the office's MQTT broker (absent: no fleet link). Defined here so that reading a
     profile never imports paho-mqtt."""
@@ -244,6 +262,15 @@ class DeviceSection(BaseModel):
         return dict(self.model_extra or {})
 
 
+class MediaConfig(MediaOptions):
+    """``[media]``: the citizen's USB sticks: the backend (``fuse``: udev + FUSE drivers; ``sim``) and its options."""
+
+    driver: str = Field(default="fuse", min_length=1, pattern=r"^[a-z0-9_+-]+$")
+
+    def options(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"driver"})
+
+
 class Profile(_Section):
     vehicle: Vehicle
     station: StationConfig = StationConfig()
@@ -252,14 +279,18 @@ class Profile(_Section):
     api: ApiConfig = ApiConfig()
     scanning: ScanningConfig = ScanningConfig()
     activity: ActivityConfig = ActivityConfig()
+    handover: HandoverConfig = HandoverConfig()
     fleet: FleetConfig | None = None  # no [fleet] section: no fleet link
     devices: dict[DeviceKind, DeviceSection]
+    media: MediaConfig = MediaConfig()  # no [media] section: USB sticks through the FUSE drivers, defaults
     host: DeviceSection = DeviceSection(driver="logind")  # power off and inhibitor locks; "sim" in the simulator
     source: str = "<memory>"
 
     @field_validator("devices")
     @classmethod
     def _all_devices(cls, devices: dict[DeviceKind, DeviceSection]) -> dict[DeviceKind, DeviceSection]:
+        # the citizen's input devices are optional: a van without any has the citizen watch only
+        devices = {"inputs": DeviceSection(driver="none"), **devices}
         missing = [kind for kind in DEVICE_KINDS if kind not in devices]
         if missing:
             raise ValueError(f"every device kind needs a [devices.<kind>] table; missing: {', '.join(missing)}")

@@ -18,6 +18,10 @@ xrandr already orders the CRTC changes and the screen resize right for every dri
   ("Un instant, s'il vous plaît" and a simple logo): the X server repaints it alone, without this process. The agent's
   windows stay where they were, on the agent output. It is re-raised when another top-level window maps or moves. A
   second press moves the citizen output back onto the agent's picture, then unmaps the window.
+- **confidential** (the citizen types a secret): the mirror's modes, the citizen output at the picture's origin (it
+  keeps showing the page) and the agent's placed right of it, over which a second override-redirect window ("Le
+  citoyen saisit une information confidentielle") is mapped *before* xrandr moves it there, as for the curtain.
+  The privacy curtain wins over it.
 - **extended**: mirroring turned off (side by side, nothing drawn on the citizen side). **off**: every output
   ``--off`` (the monitors lose their signal and go to standby; unlike DPMS, a bumped mouse cannot wake them).
 
@@ -66,7 +70,7 @@ from kioskd.hal import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Want = Literal["mirror", "curtain", "extended", "off"]
+Want = Literal["mirror", "curtain", "extended", "confidential", "off"]
 
 CURTAIN_BACKGROUND = (31, 42, 68)  # a calm dark blue: neutral, and far from any page a browser shows
 CURTAIN_INK = (255, 255, 255)
@@ -80,6 +84,11 @@ class XrandrOptions(DriverOptions):
     agent: str | None = Field(None, description="the agent's output (e.g. eDP-1); default the primary, else the first")
     citizen: str | None = Field(None, description="the citizen's output (e.g. HDMI-1); default the other connected one")
     curtain_text: str = Field("Un instant, s'il vous plaît", min_length=1, description="what the curtain says")
+    agent_curtain_text: str = Field(
+        "Le citoyen saisit une information confidentielle",
+        min_length=1,
+        description="what the agent's screen says while the citizen types a secret",
+    )
     curtain_font: str = Field(
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", description="a TrueType font with French accents"
     )
@@ -145,6 +154,7 @@ class Plan:
     layout: DisplayLayout
     args: tuple[str, ...]
     curtain: Rect | None = None
+    agent_curtain: Rect | None = None  # confidential entry: the agent's own curtain
     detail: str = ""
     fallback: Plan | None = None
     scaled: bool = False
@@ -193,9 +203,18 @@ def plan_layout(
         assert mode is not None
         args = place(alone, mode, 0, *plain) + others
         missing = "citizen" if citizen is None else "agent"
-        layout: DisplayLayout = "curtain" if want == "curtain" else "mirror" if want == "mirror" else "extended"
+        layout: DisplayLayout = (
+            "curtain"
+            if want == "curtain"
+            else "mirror"
+            if want == "mirror"
+            else "confidential"
+            if want == "confidential"
+            else "extended"
+        )
         shown = Rect(0, 0, mode.width, mode.height) if want == "curtain" and alone is citizen else None
-        return Plan(layout, args, curtain=shown, detail=f"{missing} output not connected")
+        covered = Rect(0, 0, mode.width, mode.height) if want == "confidential" and alone is agent else None
+        return Plan(layout, args, curtain=shown, agent_curtain=covered, detail=f"{missing} output not connected")
 
     best = agent.best()
     assert best is not None
@@ -218,6 +237,10 @@ def plan_layout(
         curtain = Rect(agent_mode.width, 0, citizen_mode.width, citizen_mode.height) if layout == "curtain" else None
         return Plan(layout, args, curtain=curtain, detail=why)
 
+    if want == "confidential":
+        args = place(citizen, citizen_mode, 0, *plain) + place(agent, agent_mode, citizen_mode.width) + others
+        cover = Rect(citizen_mode.width, 0, agent_mode.width, agent_mode.height)
+        return Plan("confidential", args, agent_curtain=cover, detail=detail)
     if want in ("curtain", "extended"):
         return beside(want, "" if want == "curtain" or same or common else f"no mode in common ({detail})")
     if same is None and not common:
@@ -289,10 +312,9 @@ class XrandrDisplays:
         # worker-thread side
         self._display: display.Display | None = None
         self._root: Window | None = None
-        self._curtain: Window | None = None
-        self._curtain_size: tuple[int, int] | None = None
-        self._curtain_pixmap: Pixmap | None = None
-        self._curtain_shown = False
+        self._curtain = Curtain("kioskd curtain", self.options.curtain_text)
+        self._agent_curtain = Curtain("kioskd agent curtain", self.options.agent_curtain_text)
+        self._confidential = False
         self._owner: Window | None = None
         self._signature: tuple[Any, ...] = ()
         self._scaling_refused: tuple[Any, ...] | None = None  # the signature on which scaling was refused
@@ -332,6 +354,9 @@ class XrandrDisplays:
 
     async def set_power(self, on: bool) -> None:
         await self._call(lambda: self._x_want(powered=on))
+
+    async def set_agent_curtain(self, on: bool) -> None:
+        await self._call(lambda: self._x_want(confidential=on))
 
     async def clear_clipboard(self) -> None:
         await self._call(self._x_clear_clipboard)
@@ -449,8 +474,9 @@ class XrandrDisplays:
 
     def _x_disconnect(self) -> None:
         d, self._display = self._display, None
-        self._root = self._curtain = self._owner = None
-        self._curtain_pixmap, self._curtain_size, self._curtain_shown = None, None, False
+        self._root = self._owner = None
+        self._curtain.forget()
+        self._agent_curtain.forget()
         if d is not None:
             with contextlib.suppress(Exception):
                 d.close()
@@ -487,7 +513,9 @@ class XrandrDisplays:
     def _want(self) -> Want:
         if not self._powered:
             return "off"
-        return "curtain" if self._privacy else "mirror" if self._mirror else "extended"
+        if self._privacy:
+            return "curtain"
+        return "confidential" if self._confidential else "mirror" if self._mirror else "extended"
 
     # ------------------------------------------------------------------------------------------- layouts
     def _x_want(self, **changes: bool) -> None:
@@ -495,6 +523,7 @@ class XrandrDisplays:
         self._mirror = changes.get("mirror", self._mirror)
         self._privacy = changes.get("privacy", self._privacy)
         self._powered = changes.get("powered", self._powered)
+        self._confidential = changes.get("confidential", self._confidential)
         self._x_apply()
 
     def _x_apply(self) -> None:
@@ -521,14 +550,22 @@ class XrandrDisplays:
         if self._powered and not self._privacy:
             ahead = plan_layout(after, agent, citizen, "curtain", scaling_refused=True)
             if ahead.curtain is not None:
-                self._x_prepare_curtain(ahead.curtain)
+                self._x_prepare_curtain(self._curtain, ahead.curtain)
+            if not self._confidential:
+                ahead = plan_layout(after, agent, citizen, "confidential", scaling_refused=True)
+                if ahead.agent_curtain is not None:
+                    self._x_prepare_curtain(self._agent_curtain, ahead.agent_curtain)
 
     def _x_run(self, plan: Plan) -> None:
         if plan.curtain is not None:
-            self._x_show_curtain(plan.curtain)  # before the move: the citizen never sees the agent's picture
+            self._x_show_curtain(self._curtain, plan.curtain)  # before the move: the citizen never sees the picture
+        if plan.agent_curtain is not None:
+            self._x_show_curtain(self._agent_curtain, plan.agent_curtain)  # the same for the agent's screen
         self._xrandr(plan.args)
         if plan.curtain is None:
-            self._x_hide_curtain()
+            self._x_hide_curtain(self._curtain)
+        if plan.agent_curtain is None:
+            self._x_hide_curtain(self._agent_curtain)
 
     def _xrandr(self, args: Sequence[str]) -> None:
         if not args:
@@ -565,6 +602,7 @@ class XrandrDisplays:
                 outputs=tuple(outputs),
                 mirrored=plan.layout == "mirror" and by_name.get(citizen or "", Seen("", False)).connected,
                 curtain=self._privacy,
+                agent_curtain=plan.agent_curtain is not None,
                 powered=plan.layout != "off",
                 layout=plan.layout,
                 detail=plan.detail,
@@ -598,8 +636,9 @@ class XrandrDisplays:
             if ev.type in (self._randr_event + randr.RRScreenChangeNotify, self._randr_event + randr.RRNotify):
                 self._settle_at = time.monotonic() + HOTPLUG_SETTLE
             elif isinstance(ev, (xevent.MapNotify, xevent.ConfigureNotify)):
-                if self._curtain_shown and self._curtain is not None and ev.window != self._curtain:
-                    self._curtain.configure(stack_mode=X.Above)
+                for curtain in (self._curtain, self._agent_curtain):
+                    if curtain.shown and curtain.window is not None and ev.window != curtain.window:
+                        curtain.window.configure(stack_mode=X.Above)
             elif isinstance(ev, xevent.SelectionRequest):
                 self._x_answer_selection(ev)
 
@@ -632,21 +671,21 @@ class XrandrDisplays:
         self._x_publish(seen, Plan(layout, ()))
 
     # ------------------------------------------------------------------------------------------- curtain
-    def _x_show_curtain(self, rect: Rect) -> None:
+    def _x_show_curtain(self, curtain: Curtain, rect: Rect) -> None:
         assert self._display is not None
-        curtain = self._x_prepare_curtain(rect)
-        curtain.configure(x=rect.x, y=rect.y, width=rect.width, height=rect.height, stack_mode=X.Above)
-        curtain.map()
-        self._curtain_shown = True
+        window = self._x_prepare_curtain(curtain, rect)
+        window.configure(x=rect.x, y=rect.y, width=rect.width, height=rect.height, stack_mode=X.Above)
+        window.map()
+        curtain.shown = True
         self._display.sync()
 
-    def _x_prepare_curtain(self, rect: Rect) -> Window:
+    def _x_prepare_curtain(self, curtain: Curtain, rect: Rect) -> Window:
         """The curtain window, painted for ``rect``'s size, unmapped: drawing a full-HD picture through python-xlib
         takes a tenth of a second, so it is done when a layout is applied, not when the agent presses."""
         assert self._display is not None and self._root is not None
         d, root = self._display, self._root
-        if self._curtain is None:
-            self._curtain = root.create_window(
+        if curtain.window is None:
+            curtain.window = root.create_window(
                 rect.x,
                 rect.y,
                 rect.width,
@@ -658,24 +697,24 @@ class XrandrDisplays:
                 override_redirect=True,
                 background_pixel=_pixel(CURTAIN_BACKGROUND),
             )
-            self._curtain.set_wm_name("kioskd curtain")
-        if self._curtain_size != (rect.width, rect.height):
-            self._x_paint_curtain(rect.width, rect.height)
-        return self._curtain
+            curtain.window.set_wm_name(curtain.name)
+        if curtain.size != (rect.width, rect.height):
+            self._x_paint_curtain(curtain, rect.width, rect.height)
+        return curtain.window
 
-    def _x_hide_curtain(self) -> None:
-        if self._curtain is not None and self._curtain_shown and self._display is not None:
-            self._curtain.unmap()
+    def _x_hide_curtain(self, curtain: Curtain) -> None:
+        if curtain.window is not None and curtain.shown and self._display is not None:
+            curtain.window.unmap()
             self._display.sync()
-        self._curtain_shown = False
+        curtain.shown = False
 
-    def _x_paint_curtain(self, width: int, height: int) -> None:
+    def _x_paint_curtain(self, curtain: Curtain, width: int, height: int) -> None:
         """The curtain picture as the window's background pixmap, sent in strips (no BIG-REQUESTS in python-xlib)."""
-        assert self._display is not None and self._root is not None and self._curtain is not None
+        assert self._display is not None and self._root is not None and curtain.window is not None
         d, root = self._display, self._root
         depth = d.screen().root_depth
         msb = d.display.info.image_byte_order == X.MSBFirst
-        data = render_curtain(width, height, self.options.curtain_text, self.options.curtain_font).tobytes(
+        data = render_curtain(width, height, curtain.text, self.options.curtain_font).tobytes(
             "raw", "XRGB" if msb else "BGRX"
         )
         pixmap = root.create_pixmap(width, height, depth)
@@ -686,11 +725,11 @@ class XrandrDisplays:
             strip = data[top * width * 4 : (top + count) * width * 4]
             pixmap.put_image(gc.id, 0, top, width, count, X.ZPixmap, depth, 0, strip)
         gc.free()
-        self._curtain.change_attributes(background_pixmap=pixmap)
-        self._curtain.clear_area()
-        if self._curtain_pixmap is not None:
-            self._curtain_pixmap.free()
-        self._curtain_pixmap, self._curtain_size = pixmap, (width, height)
+        curtain.window.change_attributes(background_pixmap=pixmap)
+        curtain.window.clear_area()
+        if curtain.pixmap is not None:
+            curtain.pixmap.free()
+        curtain.pixmap, curtain.size = pixmap, (width, height)
 
     # ------------------------------------------------------------------------------------------- clipboard
     def _x_clear_clipboard(self) -> None:
@@ -722,6 +761,22 @@ class XrandrDisplays:
         )
         ev.requestor.send_event(reply)
         d.flush()
+
+
+@dataclass
+class Curtain:
+    """One curtain window (the citizen's, the agent's) and its painted background, owned by the worker thread."""
+
+    name: str
+    text: str
+    window: Window | None = None
+    pixmap: Pixmap | None = None
+    size: tuple[int, int] | None = None
+    shown: bool = False
+
+    def forget(self) -> None:
+        """The X connection is gone, and with it every resource."""
+        self.window, self.pixmap, self.size, self.shown = None, None, None, False
 
 
 def _pixel(rgb: tuple[int, int, int]) -> int:

@@ -14,12 +14,11 @@ import logging
 from pathlib import Path
 from typing import Any, ClassVar
 
-from dbus_fast import Message, MessageType, Variant
-from dbus_fast.introspection import Node
+from dbus_fast import Message, MessageType
 from pydantic import Field
 
 from drivers.backend_task import BackgroundTask
-from drivers.dbus_link import DBusCallError, DBusLink
+from drivers.dbus_link import DBUS, NOT_THERE, OBJECT_MANAGER, Contract, DBusCallError, DBusLink, match_rules, plain
 from kioskd.hal import (
     DeviceError,
     DeviceUnsupported,
@@ -42,18 +41,7 @@ MODEM = MM + ".Modem"
 M3GPP = MODEM + ".Modem3gpp"
 SIGNAL = MODEM + ".Signal"
 LOCATION = MODEM + ".Location"
-PROPERTIES = "org.freedesktop.DBus.Properties"
-OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager"
-DBUS = "org.freedesktop.DBus"
-NOT_THERE = ("org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner")
-
-INTROSPECTION = Node.parse((Path(__file__).with_name("modemmanager1.xml")).read_text())
-METHODS: dict[tuple[str, str], tuple[str, str]] = {
-    (i.name, m.name): (m.in_signature, m.out_signature) for i in INTROSPECTION.interfaces for m in i.methods
-}
-SIGNALS: dict[tuple[str, str], str] = {
-    (i.name, s.name): s.signature for i in INTROSPECTION.interfaces for s in i.signals
-}
+CONTRACT = Contract(MM, Path(__file__).with_name("modemmanager1.xml"))
 
 # ModemManager's enumerations (ModemManager-enums.h)
 STATE_NAMES = {
@@ -94,33 +82,22 @@ ACCESS_GSM = (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4)
 LOCATION_3GPP_LAC_CI, LOCATION_GPS_RAW = 1 << 0, 1 << 1
 LOCATION_WANTED = LOCATION_3GPP_LAC_CI | LOCATION_GPS_RAW  # the serving cell names the stop when GPS has no fix
 
-MATCH_RULES = (
-    f"type='signal',sender='{MM}',interface='{PROPERTIES}',member='PropertiesChanged',path_namespace='{MM_PATH}'",
-    f"type='signal',sender='{MM}',interface='{OBJECT_MANAGER}',path='{MM_PATH}'",
-    f"type='signal',sender='{DBUS}',interface='{DBUS}',member='NameOwnerChanged',arg0='{MM}'",
-)
+MATCH_RULES = match_rules(MM, MM_PATH, OBJECT_MANAGER)
 
 
 class ModemManagerOptions(DriverOptions):
     bus_address: str | None = Field(None, description="a D-Bus address; default the system bus")
-    modem: str | None = Field(None, description="a modem's object path or its last part; default the first one")
+    modem: str | None = Field(
+        None,
+        description="a modem's object path, its last part or its IMEI (a dual-SIM modem: the IMEI, which survives "
+        "the new probe a SIM slot switch causes); default the first one",
+    )
     signal_rate: int = Field(30, ge=0, le=3600, description="seconds between RSRP/RSRQ/SINR refreshes; 0: off")
     location: bool = Field(
         False, description="follow the modem's GPS and serving cell (Location interface) to name the stop"
     )
     command_timeout: float = Field(120, gt=0, le=600, description="seconds a Reset may take")
     reconnect: float = Field(5.0, gt=0, description="seconds between attempts to reach the bus")
-
-
-def plain(value: Any) -> Any:
-    """A D-Bus value without its variants (nested dictionaries of variants included)."""
-    if isinstance(value, Variant):
-        return plain(value.value)
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
 
 
 def technology_of(access: int) -> Technology:
@@ -180,6 +157,8 @@ def modem_state(props: dict[str, dict[str, Any]]) -> ModemState:
             latitude, longitude = _number(gps, "latitude", 6), _number(gps, "longitude", 6)  # 0.1 m
         cell = cell_of(fix.get(LOCATION_3GPP_LAC_CI))
     detail = STATE_NAMES.get(state, str(state))
+    slots = modem.get("SimSlots") or []
+    primary = int(modem.get("PrimarySimSlot", 0))  # 0: a modem with one SIM slot
     return ModemState(
         present=True,
         registration=registration,
@@ -196,6 +175,7 @@ def modem_state(props: dict[str, dict[str, Any]]) -> ModemState:
         latitude=latitude,
         longitude=longitude,
         cell=cell,
+        sim_slot=primary if primary and len(slots) > 1 else None,
     )
 
 
@@ -258,6 +238,15 @@ class ModemManagerModem:
         path = self._require()
         await self._command(path, MODEM, "Reset")
 
+    async def set_sim_slot(self, slot: int) -> None:
+        """The modem works on the SIM in ``slot`` (from 1): ModemManager switches, then probes the modem again (it
+        leaves the bus and comes back, on the other SIM's operator); nothing happens when it is there already."""
+        path = self._require()
+        if int(self._props.get(MODEM, {}).get("PrimarySimSlot", 0)) == slot:
+            return
+        log.info("ModemManager: SIM slot %d", slot)
+        await self._command(path, MODEM, "SetPrimarySimSlot", slot)
+
     async def reconnect(self) -> None:
         """Not ModemManager's to do: NetworkManager fails its device when a bearer moves behind its back, and
         configures IP only on the bearers it connected itself (issue 21). The policy falls back to ``reset``."""
@@ -280,12 +269,7 @@ class ModemManagerModem:
         return self._path
 
     async def _command(self, path: str, iface: str, member: str, *args: Any) -> Any:
-        try:
-            return await asyncio.wait_for(self._call(path, iface, member, *args), self.options.command_timeout)
-        except (DBusCallError, OSError, TimeoutError) as exc:
-            raise DeviceError(
-                f"ModemManager {member}: {exc or 'no answer'}", where="modem", key="modem.recovery.failed"
-            ) from None
+        return await self._link.command(CONTRACT, self.options.command_timeout, path, iface, member, *args)
 
     # ------------------------------------------------------------------------------------------- the bus
     async def _session(self) -> None:
@@ -295,12 +279,7 @@ class ModemManagerModem:
 
     async def _call(self, path: str, iface: str, member: str, *args: Any) -> Any:
         """A ModemManager method with the signatures of the shipped introspection; its one result (or None)."""
-        in_sig, out_sig = METHODS[(iface, member)]
-        request = Message(destination=MM, path=path, interface=iface, member=member, signature=in_sig, body=list(args))
-        reply = await self._link.call(request)
-        if reply.signature != out_sig:
-            raise DBusCallError("signature", f"{member} answered {reply.signature!r}, expected {out_sig!r}")
-        return reply.body[0] if reply.body else None
+        return await self._link.ask(CONTRACT, path, iface, member, *args)
 
     # ------------------------------------------------------------------------------------------- modems
     async def _rescans(self) -> None:
@@ -327,7 +306,8 @@ class ModemManagerModem:
         if not path.startswith(MODEMS) or MODEM not in interfaces:
             return False
         wanted = self.options.modem
-        return wanted is None or path == wanted or path.rsplit("/", 1)[-1] == wanted
+        imei = plain(interfaces[MODEM]).get("EquipmentIdentifier")
+        return wanted is None or wanted in (path, path.rsplit("/", 1)[-1], imei)
 
     def _adopt(self, path: str, interfaces: dict[str, Any]) -> None:
         log.info("ModemManager: modem %s", path.rsplit("/", 1)[-1])
@@ -378,7 +358,7 @@ class ModemManagerModem:
                 log.warning("ModemManager left the bus")
                 self._lost("ModemManager not running")
             return
-        if SIGNALS.get((str(msg.interface), str(msg.member))) != msg.signature:
+        if not CONTRACT.expects(msg):
             return  # not one of ours, or not the shape the shipped introspection promises
         if msg.member == "PropertiesChanged":
             if msg.path != self._path:

@@ -4,9 +4,10 @@ also offers the ``Uplinks`` contract: NetworkManager owns every connection, kios
 At start it creates or updates one connection per uplink of the profile (``Settings.AddConnection`` /
 ``Connection.Update``: APN, SIM PIN from its file, interface, route metric by order of preference), follows which
 are active (PropertiesChanged), moves the traffic by route metrics (``Update`` + ``Device.Reapply``) and recovers an
-uplink by ``DeactivateConnection``/``ActivateConnection``. Each modem uplink is read through the ModemManager
-backend (registration, operator, signal, cell, location), whose ``Modem.Reset`` is the second recovery step. It never
-connects a bearer through ModemManager, never blocks and holds no switching rule (the connectivity policy's)."""
+uplink by ``DeactivateConnection``/``ActivateConnection``. Each modem is read through the ModemManager backend
+(registration, operator, signal, cell, location), whose ``Modem.Reset`` is the second recovery step and whose
+``SetPrimarySimSlot`` moves a dual-SIM modem to the SIM of the uplink preferred. It never connects a bearer through
+ModemManager, never blocks and holds no switching rule (the connectivity policy's)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,7 @@ from dbus_fast import Message, MessageType, Variant
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers.backend_task import BackgroundTask
-from drivers.dbus_link import DBusCallError, DBusLink
-from drivers.modem.modemmanager import plain
+from drivers.dbus_link import Contract, DBusCallError, DBusLink, match_rules, plain
 from kioskd.hal import (
     DeviceError,
     DriverContext,
@@ -32,6 +32,7 @@ from kioskd.hal import (
     ModemChanged,
     ModemState,
     SignalChanged,
+    SimSlots,
     Uplink,
     UplinkKind,
 )
@@ -45,17 +46,13 @@ SETTINGS = NM + ".Settings"
 CONNECTION = NM + ".Settings.Connection"
 ACTIVE = NM + ".Connection.Active"
 DEVICE = NM + ".Device"
-PROPERTIES = "org.freedesktop.DBus.Properties"
-DBUS = "org.freedesktop.DBus"
 ACTIVATED = 2  # NM_ACTIVE_CONNECTION_STATE_ACTIVATED
 NO_OBJECT = "/"
 UUID_NAMESPACE = uuid.UUID("6f1e2c1a-4b7d-5a39-9a51-6b0c6d9e2a21")  # kioskd's uplinks: stable uuids per name
 CONNECTION_TYPES: dict[UplinkKind, str] = {"gsm": "gsm", "ethernet": "802-3-ethernet", "wifi": "802-11-wireless"}
 
-MATCH_RULES = (
-    f"type='signal',sender='{NM}',interface='{PROPERTIES}',member='PropertiesChanged',path_namespace='{NM_PATH}'",
-    f"type='signal',sender='{DBUS}',interface='{DBUS}',member='NameOwnerChanged',arg0='{NM}'",
-)
+CONTRACT = Contract(NM, Path(__file__).with_name("networkmanager1.xml"))
+MATCH_RULES = match_rules(NM, NM_PATH)
 
 
 class UplinkOptions(BaseModel):
@@ -69,7 +66,15 @@ class UplinkOptions(BaseModel):
     )
     apn: str | None = Field(None, min_length=1, max_length=100, description="gsm: the SIM operator's APN")
     pin_file: Path | None = Field(None, description="gsm: a file holding the SIM PIN (never the profile)")
-    modem: str | None = Field(None, description="gsm: the ModemManager modem (object path or its last part)")
+    modem: str | None = Field(
+        None, description="gsm: the ModemManager modem (object path, its last part, or its IMEI for a dual-SIM one)"
+    )
+    sim_slot: int | None = Field(
+        None, ge=1, le=4, description="gsm, dual-SIM modem: the slot of this uplink's SIM (another uplink: the other)"
+    )
+    operator_id: str | None = Field(
+        None, pattern=r"^[0-9]{5,6}$", description="gsm: the SIM's MCCMNC; NetworkManager uses it on that SIM only"
+    )
     ssid: str | None = Field(None, min_length=1, max_length=32, description="wifi: the network's name")
     psk_file: Path | None = Field(None, description="wifi: a file holding the WPA passphrase")
 
@@ -79,8 +84,8 @@ class UplinkOptions(BaseModel):
             raise ValueError("a gsm uplink needs its apn")
         if self.kind == "wifi" and self.ssid is None:
             raise ValueError("a wifi uplink needs its ssid")
-        if self.kind != "gsm" and (self.apn or self.pin_file or self.modem):
-            raise ValueError("apn, pin_file and modem are for gsm uplinks")
+        if self.kind != "gsm" and (self.apn or self.pin_file or self.modem or self.sim_slot or self.operator_id):
+            raise ValueError("apn, pin_file, modem, sim_slot and operator_id are for gsm uplinks")
         return self
 
 
@@ -100,6 +105,9 @@ class NetworkManagerOptions(DriverOptions):
         names = [uplink.name for uplink in self.uplinks]
         if len(set(names)) != len(names):
             raise ValueError(f"uplink names must be unique, got {', '.join(names)}")
+        slots = [(uplink.modem, uplink.sim_slot) for uplink in self.uplinks if uplink.sim_slot is not None]
+        if len(set(slots)) != len(slots):
+            raise ValueError("two uplinks name the same SIM slot of the same modem")
         return self
 
 
@@ -121,6 +129,8 @@ def connection_settings(uplink: UplinkOptions, metric: int, secret: str | None) 
         gsm = {"apn": Variant("s", str(uplink.apn))}
         if secret:
             gsm["pin"] = Variant("s", secret)
+        if uplink.operator_id:  # a dual-SIM modem: this connection comes up on its own SIM only
+            gsm["sim-operator-id"] = Variant("s", uplink.operator_id)
         settings["gsm"] = gsm
     elif uplink.kind == "wifi":
         settings["802-11-wireless"] = {
@@ -152,10 +162,11 @@ class NetworkManagerUplinks:
         self._connections: dict[str, str] = {}  # uplink → settings connection path
         self._active: dict[str, tuple[str, str, str]] = {}  # uplink → (active path, device path, interface)
         self._metrics: dict[str, int] = {}
-        self._readers: dict[str, Modem] = {}
-        self._read: dict[str, ModemState] = {}
+        self._readers: dict[str, Modem] = {}  # modem (as the profile names it, "" the first) → its reader
+        self._read: dict[str, ModemState] = {}  # modem → what its reader saw
+        self._modem_of = {u.name: u.modem or "" for u in self.options.uplinks if u.kind == "gsm"}
         for uplink in self.options.uplinks:
-            if uplink.kind == "gsm":
+            if uplink.kind == "gsm" and self._modem_of[uplink.name] not in self._readers:
                 options: dict[str, Any] = {
                     "signal_rate": self.options.signal_rate,
                     "location": self.options.location,
@@ -166,8 +177,9 @@ class NetworkManagerUplinks:
                     options["bus_address"] = self.options.modem_bus_address
                 if uplink.modem:
                     options["modem"] = uplink.modem
-                self._readers[uplink.name] = ctx.build_part(
-                    "modem", "modemmanager", options, self._reader_emit(uplink.name), f"uplinks.{uplink.name}"
+                key = self._modem_of[uplink.name]
+                self._readers[key] = ctx.build_part(
+                    "modem", "modemmanager", options, self._reader_emit(key), f"uplinks.{uplink.name}"
                 )
         self._state = ModemState(detail="NetworkManager not reached yet")
         self._uplinks: tuple[Uplink, ...] = ()
@@ -216,8 +228,17 @@ class NetworkManagerUplinks:
         await self.reset_uplink(self._modem_uplink())
 
     async def prefer(self, name: str) -> None:
-        """``name`` carries the traffic: the lowest route metric, the others behind it in the profile's order."""
+        """``name`` carries the traffic: the lowest route metric, the others behind it in the profile's order; on a
+        dual-SIM modem at another slot, the slot of its SIM first (the modem comes back on it after a new probe)."""
         self._known(name)
+        slot, key = self._config[name].sim_slot, self._modem_of.get(name)
+        reader = self._readers.get(key) if key is not None else None
+        read = self._read.get(key) if key is not None else None
+        if slot is not None and read is not None and read.sim_slot not in (None, slot):
+            if not isinstance(reader, SimSlots):
+                raise DeviceError(f"modem of uplink {name} cannot switch SIM", where=f"uplink {name}",
+                                  key="modem.recovery.failed")  # fmt: skip
+            await reader.set_sim_slot(slot)
         self._preferred = name
         await self._write_metrics()
         self._publish()
@@ -234,16 +255,16 @@ class NetworkManagerUplinks:
         device = active[1] if active else NO_OBJECT
         if active is not None:
             try:
-                await self._command(NM_PATH, NM, "DeactivateConnection", "o", active[0])
+                await self._command(NM_PATH, NM, "DeactivateConnection", active[0])
             except DeviceError as exc:
                 log.info("NetworkManager: %s already down (%s)", name, exc.what)
         log.info("NetworkManager: activating uplink %s", name)
-        await self._command(NM_PATH, NM, "ActivateConnection", "ooo", connection, device, NO_OBJECT)
+        await self._command(NM_PATH, NM, "ActivateConnection", connection, device, NO_OBJECT)
         self._refresh.set()
 
     async def reset_uplink(self, name: str) -> None:
         self._known(name)
-        reader = self._readers.get(name)
+        reader = self._readers.get(self._modem_of.get(name, "-"))
         if reader is None:
             raise DeviceError(
                 f"uplink {name} has no modem to reset", where=f"uplink {name}", key="modem.recovery.failed"
@@ -257,31 +278,20 @@ class NetworkManagerUplinks:
     def _modem_uplink(self) -> str:
         """The uplink the single-link contract means: the one in use when it is a modem, else the first modem."""
         in_use = self._state.uplink
-        if in_use in self._readers:
+        if in_use in self._modem_of:
             return in_use
-        return next(iter(self._readers), self._order[0])
+        return next(iter(self._modem_of), self._order[0])
 
     # ------------------------------------------------------------------------------------------- the bus
-    async def _call(self, path: str, iface: str, member: str, signature: str = "", *args: Any) -> Any:
-        request = Message(
-            destination=NM, path=path, interface=iface, member=member, signature=signature, body=list(args)
-        )
-        reply = await self._link.call(request)
-        return reply.body[0] if reply.body else None
+    async def _call(self, path: str, iface: str, member: str, *args: Any) -> Any:
+        """A NetworkManager method with the signatures of the shipped introspection; its one result (or None)."""
+        return await self._link.ask(CONTRACT, path, iface, member, *args)
 
-    async def _command(self, path: str, iface: str, member: str, signature: str = "", *args: Any) -> Any:
-        try:
-            return await asyncio.wait_for(
-                self._call(path, iface, member, signature, *args), self.options.command_timeout
-            )
-        except (DBusCallError, OSError, TimeoutError) as exc:
-            raise DeviceError(
-                f"NetworkManager {member}: {exc or 'no answer'}", where="modem", key="modem.recovery.failed"
-            ) from None
+    async def _command(self, path: str, iface: str, member: str, *args: Any) -> Any:
+        return await self._link.command(CONTRACT, self.options.command_timeout, path, iface, member, *args)
 
     async def _props(self, path: str, iface: str) -> dict[str, Any]:
-        values = await self._call(path, PROPERTIES, "GetAll", "s", iface)
-        return {str(key): plain(value) for key, value in (values or {}).items()}
+        return await self._link.properties(CONTRACT, path, iface)
 
     async def _session(self) -> None:
         """While connected: write the profile's connections, then keep the view of the active ones current."""
@@ -323,10 +333,10 @@ class NetworkManagerUplinks:
             settings = await self._settings_of(name, metrics[name])
             path = found.get(connection_id(name))
             if path is None:
-                path = str(await self._call(SETTINGS_PATH, SETTINGS, "AddConnection", "a{sa{sv}}", settings))
+                path = str(await self._call(SETTINGS_PATH, SETTINGS, "AddConnection", settings))
                 log.info("NetworkManager: added the connection of uplink %s", name)
             else:
-                await self._call(path, CONNECTION, "Update", "a{sa{sv}}", settings)
+                await self._call(path, CONNECTION, "Update", settings)
                 log.info("NetworkManager: updated the connection of uplink %s", name)
             self._connections[name] = path
         self._metrics = metrics
@@ -338,12 +348,12 @@ class NetworkManagerUplinks:
             if self._metrics.get(name) == metrics[name] or name not in self._connections:
                 continue
             settings = await self._settings_of(name, metrics[name])
-            await self._command(self._connections[name], CONNECTION, "Update", "a{sa{sv}}", settings)
+            await self._command(self._connections[name], CONNECTION, "Update", settings)
             self._metrics[name] = metrics[name]
             active = self._active.get(name)
             if active is not None:
                 try:  # the running device takes the new metric without going down
-                    await self._command(active[1], DEVICE, "Reapply", "a{sa{sv}}tu", {}, 0, 0)
+                    await self._command(active[1], DEVICE, "Reapply", {}, 0, 0)
                 except DeviceError as exc:
                     log.warning("NetworkManager: Reapply on %s: %s", name, exc.what)
 
@@ -380,14 +390,14 @@ class NetworkManagerUplinks:
             elif msg.body[0] == NM:
                 self._link.disconnect()  # a new NetworkManager: the link starts a fresh session, connections again
             return
-        if msg.member == "PropertiesChanged" and self._nm_up:
+        if msg.member == "PropertiesChanged" and self._nm_up and CONTRACT.expects(msg):
             self._refresh.set()
 
     # ------------------------------------------------------------------------------------------- state
-    def _reader_emit(self, name: str) -> Any:
+    def _reader_emit(self, key: str) -> Any:
         def emit(event: Event) -> None:
             if isinstance(event, ModemChanged):
-                self._read[name] = event.state
+                self._read[key] = event.state
                 self._publish()
             elif not isinstance(event, SignalChanged):
                 self.ctx.emit(event)  # a fault of the modem itself
@@ -407,7 +417,11 @@ class NetworkManagerUplinks:
         """The modem state of the uplink in use (or the first modem's), with every uplink beside it."""
         uplinks = []
         for name in self._order:
-            config, read = self._config[name], self._read.get(name)
+            config = self._config[name]
+            read = self._read.get(self._modem_of.get(name, "-"))
+            standby = config.sim_slot is not None and read is not None and read.sim_slot not in (None, config.sim_slot)
+            if standby:
+                read = None  # what the modem reads is the other SIM's
             active = self._active.get(name)
             uplinks.append(
                 Uplink(
@@ -422,14 +436,16 @@ class NetworkManagerUplinks:
                     signal=read.signal if read else None,
                     technology=read.technology if read else "none",
                     cell=read.cell if read else None,
+                    sim_slot=config.sim_slot,
+                    standby=standby,
                 )
             )
         self._uplinks = tuple(uplinks)
         metrics = self._ranked_metrics()
         carrying = [u for u in sorted(uplinks, key=lambda u: metrics[u.name]) if u.active]
         in_use = carrying[0].name if carrying else None
-        modem_name = in_use if in_use in self._readers else next(iter(self._readers), None)
-        base = self._read.get(modem_name) if modem_name else None
+        modem_name = in_use if in_use in self._modem_of else next(iter(self._modem_of), None)
+        base = self._read.get(self._modem_of[modem_name]) if modem_name else None
         if base is None:
             # no modem uplink read yet; with wired/Wi-Fi uplinks only, NetworkManager is the whole story
             base = ModemState(present=not self._readers and self._nm_up, registration="home", detail=why or "no modem")

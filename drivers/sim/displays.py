@@ -1,5 +1,5 @@
-"""Simulated agent and citizen screens: mirror, curtain (privacy), power, cable hotplug and the clipboard. Lit
-screens draw on the simulated battery. Its verb: output."""
+"""Simulated agent and citizen screens: mirror, curtain (privacy), the agent's curtain (confidential entry), power,
+cable hotplug and the clipboard. Lit screens draw on the simulated battery. Its verb: output."""
 
 from __future__ import annotations
 
@@ -53,6 +53,9 @@ class SimDisplays(SimView):
     async def set_power(self, on: bool) -> None:
         self.set(powered=on)
 
+    async def set_agent_curtain(self, on: bool) -> None:
+        self.set(agent_curtain=on)
+
     async def clear_clipboard(self) -> None:
         self.clipboard = ""
         self.record("clipboard", "cleared")
@@ -88,11 +91,20 @@ def laid_out(displays: DisplaysState) -> DisplaysState:
         if not displays.powered
         else "curtain"
         if displays.curtain
+        else "confidential"
+        if displays.agent_curtain
         else "mirror"
         if displays.mirrored
         else "extended"
     )
     agent_width = next((o.width for o in displays.outputs if o.role == "agent"), 0)
+    citizen_width = next((o.width for o in displays.outputs if o.role == "citizen"), 0)
     beside = layout in ("curtain", "extended")
-    outputs = tuple(replace(o, x=agent_width if beside and o.role == "citizen" else 0) for o in displays.outputs)
+
+    def x(out: Output) -> int:
+        if layout == "confidential":  # the citizen at the picture's origin, the agent's screen beside it
+            return citizen_width if out.role == "agent" else 0
+        return agent_width if beside and out.role == "citizen" else 0
+
+    outputs = tuple(replace(o, x=x(o)) for o in displays.outputs)
     return replace(displays, outputs=outputs, layout=layout)

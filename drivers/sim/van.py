@@ -11,10 +11,21 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
-from kioskd.hal import Clock, DeviceKind, DriverContext, Event, StateEvent
+from kioskd.hal import Clock, DriverContext, DriverKind, Event, StateEvent
 
 # The order ``kioskctl sim`` lists the verbs in: the van's parts as a technician walks round it.
-VERB_ORDER: tuple[DeviceKind, ...] = ("power", "modem", "displays", "scanner", "printer", "button", "camera", "audio")
+VERB_ORDER: tuple[DriverKind, ...] = (
+    "power",
+    "modem",
+    "displays",
+    "inputs",
+    "scanner",
+    "printer",
+    "button",
+    "camera",
+    "audio",
+    "media",
+)
 
 
 class Record(NamedTuple):
@@ -75,7 +86,7 @@ class SimView:
     line is the help); the van collects them by name. A view publishes its state only while started, like a real
     backend."""
 
-    kind: ClassVar[DeviceKind]
+    kind: ClassVar[DriverKind]
 
     def __init__(self, ctx: DriverContext) -> None:
         self.ctx = ctx
@@ -122,7 +133,7 @@ class SimVan:
     def __init__(self, ctx: DriverContext) -> None:
         self.clock = ctx.clock
         self.history = SimHistory()
-        self.parts: dict[DeviceKind, SimView] = {}
+        self.parts: dict[DriverKind, SimView] = {}
 
     @classmethod
     def of(cls, ctx: DriverContext) -> SimVan:
@@ -133,7 +144,7 @@ class SimVan:
     def attach(self, view: SimView) -> None:
         self.parts[view.kind] = view
 
-    def part(self, kind: DeviceKind) -> SimView | None:
+    def part(self, kind: DriverKind) -> SimView | None:
         return self.parts.get(kind)
 
     def record(self, device: str, what: str, value: Any = None) -> None:

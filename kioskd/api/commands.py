@@ -3,6 +3,7 @@ and the stop's name. Each answers what the station did; the station decides, thi
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter
@@ -15,6 +16,11 @@ from kioskd.station import Station
 class PrivacyCommand(BaseModel):
     model_config = ConfigDict(extra="forbid")
     on: bool | None = None  # None: toggle (the panel's and the button's one press)
+
+
+class SwitchCommand(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    on: bool | None = None  # None: toggle
 
 
 class StopCommand(BaseModel):
@@ -48,6 +54,20 @@ def router(station: Station) -> APIRouter:
     async def privacy(command: PrivacyCommand | None = None) -> dict[str, Any]:
         curtain = await station.set_privacy(command.on if command else None)
         return {"ok": True, "state": station.mode, "curtain": curtain}
+
+    @api.post("/handover", summary="Main au citoyen: the citizen's input devices on, off, or toggled (on null)")
+    async def handover(command: SwitchCommand | None = None) -> dict[str, Any]:
+        state = await station.set_handover(command.on if command else None)
+        return {"ok": True, "state": station.mode, "handover": dataclasses.asdict(state)}
+
+    @api.post(
+        "/confidential",
+        summary="Saisie confidentielle: the citizen types while the agent's screen is curtained and the agent's "
+        "keyboard and mouse are off (on, off, or toggled when on is null)",
+    )
+    async def confidential(command: SwitchCommand | None = None) -> dict[str, Any]:
+        state = await station.set_confidential(command.on if command else None)
+        return {"ok": True, "state": station.mode, "handover": dataclasses.asdict(state)}
 
     @api.post("/activity", summary="The agent is working with the citizen: restart the idle countdown")
     async def activity() -> Result:

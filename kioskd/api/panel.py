@@ -33,7 +33,7 @@ LOCAL_HOST = re.compile(r"(?:127\.0\.0\.1|localhost|\[::1\])(?::(?P<port>[1-9][0
 PUBLIC_PATHS = frozenset({"/", "/panel/messages", "/favicon.ico"})
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css"}
 # The panel's own words, and the catalogue entries it shows as they are (printer reasons, scanner faults).
-MESSAGE_PREFIXES = ("panel.", "label.", "word.", "printer.", "scanner.")
+MESSAGE_PREFIXES = ("panel.", "label.", "word.", "printer.", "scanner.", "uplink.")
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 THUMBNAIL_PX = 240
 SCAN_NAME = r"^scan-[0-9]{8}-[0-9]{6}(-[0-9]+)?\.pdf$"  # the names kioskd.scanning gives; nothing else is served

@@ -107,6 +107,26 @@ def privacy(args: argparse.Namespace) -> int | None:
     return _answer(args, code, body)
 
 
+def _switch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("switch", choices=["on", "off", "toggle"])
+
+
+def handover(args: argparse.Namespace) -> int | None:
+    return _handover_command(args, "/handover")
+
+
+def confidential(args: argparse.Namespace) -> int | None:
+    return _handover_command(args, "/confidential")
+
+
+def _handover_command(args: argparse.Namespace, path: str) -> int | None:
+    code, body = request(args, "POST", path, json={"on": {"on": True, "off": False}.get(args.switch)})
+    if code == 200 and not args.json:
+        print(render.render_handover(body, args.lang))
+        return None
+    return _answer(args, code, body)
+
+
 def _stop_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", help="the stop's name (none: the van left its stop)")
 
@@ -174,6 +194,28 @@ def scans(args: argparse.Namespace) -> int | None:
     if text:
         print(text)
     return 0 if code == 200 else fail(body, args.lang)
+
+
+def _media_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["export", "eject"])
+    parser.add_argument("--all", action="store_true", help="export: every scan of the session (the default)")
+    parser.add_argument("files", nargs="*", help="export: the scans to copy (names from `kioskctl scans`)")
+
+
+def media(args: argparse.Namespace) -> int | None:
+    """``media export [--all | NAME…]``, ``media eject``: the citizen's USB stick."""
+    if args.action == "eject":
+        code, body = request(args, "POST", "/media/eject")
+    else:
+        payload = {"all": True} if args.all or not args.files else {"files": args.files}
+        code, body = request(args, "POST", "/media/export", json=payload)
+    if args.json:
+        print(_json(body))
+    elif code == 200:
+        print(body["message"][args.lang])
+    if code != 200:
+        return fail(body, args.lang)
+    return 0 if body.get("ok") else 1  # a full, locked or pulled stick needs the agent
 
 
 # ---------------------------------------------------------------------------------------------- the van's figures
@@ -375,7 +417,17 @@ COMMANDS = (
     Command("jobs", "the current citizen's print jobs", jobs),
     Command("scan", "scan for the current citizen into one PDF", scan, _scan_arguments),
     Command("scans", "the current citizen's scans", scans),
+    Command("media", "the citizen's USB stick: export the scans to it, eject it", media, _media_arguments),
     Command("privacy", "privacy curtain on the citizen screen", privacy, _privacy_arguments),
+    Command(
+        "handover", "hand the controls to the citizen (their touchscreen, keyboard, mouse)", handover, _switch_arguments
+    ),
+    Command(
+        "confidential",
+        "confidential entry: the citizen types, the agent's screen is hidden and their devices off",
+        confidential,
+        _switch_arguments,
+    ),
     Command("stop", "name the stop the van stands at, for the signal atlas", stop, _stop_arguments),
     Command("atlas", "stops ranked by Internet reachability and median signal", atlas, _atlas_arguments),
     Command("panel", "the agent panel's address, with its token (open it in the browser)", panel),

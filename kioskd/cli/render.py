@@ -18,6 +18,35 @@ def fmt_seconds(seconds: float | None) -> str:
     return f"{minutes // 60} h {minutes % 60:02d}" if minutes >= 60 else f"{minutes} min"
 
 
+UPLINK_MARK = {"ok": "✓", "": "-"}  # a probe's outcome in one sign: passes, not probed, else fails
+PROBE_WORD = {o: f"uplink.probe.{o}" for o in ("ok", "unreachable", "wrong-status", "dns-failed")}
+
+
+def uplink_lines(modem: dict[str, Any], connectivity: dict[str, Any], lang: Lang) -> list[str]:
+    """One line per uplink, in the profile's order: name, operator, interface, signal, its probe, and whether it
+    carries the traffic or waits in its SIM slot (nothing with one uplink: the network line says it all)."""
+    probes = {p["name"]: p for p in connectivity.get("uplinks", [])}
+    lines = []
+    for u in modem.get("uplinks", []):
+        probe = probes.get(u["name"], {})
+        outcome = probe.get("outcome", "")
+        signal = "" if u.get("signal") is None else f" {u['signal']} %"
+        radio = (
+            u["kind"] if u["kind"] != "gsm" else "-" if u["technology"] == "none" else u["technology"].upper() + signal
+        )
+        if u.get("standby"):
+            said = f"- {messages.text('uplink.standby', lang, slot=u['sim_slot'])}"
+        else:
+            said = (
+                f"{UPLINK_MARK.get(outcome, '✗')} {messages.text(PROBE_WORD.get(outcome, 'uplink.probe.none'), lang)}"
+            )
+        line = f"{u['name']} · {u['operator'] or '-'} · {u['interface'] or '-'} · {radio} · {said}"
+        if u["name"] == connectivity.get("uplink"):
+            line += f" · {messages.text('uplink.used', lang)}"
+        lines.append(line)
+    return lines if len(lines) > 1 else []
+
+
 def render_status(status: dict[str, Any], lang: Lang) -> str:
     """The station at a glance, one line per part."""
 
@@ -62,10 +91,11 @@ def render_status(status: dict[str, Any], lang: Lang) -> str:
         modem += f" · {t('word.internet')} {internet}"
     if c.get("uplink"):
         modem += f" · {t('uplink.in_use', uplink=c['uplink'])}"
-        modem += "".join(f" [{u['name']} {'✓' if u['outcome'] == 'ok' else '✗'}]" for u in c.get("uplinks", []))
+        modem += "".join(f" [{u['name']} {UPLINK_MARK.get(u['outcome'], '✗')}]" for u in c.get("uplinks", []))
     if c.get("stop"):
         modem += f" · {t('stop.set', stop=c['stop'])}"
     rows.append(("modem", modem))
+    rows += [("uplink", line) for line in uplink_lines(m, c, lang)]
 
     d = status["displays"]
     outputs = " ".join(f"{o['role']}:{o['name']}{'✓' if o['connected'] else '✗'}" for o in d["outputs"])
@@ -87,6 +117,17 @@ def render_status(status: dict[str, Any], lang: Lang) -> str:
     rows.append(("audio", audio if a["present"] else t("word.absent")))
     c = status["camera"]
     rows.append(("camera", c["name"] if c["present"] else t("word.absent")))
+    inputs, handover = status.get("inputs"), status.get("handover") or {}
+    if inputs is not None and inputs["devices"]:
+        citizen = [d for d in inputs["devices"] if d["side"] == "citizen"]
+        key = (
+            "handover.confidential"
+            if handover.get("confidential")
+            else "handover.on"
+            if handover.get("handover")
+            else "handover.off"
+        )
+        rows.append(("inputs", f"{len(citizen)} · {t(key)}"))
 
     sess = status["session"]
     if sess is None:
@@ -185,6 +226,19 @@ def render_verbs(verbs: dict[str, str]) -> str:
 def render_stop(body: dict[str, Any], lang: Lang) -> str:
     """The stop the van now stands at, or that it left."""
     return messages.text("stop.set", lang, stop=body["stop"]) if body["stop"] else messages.text("stop.cleared", lang)
+
+
+def render_handover(body: dict[str, Any], lang: Lang) -> str:
+    """Who has the controls after a hand-over or confidential-entry command."""
+    handover = body["handover"]
+    key = (
+        "handover.confidential"
+        if handover["confidential"]
+        else "handover.on"
+        if handover["handover"]
+        else "handover.off"
+    )
+    return messages.text(key, lang)
 
 
 def render_curtain(body: dict[str, Any], lang: Lang) -> str:

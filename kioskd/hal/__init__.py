@@ -48,7 +48,41 @@ from kioskd.hal.displays import (
     OutputRole,
 )
 from kioskd.hal.host import Host, InhibitLock, ShutdownPrepared
-from kioskd.hal.modem import Modem, ModemChanged, ModemState, Registration, SignalChanged, SimStatus, Technology
+from kioskd.hal.inputs import (
+    IDENTITY,
+    InputDevice,
+    InputKind,
+    Inputs,
+    InputsChanged,
+    InputSide,
+    InputsState,
+    Matrix,
+    output_matrix,
+)
+from kioskd.hal.media import (
+    ExportFault,
+    ExportResult,
+    FsType,
+    Media,
+    MediaChanged,
+    MediaInserted,
+    MediaOptions,
+    MediaRemoved,
+    MediaState,
+    Mounted,
+    Stick,
+    Tally,
+)
+from kioskd.hal.modem import (
+    Modem,
+    ModemChanged,
+    ModemState,
+    Registration,
+    SignalChanged,
+    SimSlots,
+    SimStatus,
+    Technology,
+)
 from kioskd.hal.network import Uplink, UplinkKind, Uplinks
 from kioskd.hal.power import IgnitionChanged, PowerChanged, PowerSource, PowerState, ShoreChanged
 from kioskd.hal.printer import (
@@ -74,12 +108,21 @@ from kioskd.hal.scanner import (
 )
 
 DeviceState = (
-    PowerState | ModemState | DisplaysState | ScannerState | PrinterState | ButtonState | AudioState | CameraState
+    PowerState
+    | ModemState
+    | DisplaysState
+    | ScannerState
+    | PrinterState
+    | ButtonState
+    | AudioState
+    | CameraState
+    | InputsState
 )
 
 __all__ = [
     "CONTRACTS",
     "DEVICE_KINDS",
+    "IDENTITY",
     "JOB_FINISHED",
     "LED_CYCLES",
     "Audio",
@@ -111,16 +154,33 @@ __all__ = [
     "DriverKind",
     "DriverOptions",
     "Event",
+    "ExportFault",
+    "ExportResult",
     "FaultReporter",
+    "FsType",
     "Host",
     "IgnitionChanged",
     "InhibitLock",
+    "InputDevice",
+    "InputKind",
+    "InputSide",
+    "Inputs",
+    "InputsChanged",
+    "InputsState",
     "JobState",
     "JobStateChanged",
     "LedPattern",
+    "Matrix",
+    "Media",
+    "MediaChanged",
+    "MediaInserted",
+    "MediaOptions",
+    "MediaRemoved",
+    "MediaState",
     "Modem",
     "ModemChanged",
     "ModemState",
+    "Mounted",
     "OptionsT",
     "Output",
     "OutputConnected",
@@ -148,9 +208,12 @@ __all__ = [
     "ShoreChanged",
     "ShutdownPrepared",
     "SignalChanged",
+    "SimSlots",
     "SimStatus",
     "Simulation",
     "StateEvent",
+    "Stick",
+    "Tally",
     "Technology",
     "TimerHandle",
     "Uplink",
@@ -159,4 +222,5 @@ __all__ = [
     "Verdict",
     "contract_of",
     "options_model_of",
+    "output_matrix",
 ]

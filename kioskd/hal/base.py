@@ -9,13 +9,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, Protocol, runtime_checkable
 
+from pydantic import BaseModel, ConfigDict
+
 # Drivers import the errors they raise from the HAL, so that drivers/sim/ needs nothing but kioskd.hal.
 from kioskd.errors import DeviceError as DeviceError
 from kioskd.errors import DeviceUnsupported as DeviceUnsupported
 from kioskd.errors import ProfileError as ProfileError
 
-DeviceKind = Literal["power", "modem", "displays", "scanner", "printer", "button", "audio", "camera"]
-DriverKind = DeviceKind | Literal["host"]  # the host (power off, inhibit) has a backend but no state to show
+DeviceKind = Literal["power", "modem", "displays", "scanner", "printer", "button", "audio", "camera", "inputs"]
+DriverKind = DeviceKind | Literal["host", "media"]  # the host has a backend but no state to show; media its own table
 DEVICE_KINDS: tuple[DeviceKind, ...] = (
     "power",
     "modem",
@@ -25,7 +27,14 @@ DEVICE_KINDS: tuple[DeviceKind, ...] = (
     "button",
     "audio",
     "camera",
+    "inputs",
 )
+
+
+class DriverOptions(BaseModel):
+    """Base of a backend's options (its profile section, minus ``driver``): unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # --------------------------------------------------------------------------------------------------- time

@@ -11,15 +11,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from kioskd.hal.audio import Audio
 from kioskd.hal.base import DEVICE_KINDS, Clock, DeviceFault, DeviceKind, DriverKind, Event, ProfileError
+from kioskd.hal.base import DriverOptions as DriverOptions
 from kioskd.hal.button import Button
 from kioskd.hal.camera import Camera
 from kioskd.hal.displays import Displays
 from kioskd.hal.entry_points import load_backend
 from kioskd.hal.host import Host
+from kioskd.hal.inputs import Inputs
+from kioskd.hal.media import Media
 from kioskd.hal.modem import Modem
 from kioskd.hal.power import PowerSource
 from kioskd.hal.printer import Printer
@@ -36,17 +39,14 @@ CONTRACTS: dict[DeviceKind, type[Any]] = {
     "button": Button,
     "audio": Audio,
     "camera": Camera,
+    "inputs": Inputs,
 }
 
 
 def contract_of(kind: DriverKind) -> type[Any]:
+    if kind == "media":
+        return Media
     return Host if kind == "host" else CONTRACTS[kind]
-
-
-class DriverOptions(BaseModel):
-    """Base of a backend's options (its profile section, minus ``driver``): unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def options_model_of(backend: type[Any]) -> type[BaseModel]:
@@ -80,7 +80,7 @@ class DriverContext:
         try:
             return model.model_validate(dict(self.options))
         except ValidationError as exc:
-            table = "host" if self.kind == "host" else f"devices.{self.kind}"
+            table = self.kind if self.kind in ("host", "media") else f"devices.{self.kind}"
             problems = [
                 (".".join([table, *(str(part) for part in e["loc"])]), f"{e['msg']} (got {e.get('input')!r})")
                 for e in exc.errors()
@@ -184,7 +184,7 @@ class Simulation(Protocol):
 
 @dataclass
 class Devices:
-    """The eight backends of one station (and its host), typed by contract."""
+    """The nine backends of one station (and its host), typed by contract."""
 
     power: PowerSource
     modem: Modem
@@ -194,9 +194,11 @@ class Devices:
     button: Button
     audio: Audio
     camera: Camera
+    inputs: Inputs
     host: Host
     simulation: Simulation | None = None
+    media: Media | None = None  # the citizen's USB sticks ([media]); None in stations built without one
 
     def all(self) -> list[tuple[DriverKind, Any]]:
-        kinds: tuple[DriverKind, ...] = (*DEVICE_KINDS, "host")
-        return [(kind, getattr(self, kind)) for kind in kinds]
+        kinds: tuple[DriverKind, ...] = (*DEVICE_KINDS, "host", "media")
+        return [(kind, getattr(self, kind)) for kind in kinds if getattr(self, kind) is not None]

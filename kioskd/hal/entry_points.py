@@ -19,7 +19,7 @@ def available(kind: DriverKind) -> list[str]:
 
 def table_of(kind: DriverKind) -> str:
     """The profile table a kind's backend is named in."""
-    return "host" if kind == "host" else f"devices.{kind}"
+    return kind if kind in ("host", "media") else f"devices.{kind}"
 
 
 def load_backend(kind: DriverKind, driver: str, source: str) -> type[Any]:

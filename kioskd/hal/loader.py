@@ -31,7 +31,7 @@ def build_backend(
 ) -> tuple[Any, DriverContext]:
     """The backend the profile (or ``KIOSKD_DRIVER_<KIND>``) names for ``kind``, built (no I/O); raises
     ``ProfileError``. The context tells which options model the backend checked its section against."""
-    section = profile.host if kind == "host" else profile.devices[kind]
+    section = profile.media if kind == "media" else profile.host if kind == "host" else profile.devices[kind]
     override = os.environ.get(f"KIOSKD_DRIVER_{kind.upper()}")
     driver = override or section.driver
     options = {} if override and override != section.driver else section.options()
@@ -60,7 +60,7 @@ def build_devices(profile: Profile, clock: Clock, emit: Callable[[Event], None],
     """One backend per kind, as the profile (or ``KIOSKD_DRIVER_<KIND>``) says; raises ``ProfileError``."""
     shared: dict[str, Any] = {}
     built: dict[str, Any] = {}
-    kinds: tuple[DriverKind, ...] = (*DEVICE_KINDS, "host")
+    kinds: tuple[DriverKind, ...] = (*DEVICE_KINDS, "host", "media")
     for kind in kinds:
         built[kind], _ = build_backend(profile, kind, clock, emit, runtime_dir, shared)
     simulation = next((obj for obj in shared.values() if isinstance(obj, Simulation)), None)

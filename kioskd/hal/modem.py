@@ -33,6 +33,7 @@ class ModemState:
     longitude: float | None = None
     cell: str | None = None  # the serving cell "MCCMNC-LAC-CID" (3GPP location): names the stop without a GPS fix
     uplink: str | None = None  # the uplink carrying the traffic, with a multi-uplink backend (NetworkManager)
+    sim_slot: int | None = None  # the SIM slot in use (from 1) on a modem with several, None with one
     uplinks: tuple[Uplink, ...] = ()  # every uplink in the profile's order, with such a backend
 
 
@@ -72,3 +73,11 @@ class Modem(Device, Protocol):
     async def check_internet(self) -> bool:
         """Whether the Internet is really reachable through the modem now; updates ``state.internet``."""
         ...
+
+
+@runtime_checkable
+class SimSlots(Protocol):
+    """MAY, for a modem with several SIM slots: ``set_sim_slot(slot)`` makes it work on the SIM in ``slot`` (from 1;
+    ``state.sim_slot`` says which is in use), raising ``DeviceError`` when it cannot."""
+
+    async def set_sim_slot(self, slot: int) -> None: ...

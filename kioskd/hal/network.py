@@ -26,13 +26,16 @@ class Uplink:
     signal: int | None = None
     technology: str = "none"  # as ModemState.technology
     cell: str | None = None  # gsm: "MCCMNC-LAC-CID" of the serving cell, when the modem tells
+    sim_slot: int | None = None  # gsm on a dual-SIM modem: the slot of this uplink's SIM
+    standby: bool = False  # its modem is on its other SIM slot: it carries nothing until ``prefer`` switches the slot
 
 
 @runtime_checkable
 class Uplinks(Protocol):
     """MUST: ``uplinks`` in the profile's order (the first is the preferred one); ``prefer(name)`` makes ``name``
-    carry the van's traffic (lowest route metric), ``reconnect_uplink`` takes its connection down and up again
-    through the connection manager, ``reset_uplink`` resets its modem; each raises ``DeviceError`` when it fails."""
+    carry the van's traffic (lowest route metric; on a dual-SIM modem, its SIM slot first), ``reconnect_uplink``
+    takes its connection down and up again through the connection manager, ``reset_uplink`` resets its modem; each
+    raises ``DeviceError`` when it fails."""
 
     @property
     def uplinks(self) -> tuple[Uplink, ...]: ...

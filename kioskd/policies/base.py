@@ -98,6 +98,9 @@ class Policy:
         """True while work with the citizen is in progress that must not count as idleness."""
         return False
 
+    def session_opened(self) -> None:
+        """A citizen session was just opened (``Outlet.session`` is it)."""
+
     def session_closing(self) -> None:
         """The session is about to be wiped (also called when there is none to wipe)."""
 

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 Outcome = Literal["", "ok", "wrong-status", "unreachable", "dns-failed"]
 StepAction = Literal["reconnect", "reset"]
 StopSource = Literal["agent", "gps", "cell"]
+SwitchReason = Literal["failed", "preferred", "start", "stop"]
 Level = Literal["info", "warning", "error"]
 REGISTERED = ("home", "roaming")
 STEPS: tuple[StepAction, ...] = ("reconnect", "reset")  # cheap first; the reset drops the modem for a while
@@ -71,17 +72,19 @@ class UplinkProbe:
     name: str
     operator: str | None
     interface: str | None
-    outcome: Outcome
+    outcome: Outcome  # "" when not probed (a SIM slot the modem is not on)
     passing_since: float | None = None  # wall clock since which its probes pass
+    standby: bool = False  # a dual-SIM modem's other slot: nothing to probe until the modem switches to it
 
 
 @dataclass(frozen=True)
 class UplinkSwitched(Event):
-    """The traffic moved to another uplink (``reason``: the one in use failed, or the preferred one held)."""
+    """The traffic moved to another uplink (``reason``: the one in use failed, the preferred one held, or the stop
+    names the uplink that works there)."""
 
     uplink: str
     previous: str | None
-    reason: Literal["failed", "preferred", "start"]
+    reason: SwitchReason
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,8 @@ class ConnectivityPolicy(Policy):
         self._recovering: str | None = None  # with several uplinks: the one the recovery steps are for
         self._can_reconnect = True  # False once the backend said reconnecting is not its to do
         self._visio_due: dict[str, float] = {}  # uplink → monotonic time before which it is not checked again
+        self._stop_wants: str | None = None  # the uplink the stop just reached names, until the next round takes it
+        self._slot_switched = float("-inf")  # monotonic: the last move to a SIM slot the modem was not on
         self.state = ConnectivityState(probe=config.probe)
         self.last_modem = ModemState()
         self._seen_modem = False
@@ -348,8 +353,15 @@ class ConnectivityPolicy(Policy):
         self._new_place()
         return self.state
 
+    def _stop_uplink(self) -> str | None:
+        """The uplink the profile names for the stop the van stands at, if any."""
+        stop = next((s for s in self.config.stops if s.name == self.state.stop), None)
+        return None if stop is None else stop.uplink
+
     def _new_place(self) -> None:
-        """Another stop: the video-call checks of the last one say nothing here."""
+        """Another stop: the uplink it names is taken at the next round; the video-call checks of the last one say
+        nothing here."""
+        self._stop_wants = self._stop_uplink()
         self._visio_due.clear()
         if self.state.visio_checks or self.state.visio is not None:
             self._show(visio_checks=(), visio=None)
@@ -449,15 +461,23 @@ class ConnectivityPolicy(Policy):
     async def _check_uplinks(self, uplinks: tuple[Uplink, ...]) -> tuple[Outcome, bool]:
         """Probe every uplink through its own interface at once; keep the traffic on the best one that passes:
         leave a failing one at once, go back to a preferred one once it has passed for ``switch_back_after``.
+        The stop's own uplink (the profile's) comes first there and is taken on arrival. A dual-SIM modem's other
+        slot cannot be probed: it is tried when nothing else passes (at most once per ``switch_back_after``).
         Returns the outcome of the uplink in use and whether the one to recover is registered."""
         order = [u.name for u in uplinks]
+        here = self._stop_uplink()
+        if here in order:
+            order = [here, *(name for name in order if name != here)]
+        standby = [name for name in order if next(u for u in uplinks if u.name == name).standby]
 
         async def probe(u: Uplink) -> Outcome:
+            if u.standby:
+                return ""  # the modem is on its other SIM: nothing of this one to probe
             if not u.active or u.interface is None:
                 return "unreachable"  # NetworkManager has it down: nothing to probe through
             return await self._run_probe(self.probe_via(u.interface))
 
-        outcomes = dict(zip(order, await asyncio.gather(*(probe(u) for u in uplinks)), strict=True))
+        outcomes = dict(zip([u.name for u in uplinks], await asyncio.gather(*(probe(u) for u in uplinks)), strict=True))
         now, wall = self.clock.monotonic(), self.clock.wall()
         for name, outcome in outcomes.items():
             if outcome == "ok":
@@ -467,16 +487,23 @@ class ConnectivityPolicy(Policy):
         passing = [name for name in order if outcomes[name] == "ok"]
         current = self.state.uplink
         target: str = current or order[0]
-        reason: Literal["failed", "preferred", "start"] = "start"
+        reason: SwitchReason = "start"
+        wants, self._stop_wants = self._stop_wants, None
         if current is None or current not in order:
             target = passing[0] if passing else order[0]
+        elif wants in order and wants != current and (wants in passing or wants in standby):
+            target, reason = str(wants), "stop"
         elif current not in passing and passing:
             target, reason = passing[0], "failed"
+        elif current not in passing and standby and now - self._slot_switched >= self.config.switch_back_after:
+            target, reason = standby[0], "failed"
         elif passing and order.index(passing[0]) < order.index(current):
             held = now - self._passing_since[passing[0]][0]
             if held >= self.config.switch_back_after:
                 target, reason = passing[0], "preferred"
         if target != current:
+            if target in standby:
+                self._slot_switched = now
             await self._switch(target, current, reason)
         probes = tuple(
             UplinkProbe(
@@ -485,6 +512,7 @@ class ConnectivityPolicy(Policy):
                 u.interface,
                 outcomes[u.name],
                 self._passing_since[u.name][1] if u.name in self._passing_since else None,
+                u.standby,
             )
             for u in uplinks
         )
@@ -495,7 +523,7 @@ class ConnectivityPolicy(Policy):
             self._notice("uplink", "uplink.backup", "info", params)
         else:
             self._notice("uplink", None, "info", {})
-        failing = next((u for u in uplinks if u.kind == "gsm" and outcomes[u.name] != "ok"), None)
+        failing = next((u for u in uplinks if u.kind == "gsm" and not u.standby and outcomes[u.name] != "ok"), None)
         to_recover = None if failing is None else failing.name
         if to_recover != self._recovering:
             if self._recovering is not None and to_recover is not None:  # another uplink: its own count
@@ -504,7 +532,7 @@ class ConnectivityPolicy(Policy):
             self._recovering = to_recover  # None: all modems pass, check() tells the recovery
         return outcomes[target], failing is not None and failing.registered
 
-    async def _switch(self, target: str, previous: str | None, reason: Literal["failed", "preferred", "start"]) -> None:
+    async def _switch(self, target: str, previous: str | None, reason: SwitchReason) -> None:
         assert isinstance(self.modem, Uplinks)
         log.warning("uplink %s carries the traffic now (was %s: %s)", target, previous or "-", reason)
         try:
@@ -575,5 +603,7 @@ class ConnectivityPolicy(Policy):
         )
         if self.state.uplinks:
             for u, probe in zip(m.uplinks, self.state.uplinks, strict=False):
+                if probe.standby:
+                    continue  # not probed: the modem was on the other SIM
                 internet = None if probe.outcome == "" else probe.outcome == "ok"
                 self.outlet.publish(UplinkSampled(wall, stop, u.name, u.operator, u.technology, u.signal, internet))

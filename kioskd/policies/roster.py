@@ -9,7 +9,9 @@ from kioskd.hal import Clock
 from kioskd.policies.base import Policy
 from kioskd.policies.connectivity import ConnectivityPolicy
 from kioskd.policies.displays import DisplaysPolicy
+from kioskd.policies.handover import HandoverPolicy
 from kioskd.policies.idle import IdlePolicy
+from kioskd.policies.media import MediaPolicy
 from kioskd.policies.power import PowerPolicy
 from kioskd.policies.printing import PrintingPolicy
 from kioskd.policies.scanning import ScanningPolicy
@@ -32,8 +34,10 @@ def standard(
         ConnectivityPolicy(profile.connectivity, clock, devices.modem),
         IdlePolicy(profile.station, clock),
         DisplaysPolicy(devices.displays),
+        HandoverPolicy(profile.handover, devices.inputs, devices.displays, clock),
         PrintingPolicy(devices.printer),
         ScanningPolicy(profile.scanning, devices.scanner, clock),
+        MediaPolicy(devices.media),
     ]
     if update is not None:
         policies.append(UpdatePolicy(update, clock, store))

@@ -6,12 +6,14 @@ into the office's local day and hour. It reads no device; it shows the agent onl
 
 from __future__ import annotations
 
+import dataclasses
+
 from kioskd.hal import Clock, Event, PowerChanged, TimerHandle
 from kioskd.policies.base import Policy
 from kioskd.policies.connectivity import SignalSampled, UplinkSampled, VisioChecked
 from kioskd.profile import ActivityConfig, PowerPolicyConfig
 from kioskd.records.stats import local_slot
-from kioskd.records.store import Activity, Receipt, SignalSample, Store, UplinkSample, VisioSample
+from kioskd.records.store import Activity, SignalSample, Store, UplinkSample, VisioSample
 from kioskd.session import WipeOutcome
 
 RETRY = 60.0  # seconds between two tries to write the receipts a full disk refused
@@ -102,20 +104,10 @@ class Recorder(Policy):
                 scans=visit.scans,
                 prints=visit.prints,
                 reason=visit.reason,
+                handovers=visit.handovers,
+                handover_seconds=visit.handover_seconds,
+                confidential=visit.confidential,
+                confidential_seconds=visit.confidential_seconds,
             )
-        if not await self.store.add_receipt(
-            Receipt(
-                session=receipt.session,
-                opened_at=receipt.opened_at,
-                closed_at=receipt.closed_at,
-                reason=receipt.reason,
-                verified=receipt.verified,
-                handlers=receipt.handlers,
-                problems=receipt.problems,
-                scans=receipt.scans,
-                downloads=receipt.downloads,
-                prints=receipt.prints,
-            ),
-            activity,
-        ):
+        if not await self.store.add_receipt(dataclasses.replace(receipt, visit=None), activity):
             self._health()  # the notice counts it among the waiting ones

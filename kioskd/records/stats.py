@@ -59,6 +59,10 @@ def summarize(month: str, visits: Iterable[Activity]) -> dict[str, Any]:
         "mean_minutes": _mean_minutes(rows),
         "scans": sum(row.scans for row in rows),
         "prints": sum(row.prints for row in rows),
+        "handovers": sum(row.handovers for row in rows),
+        "handover_minutes": round(sum(row.handover_seconds for row in rows) / 60, 1),
+        "confidential": sum(row.confidential for row in rows),
+        "confidential_minutes": round(sum(row.confidential_seconds for row in rows) / 60, 1),
         "per_stop": [
             {"stop": stop, "visits": len(of_stop), "mean_minutes": _mean_minutes(of_stop)}
             for stop, of_stop in sorted(per_stop.items(), key=lambda item: (-len(item[1]), item[0] or ""))
@@ -112,6 +116,16 @@ def render(summary: dict[str, Any], lang: Lang) -> str:
     lines.append(t("stats.per_week"))
     for week in summary["per_week"]:
         lines.append(f"  {_week_label(week, lang):<16}  {week['visits']:>5}")
+    if summary.get("handovers") or summary.get("confidential"):
+        lines.append(
+            t(
+                "stats.handover",
+                handovers=summary["handovers"],
+                handover_minutes=_number(summary["handover_minutes"], lang),
+                confidential=summary["confidential"],
+                confidential_minutes=_number(summary["confidential_minutes"], lang),
+            )
+        )
     busiest = ", ".join(t("stats.hour", hour=h["hour"], visits=h["visits"]) for h in summary["busiest_hours"])
     lines.append(t("stats.busiest", hours=busiest))
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kioskd.hal import PowerState
+from kioskd.session.receipt import WipeReceipt
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -40,7 +41,9 @@ CREATE TABLE IF NOT EXISTS receipts (
     scans      INTEGER NOT NULL DEFAULT 0,
     downloads  INTEGER NOT NULL DEFAULT 0,
     prints     INTEGER NOT NULL DEFAULT 0,
-    up         REAL  -- the store's uptime odometer when written (retention spares the last day of uptime)
+    up         REAL,  -- the store's uptime odometer when written (retention spares the last day of uptime)
+    media_mounted  INTEGER NOT NULL DEFAULT 0,  -- the citizen's sticks mounted (counts only, never a name)
+    media_exported INTEGER NOT NULL DEFAULT 0   -- files the agent copied onto them
 );
 CREATE INDEX IF NOT EXISTS receipts_closed ON receipts (closed_at);
 CREATE TABLE IF NOT EXISTS power_samples (
@@ -112,9 +115,23 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # the columns added after a store was first made: a store of an older kioskd gets them (NULL: written before)
-ADDED_COLUMNS = (("receipts", "up", "REAL"), ("activity", "up", "REAL"), ("outbox", "up", "REAL"))
+ADDED_COLUMNS = (
+    ("receipts", "up", "REAL"),
+    ("activity", "up", "REAL"),
+    ("outbox", "up", "REAL"),
+    ("receipts", "media_mounted", "INTEGER NOT NULL DEFAULT 0"),
+    ("receipts", "media_exported", "INTEGER NOT NULL DEFAULT 0"),
+    # hand-overs to the citizen and confidential entries of the visit: how many, how long (issue 23)
+    ("activity", "handovers", "INTEGER NOT NULL DEFAULT 0"),
+    ("activity", "handover_seconds", "REAL NOT NULL DEFAULT 0"),
+    ("activity", "confidential", "INTEGER NOT NULL DEFAULT 0"),
+    ("activity", "confidential_seconds", "REAL NOT NULL DEFAULT 0"),
+)
 RECEIPT_COLUMNS = "session, opened_at, closed_at, reason, verified, handlers, problems, scans, downloads, prints"
+RECEIPT_COUNTS = "media_mounted, media_exported"  # added columns: not required of an older store's table
 ACTIVITY_COLUMNS = "stop, day, hour, opened_at, seconds, scans, prints, reason"
+# what a visit is read and written with: the first store's columns and those added since (ADDED_COLUMNS)
+VISIT_COLUMNS = ACTIVITY_COLUMNS + ", handovers, handover_seconds, confidential, confidential_seconds"
 COLUMNS = {
     "receipts": RECEIPT_COLUMNS,
     "activity": ACTIVITY_COLUMNS,
@@ -182,6 +199,10 @@ class Activity:
     scans: int
     prints: int
     reason: str
+    handovers: int = 0  # "Main au citoyen" given in the visit, and for how many seconds in all
+    handover_seconds: float = 0.0
+    confidential: int = 0  # confidential entries, and their seconds
+    confidential_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -194,18 +215,7 @@ class Queued:
     queued_at: float
 
 
-@dataclass(frozen=True)
-class Receipt:
-    session: str
-    opened_at: float | None
-    closed_at: float
-    reason: str
-    verified: bool
-    handlers: list[dict[str, Any]]
-    problems: list[str]
-    scans: int = 0
-    downloads: int = 0
-    prints: int = 0
+Receipt = WipeReceipt  # the wipe's own receipt is what is stored (its visit goes to ``activity``, not kept here)
 
 
 class Unreadable(sqlite3.DatabaseError):
@@ -345,15 +355,15 @@ class Store:
         with self._connect() as db:
             if activity is not None:
                 db.execute(
-                    f"INSERT INTO activity ({ACTIVITY_COLUMNS}, up) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO activity ({VISIT_COLUMNS}, up) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (*astuple(activity), up),
                 )
             if self.queue_for_fleet:
                 if activity is not None:
                     self._enqueue(db, "activity", asdict(activity), r.closed_at, up)
-                self._enqueue(db, "receipt", asdict(r), r.closed_at, up)
+                self._enqueue(db, "receipt", {k: v for k, v in asdict(r).items() if k != "visit"}, r.closed_at, up)
             db.execute(
-                f"INSERT INTO receipts ({RECEIPT_COLUMNS}, up) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO receipts ({RECEIPT_COLUMNS}, up, {RECEIPT_COUNTS}) VALUES ({', '.join('?' * 13)})",
                 (
                     r.session,
                     r.opened_at,
@@ -366,6 +376,8 @@ class Store:
                     r.downloads,
                     r.prints,
                     up,
+                    r.media_mounted,
+                    r.media_exported,
                 ),
             )
 
@@ -425,7 +437,7 @@ class Store:
     def _activity(self, month: str) -> list[Activity]:
         with self._connect() as db:
             rows = db.execute(
-                f"SELECT {ACTIVITY_COLUMNS} FROM activity WHERE day LIKE ? ORDER BY opened_at", (f"{month}-%",)
+                f"SELECT {VISIT_COLUMNS} FROM activity WHERE day LIKE ? ORDER BY opened_at", (f"{month}-%",)
             ).fetchall()
         return [Activity(*row) for row in rows]
 
@@ -653,7 +665,8 @@ class Store:
     def _latest(self, limit: int) -> list[Receipt]:
         with self._connect() as db:
             rows = db.execute(
-                f"SELECT {RECEIPT_COLUMNS} FROM receipts ORDER BY closed_at DESC, rowid DESC LIMIT ?", (limit,)
+                f"SELECT {RECEIPT_COLUMNS}, {RECEIPT_COUNTS} FROM receipts ORDER BY closed_at DESC, rowid DESC LIMIT ?",
+                (limit,),
             ).fetchall()
         return [
             Receipt(row[0], row[1], row[2], row[3], bool(row[4]), json.loads(row[5]), json.loads(row[6]), *row[7:])

@@ -19,8 +19,9 @@ What it does, in a new mount and IPC namespace of its own:
    (/tmp, /var/tmp, /dev/shm, /run/lock, /run/user), and a fresh mqueue file system on /dev/mqueue; they live in
    this namespace only and vanish with its last process, which the wipe kills (and verifies);
 3. the workspace bound back writable at its own path (it may lie under one of those places: the tests' runtime
-   dir is under /tmp), and the X server's socket folder /tmp/.X11-unix bound back read-only (connecting to a
-   socket needs no write right on its file system);
+   dir is under /tmp), and the one X socket the app's ``DISPLAY`` names (/tmp/.X11-unix/X<n>) bound back alone in
+   a read-only folder of its own: the app reaches its display and no other X server of the PC (a test's, a second
+   seat's);
 4. System V IPC (shared memory, semaphores, message queues) and POSIX message queues are the new IPC
    namespace's: private, gone with it;
 5. the kernel's user keyring of the app user (the one store a process of that uid could leave for the next one
@@ -198,7 +199,28 @@ def _program_roots(command: list[str]) -> list[str]:
     return roots
 
 
-def confine(workspace: str, size: str, command: list[str] | None = None) -> None:
+def display_socket(display: str) -> str | None:
+    """The local socket an X ``DISPLAY`` (``:0``, ``:0.0``, ``unix:1``) connects to; None for a display over TCP
+    (``host:0``) or none at all."""
+    host, _, rest = display.rpartition(":")
+    number = rest.split(".", 1)[0]
+    if host not in ("", "unix") or not number.isdigit():
+        return None
+    return f"{X11_SOCKETS}/X{number}"
+
+
+def _bind_display(fd: int, socket: str) -> None:
+    """Step 3 for X: a fresh /tmp/.X11-unix (in the private /tmp) holding only the display's socket, bound onto an
+    empty file there, then the folder made read-only."""
+    _make_path(X11_SOCKETS)
+    os.close(os.open(socket, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+    _mount(X11_SOCKETS, X11_SOCKETS, None, MS_BIND, None, "bind the X socket folder")  # a mount of its own: only
+    _mount(f"/proc/self/fd/{fd}", socket, None, MS_BIND, None, "bind the display's socket")  # it goes read-only
+    if not _setattr(X11_SOCKETS, MOUNT_ATTR_RDONLY, 0, recursive=False):
+        _mount(None, X11_SOCKETS, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None, "read-only")
+
+
+def confine(workspace: str, size: str, command: list[str] | None = None, display: str = "") -> None:
     """Steps 1 to 4 (the caller has unshared the namespaces)."""
     _mount(None, "/", None, MS_REC | MS_SLAVE, None, "make slave")
     keep = [
@@ -206,8 +228,10 @@ def confine(workspace: str, size: str, command: list[str] | None = None) -> None
         for root in _program_roots(command or [])
     ]
     keep.append((os.open(workspace, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC), workspace, True))
-    if _is_folder(X11_SOCKETS):
-        keep.append((os.open(X11_SOCKETS, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC), X11_SOCKETS, False))
+    socket = display_socket(display)
+    x11 = None
+    if socket is not None and os.path.exists(socket):
+        x11 = os.open(socket, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
     _read_only_everywhere()
     for place in PRIVATE_PLACES:
         if _is_folder(place):
@@ -217,6 +241,9 @@ def confine(workspace: str, size: str, command: list[str] | None = None) -> None
     for fd, path, writable in keep:
         _bind_back(fd, path, writable)
         os.close(fd)
+    if x11 is not None and socket is not None:
+        _bind_display(x11, socket)
+        os.close(x11)
 
 
 def _keyrings() -> None:
@@ -261,7 +288,7 @@ def main(argv: list[str]) -> int:
         confined = f"unconfined {exc}"  # no right to: a laptop; nothing is half-done
     else:
         try:
-            confine(spec["workspace"], spec["size"], command)
+            confine(spec["workspace"], spec["size"], command, os.environ.get("DISPLAY", ""))
         except (Refused, OSError) as exc:
             tell(f"failed {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}")
             return 126

@@ -18,6 +18,10 @@ class Visit:
     scans: int
     prints: int
     reason: str
+    handovers: int = 0  # filled in by the hand-over policy (kioskd/policies/handover.py): counts and seconds only
+    handover_seconds: float = 0.0
+    confidential: int = 0
+    confidential_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,8 @@ class WipeReceipt:
     scans: int = 0
     downloads: int = 0
     prints: int = 0
+    media_mounted: int = 0  # the citizen's sticks mounted in the session (counts only)
+    media_exported: int = 0  # files written to them
     visit: Visit | None = None  # None when an earlier attempt already counted it, or its start is unknown
 
 

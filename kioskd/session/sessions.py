@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kioskd.errors import StorageError, WipeError
-from kioskd.hal import Clock, Devices
+from kioskd.hal import Clock, Devices, Tally
 from kioskd.profile import StationConfig
 from kioskd.session import receipt as receipts
 from kioskd.session import workspace as ws_ops
@@ -162,6 +162,7 @@ class Sessions:
         session = self.open_sessions.get(session_id)
         counts = session.counts() if session else {"scans": 0, "downloads": 0}
         prints = len(session.job_ids) if session else 0
+        tally = self.devices.media.tally(session_id) if self.devices.media is not None else None
         outcome = WipeOutcome(session_id, reason, self.clock.wall())
         try:
             self.journal.write(session_id, {**journal, "session": session_id, "phase": "wiping", "reason": reason})
@@ -207,14 +208,23 @@ class Sessions:
             closed_at=outcome.finished,
             reason=reason,
             verified=outcome.verified,
-            handlers=[asdict(v) for v in outcome.verdicts],
+            handlers=[_with_tally(asdict(v), tally) for v in outcome.verdicts],
             problems=outcome.problems,
             scans=counts["scans"],
             downloads=counts["downloads"],
             prints=prints,
+            media_mounted=tally.mounted if tally else 0,
+            media_exported=tally.exported if tally else 0,
             visit=visit,
         )
         return outcome
 
     async def verify(self, session_id: str) -> list[str]:
         return await verify(self.root / session_id, session_id, self.devices.printer, self.app_user)
+
+
+def _with_tally(verdict: dict[str, object], tally: Tally | None) -> dict[str, object]:
+    """The media handler's verdict carries the session's counts (sticks mounted, files exported) into the store."""
+    if verdict.get("name") == "media" and tally is not None:
+        return {**verdict, "mounted": tally.mounted, "exported": tally.exported}
+    return verdict

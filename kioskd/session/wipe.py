@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from kioskd.errors import WipeError
 from kioskd.hal import JOB_FINISHED, Clock
 from kioskd.session import workspace as ws_ops
 
@@ -171,6 +172,23 @@ async def camera(context: WipeContext) -> None:
     await context.devices.camera.reset()
 
 
+async def media(context: WipeContext) -> None:
+    """The citizen's sticks: unmounted (lazily when a process still holds a file: it is detached at once and its
+    driver stopped), then verified: nothing mounted under the workspace's ``media`` folder, no process holding a
+    file of a stick. A stick pulled out without eject was detached when it went (the media policy told the agent)."""
+    sticks = context.devices.media
+    if sticks is None:
+        return
+    # a holder left (the session app is stopped by now) makes the unmount lazy and its driver is stopped at once:
+    # the holder's descriptor then reaches nothing of the stick
+    await sticks.release(context.session_id)
+    left = await asyncio.to_thread(ws_ops.mounts_under, context.root / "media")
+    if left:
+        raise WipeError(f"{left} stick mount(s) left in the workspace", where="media")
+    if held := sticks.holders(context.session_id):
+        raise WipeError(f"{held} process(es) still hold a file of a mounted stick", where="media")
+
+
 async def remove_workspace(context: WipeContext) -> None:
     await ws_ops.remove(context.root, context.as_user)
 
@@ -186,6 +204,7 @@ def standard_handlers() -> WipeHandlers:
     handlers.register("clipboard", clipboard)
     handlers.register("audio", audio)
     handlers.register("camera", camera)
+    handlers.register("media", media)
     handlers.register("workspace", remove_workspace, "workspace")
     return handlers
 

@@ -23,7 +23,7 @@ from typing import Literal
 
 from kioskd.errors import WipeError
 
-SUBDIRS = ("home", "downloads", "browser", "scans", "prints", "tmp")
+SUBDIRS = ("home", "downloads", "browser", "scans", "prints", "tmp", "media")  # media: the citizen's sticks
 Kind = Literal["tmpfs", "directory"]
 # Opening a folder of the workspace: never through a link (O_NOFOLLOW), never anything but a folder (O_DIRECTORY).
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -252,7 +252,31 @@ def check_layout(root: Path) -> int:
     return tampered
 
 
+def mounts_under(folder: Path) -> int:
+    """How many mounts lie at or below ``folder`` (the citizen's sticks in ``media``)."""
+    prefix = str(folder).replace(" ", "\\040").rstrip("/")
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as mounts:
+            points = [line.split()[4] for line in mounts]
+    except OSError:
+        return 0
+    return sum(1 for p in points if p == prefix or p.startswith(prefix + "/"))
+
+
+CAP_SYS_ADMIN = 21
+
+
 def can_mount() -> bool:
+    """Whether this process may mount the session's tmpfs: CAP_SYS_ADMIN in its effective set, which root has and
+    which kioskd.service gives its ``kiosk`` user (AmbientCapabilities=). Testing the uid alone left the van on the
+    fallback directory in /run, where a session could fill the PC's /run and nothing capped its size."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_SYS_ADMIN & 1)
+    except (OSError, ValueError):
+        pass
     return os.geteuid() == 0
 
 

@@ -33,6 +33,8 @@ from kioskd.policies import roster
 from kioskd.policies.base import Action, Guarded, Policy
 from kioskd.policies.connectivity import ConnectivityPolicy, ConnectivityState
 from kioskd.policies.displays import DisplaysPolicy
+from kioskd.policies.handover import HandoverPolicy, HandoverState
+from kioskd.policies.media import MediaPolicy
 from kioskd.policies.power import PowerPolicy
 from kioskd.policies.printing import PrintingPolicy
 from kioskd.policies.scanning import ScanningPolicy
@@ -148,8 +150,12 @@ class Station:
         self.power = self._policy(PowerPolicy)
         self.connectivity = self._policy(ConnectivityPolicy)
         self._displays = self._policy(DisplaysPolicy)
+        self._handover = self._policy(HandoverPolicy)
+        if "inputs" not in sessions.handlers.names():  # the citizen's devices off, the agent's back, at every wipe
+            sessions.handlers.register("inputs", self._handover.wipe)
         self._printing = self._policy(PrintingPolicy)
         self._scanning = self._policy(ScanningPolicy)
+        self._media = next((p for p in self.policies if isinstance(p, MediaPolicy)), None)  # tests may leave it out
         self._engine = False  # the ignition, as the power policy last reported it
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -294,13 +300,36 @@ class Station:
         """The current session's scans (names kioskd gave them, sizes) — for the session's own view only."""
         return await self._scanning.scans()
 
+    async def media_export(self, names: list[str] | None) -> dict[str, Any]:
+        """The session's scans (``names``, or all) onto the citizen's stick (``MediaPolicy``)."""
+        return await self._media_policy().export(names)
+
+    async def media_eject(self) -> dict[str, Any]:
+        return await self._media_policy().eject()
+
+    def _media_policy(self) -> MediaPolicy:
+        if self._media is None:
+            raise TransitionRefused("no media policy", where="media", key="media.none")
+        return self._media
+
     async def print_document(self, document: bytes) -> int:
         """Print a document of the current session under an anonymous title; returns the job id."""
         return await self._printing.print_document(document)
 
     async def set_privacy(self, on: bool | None = None) -> bool:
-        """The privacy curtain on, off or toggled (``None``); returns its new state (``DisplaysPolicy``)."""
+        """The privacy curtain on, off or toggled (``None``); returns its new state (``DisplaysPolicy``). Before the
+        curtain hides the citizen screen, the citizen's devices go dark (``HandoverPolicy``)."""
+        if (not self._state.displays.curtain) if on is None else on:
+            await self._handover.end_all()
         return await self._displays.set_privacy(on)
+
+    async def set_handover(self, on: bool | None = None) -> HandoverState:
+        """ "Main au citoyen" on, off or toggled (``None``) (``HandoverPolicy``)."""
+        return await self._handover.set_handover(on)
+
+    async def set_confidential(self, on: bool | None = None) -> HandoverState:
+        """ "Saisie confidentielle" on, off or toggled (``None``) (``HandoverPolicy``)."""
+        return await self._handover.set_confidential(on)
 
     # ------------------------------------------------------------------------------------------- background
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
@@ -359,8 +388,10 @@ class Station:
 
     # ------------------------------------------------------------------------------------------- commands
     async def press(self, long: bool) -> None:
-        """The one button: short = start / next citizen, long = end of day."""
-        if long:
+        """The one button: short = start / next citizen (or the end of a confidential entry), long = end of day."""
+        if not long and self._handover.ends_on_press():
+            await self._handover.set_confidential(False)
+        elif long:
             await self.end_of_day()
         elif self.mode == "off":
             await self.start()
@@ -450,6 +481,8 @@ class Station:
         else:
             self.clear_notice("session")
         self.touch()
+        for policy in self.policies:
+            policy.session_opened()
 
     async def _idle_wipe(self) -> None:
         async with self._lock:

@@ -16,12 +16,15 @@ from kioskd.hal import (
     CameraState,
     DisplaysState,
     Event,
+    InputsState,
     ModemState,
     PowerState,
     PrinterState,
     ScannerState,
 )
 from kioskd.policies.connectivity import ConnectivityState
+from kioskd.policies.handover import HandoverState
+from kioskd.policies.media import MediaView
 from kioskd.policies.update import UpdateState
 
 Mode = Literal["off", "starting", "ready", "in_session", "wiping", "travelling", "shutting_down"]
@@ -74,6 +77,9 @@ class StationState:
     button: ButtonState = ButtonState()
     audio: AudioState = AudioState()
     camera: CameraState = CameraState()
+    media: MediaView = MediaView()  # the citizen's sticks: label, size, file system, never a file name
+    inputs: InputsState = InputsState()
+    handover: HandoverState = HandoverState()
     session: SessionInfo | None = None
     update: UpdateState = UpdateState()
     notices: tuple[Notice, ...] = field(default=())
@@ -111,6 +117,9 @@ class StationState:
             "button": dataclasses.asdict(self.button),
             "audio": dataclasses.asdict(self.audio),
             "camera": dataclasses.asdict(self.camera),
+            "media": self.media.to_json(),
+            "inputs": dataclasses.asdict(self.inputs),
+            "handover": dataclasses.asdict(self.handover),
             "session": session,
             "update": dataclasses.asdict(self.update),
             "notices": [n.to_json() for n in self.notices],

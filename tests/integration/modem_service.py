@@ -24,6 +24,7 @@ OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager"
 SIM_PATH = "/org/freedesktop/ModemManager1/SIM/2"
 BEARER = "/org/freedesktop/ModemManager1/Bearer/0"
 REGISTERED, CONNECTED = 8, 11
+DUAL_SIM_IMEI = "356938035643809"  # a multi-SIM modem's IMEI: it names the modem across the probes a slot switch causes
 
 # Method bodies run inside the mock (dbusmock executes them with ``self`` and ``args``): a bearer goes up and down.
 BEARER_UP = f"{{'State': dbus.Int32({CONNECTED}), 'Bearers': dbus.Array(['{BEARER}'], signature='o')}}"
@@ -52,33 +53,88 @@ class ModemManagerMock:
 
     @property
     def modem(self) -> Any:
-        return dbus.Interface(self.connection.get_object(MM, self.path), dbusmock.MOCK_IFACE)
+        return self.modem_at(self.path)
 
-    def add_modem(self, state: int = CONNECTED, registration: int = 1, signal_interface: bool = True) -> str:
-        path, _sim = self.control.AddSimpleModem()
-        self.path = str(path)
-        modem = self.modem
+    def modem_at(self, path: str) -> Any:
+        """The mock control of the modem at ``path`` (``modem`` is the first one added)."""
+        return dbus.Interface(self.connection.get_object(MM, path), dbusmock.MOCK_IFACE)
+
+    def add_modem(
+        self,
+        state: int = CONNECTED,
+        registration: int = 1,
+        signal_interface: bool = True,
+        number: int | None = None,
+        operator: str | None = None,
+        quality: int = 70,
+        figures: tuple[float, float, float] = (-95.0, -11.0, 8.0),
+        sim_slots: tuple[str, ...] = (),
+    ) -> str:
+        """A modem plugged in: the template's (``/Modems/8``), or another at ``number`` beside it (the template
+        has only one), with its own SIM; ``operator`` names its network, ``figures`` are its LTE RSRP/RSRQ/SNR.
+        ``sim_slots``: a multi-SIM modem, one operator per slot, on slot 1; ``SetPrimarySimSlot`` moves it to
+        another slot's SIM and operator at once (ModemManager would probe the modem again first).
+        The first modem added is ``modem``."""
+        if number is None:
+            path, _sim = self.control.AddSimpleModem()
+            path = str(path)
+            props: dict[str, Any] = {}
+            quality_now = dbus.Struct((dbus.UInt32(quality), dbus.Boolean(True)), signature="ub")
+            self.modem_at(path).UpdateProperties(MODEM, {"SignalQuality": quality_now})
+        else:
+            path = f"{MM_PATH}/Modems/{number}"
+            props = {
+                "State": dbus.Int32(6),  # enabled: the state it reaches comes below, as for the template's
+                "AccessTechnologies": dbus.UInt32(1 << 14),
+                "UnlockRequired": dbus.UInt32(0),
+                "SignalQuality": dbus.Struct((dbus.UInt32(quality), dbus.Boolean(True)), signature="ub"),
+                "Sim": dbus.ObjectPath(f"{MM_PATH}/SIM/{number}"),
+            }
+            self.control.AddObject(path, MODEM, props, [])
+        self.path = self.path or path
+        modem = self.modem_at(path)
         modem.AddProperty(MODEM, "StateFailedReason", dbus.UInt32(0))
         modem.AddProperty(MODEM, "Bearers", dbus.Array([BEARER] if state == CONNECTED else [], signature="o"))
         modem.AddMethod(MODEM, "Reset", "", "", "")
+        if sim_slots:
+            operator = sim_slots[0]
+            sims = dbus.Array([f"{MM_PATH}/SIM/{20 + i}" for i in range(len(sim_slots))], signature="o")
+            modem.AddProperty(MODEM, "SimSlots", sims)
+            modem.AddProperty(MODEM, "PrimarySimSlot", dbus.UInt32(1))
+            modem.AddProperty(MODEM, "EquipmentIdentifier", dbus.String(DUAL_SIM_IMEI))
+            props.update(SimSlots=sims, PrimarySimSlot=dbus.UInt32(1), EquipmentIdentifier=dbus.String(DUAL_SIM_IMEI))
+            switch = (
+                f"self.UpdateProperties('{MODEM}', {{'PrimarySimSlot': dbus.UInt32(args[0])}}); "
+                f"self.UpdateProperties('{M3GPP}', {{'OperatorName': {list(sim_slots)!r}[args[0] - 1]}})"
+            )
+            modem.AddMethod(MODEM, "SetPrimarySimSlot", "u", "", switch)
         modem.AddMethod(SIMPLE, "Connect", "a{sv}", "o", CONNECT)
         modem.AddMethod(SIMPLE, "Disconnect", "o", "", DISCONNECT)
         modem.AddProperty(M3GPP, "RegistrationState", dbus.UInt32(registration))
+        gpp: dict[str, Any] = {"RegistrationState": dbus.UInt32(registration)}
+        if operator is not None:
+            gpp["OperatorName"] = dbus.String(operator)
+            if number is None:  # the template's modem has one already
+                modem.UpdateProperties(M3GPP, {"OperatorName": dbus.String(operator)})
+            else:
+                modem.AddProperty(M3GPP, "OperatorName", dbus.String(operator))
         added: dict[str, Any] = {SIMPLE: dbus.Dictionary({}, signature="sv")}
+        if props:
+            added[MODEM] = dbus.Dictionary(props, signature="sv")
         if signal_interface:
-            props = {"Rate": dbus.UInt32(0), "Lte": lte(-95.0, -11.0, 8.0), "Nr5g": dbus.Dictionary({}, signature="sv")}
-            for name, value in props.items():
+            signal = {"Rate": dbus.UInt32(0), "Lte": lte(*figures), "Nr5g": dbus.Dictionary({}, signature="sv")}
+            for name, value in signal.items():
                 modem.AddProperty(SIGNAL, name, value)
             modem.AddMethod(SIGNAL, "Setup", "u", "", SETUP)
-            added[SIGNAL] = dbus.Dictionary(props, signature="sv")
+            added[SIGNAL] = dbus.Dictionary(signal, signature="sv")
         # What ModemManager does once the modem is enabled: new interfaces, then the state it reached.
-        added[M3GPP] = dbus.Dictionary({"RegistrationState": dbus.UInt32(registration)}, signature="sv")
+        added[M3GPP] = dbus.Dictionary(gpp, signature="sv")
         self.manager.EmitSignal(
-            OBJECT_MANAGER, "InterfacesAdded", "oa{sa{sv}}", [dbus.ObjectPath(self.path), added],
+            OBJECT_MANAGER, "InterfacesAdded", "oa{sa{sv}}", [dbus.ObjectPath(path), added],
             dbus_interface=dbusmock.MOCK_IFACE,
         )  # fmt: skip
         modem.UpdateProperties(MODEM, {"State": dbus.Int32(state), "StateFailedReason": dbus.UInt32(0)})
-        return self.path
+        return path
 
     def add_gps(self, latitude: float, longitude: float) -> None:
         """The Location interface with a raw GPS fix (MM_MODEM_LOCATION_SOURCE_GPS_RAW = 2), as ModemManager

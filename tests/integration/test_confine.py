@@ -8,6 +8,7 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,9 @@ from kioskd.session.workspace import create
 NOBODY = pwd.getpwnam("nobody")
 
 
-def _launch(spec: dict[str, object], command: list[str], may_mount: bool = True) -> tuple[int, str]:
+def _launch(
+    spec: dict[str, object], command: list[str], may_mount: bool = True, env: dict[str, str] | None = None
+) -> tuple[int, str]:
     read_end, write_end = os.pipe()
     spec = {"status_fd": write_end, **spec}
     # no right to mount: CAP_SYS_ADMIN out of the bounding set (the interpreter under /root stays readable)
@@ -33,6 +36,7 @@ def _launch(spec: dict[str, object], command: list[str], may_mount: bool = True)
         pass_fds=(write_end,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
     )
     os.close(write_end)
     with os.fdopen(read_end) as status:
@@ -63,6 +67,57 @@ def test_confined_the_pc_is_read_only_and_tmp_is_private(tmp_path: Path) -> None
     assert (code, said) == (0, "confined\n")
     assert (ws / "out").read_text().split() == ["tmp", "etc-refused", "host-tmp-refused"]
     assert not Path("/tmp/kiosk-probe").exists(), "the app's /tmp is the PC's"  # noqa: S108
+
+
+def test_the_app_reaches_its_own_display_socket_and_no_other_x_server(tmp_path: Path) -> None:
+    """Two X sockets on the PC (the station's and, say, a test's or a second seat's): the app sees and reaches the one
+    its DISPLAY names, alone in a read-only /tmp/.X11-unix of its own."""
+    assert os.geteuid() == 0, "run the tests as root"
+    ws = _shared(tmp_path)
+    folder = Path("/tmp/.X11-unix")  # noqa: S108
+    folder.mkdir(mode=0o1777, exist_ok=True)
+    mine, other = 4200 + os.getpid() % 1000 * 2, 4201 + os.getpid() % 1000 * 2
+    servers = []
+    for number in (mine, other):
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(folder / f"X{number}"))
+        os.chmod(folder / f"X{number}", 0o777)
+        server.listen(4)
+        servers.append(server)
+    probe = (
+        "import os, socket, sys\n"
+        f"out = open({str(ws / 'out')!r}, 'w')\n"
+        "print(' '.join(sorted(os.listdir('/tmp/.X11-unix'))), file=out)\n"
+        f"for n in ({mine}, {other}):\n"
+        "    s = socket.socket(socket.AF_UNIX)\n"
+        "    try:\n"
+        "        s.connect(f'/tmp/.X11-unix/X{n}'); print('reached', n, file=out)\n"
+        "    except OSError as e:\n"
+        "        print('refused', n, file=out)\n"
+        "try:\n"
+        "    open('/tmp/.X11-unix/planted', 'w'); print('planted', file=out)\n"
+        "except OSError:\n"
+        "    print('read-only', file=out)\n"
+    )
+    spec = {"workspace": str(ws), "size": "16m", "cwd": str(ws), "uid": NOBODY.pw_uid, "gid": NOBODY.pw_gid}
+    try:
+        code, said = _launch(spec, ["/usr/bin/python3", "-I", "-c", probe], env={"DISPLAY": f":{mine}.0"})
+    finally:
+        for number, server in zip((mine, other), servers, strict=True):
+            server.close()
+            (folder / f"X{number}").unlink()
+    assert (code, said) == (0, "confined\n")
+    assert (ws / "out").read_text().splitlines() == [f"X{mine}", f"reached {mine}", f"refused {other}", "read-only"]
+
+
+@pytest.mark.parametrize(
+    ("display", "path"),
+    [(":0", "X0"), (":1.0", "X1"), ("unix:3", "X3"), ("localhost:0", None), ("", None), (":x", None)],
+)
+def test_display_socket_names_the_local_socket_only(display: str, path: str | None) -> None:
+    from kioskd.session.confine import display_socket
+
+    assert display_socket(display) == (None if path is None else f"/tmp/.X11-unix/{path}")  # noqa: S108
 
 
 def test_without_the_right_to_mount_the_app_runs_unconfined_and_says_why(tmp_path: Path) -> None:

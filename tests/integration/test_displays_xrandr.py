@@ -122,6 +122,36 @@ async def test_curtain_hides_the_agents_picture_from_the_citizen_only_and_a_seco
         pattern.close()
 
 
+async def test_confidential_entry_shows_the_agents_picture_to_the_citizen_and_the_agent_its_own_curtain(
+    xorg: XServer, tmp_path: Path, station: list[Station]
+) -> None:
+    xorg.plug("DUMMY1")
+    one = await start(xorg, tmp_path, station)
+    pattern = Pattern(xorg, *LARGEST)
+    try:
+        await one.displays.set_agent_curtain(True)
+        assert xorg.monitors() == {"DUMMY1": (*LARGEST, 0, 0), "DUMMY0": (*LARGEST, LARGEST[0], 0)}
+        shot = xorg.screenshot()
+        assert pattern.colours(xorg.crop(shot, "DUMMY1")) == list(Pattern.COLOURS), "the citizen keeps the page"
+        defaults = XrandrOptions()
+        covered = render_curtain(*LARGEST, defaults.agent_curtain_text, defaults.curtain_font)
+        assert identical(xorg.crop(shot, "DUMMY0"), covered)
+        state = one.displays.state
+        assert (state.layout, state.agent_curtain, state.curtain) == ("confidential", True, False)
+        assert [(o.role, o.x) for o in state.outputs] == [("agent", LARGEST[0]), ("citizen", 0)]
+
+        await one.displays.set_curtain(True)  # the privacy curtain wins: neither screen shows the picture
+        assert one.displays.state.layout == "curtain" and not one.displays.state.agent_curtain
+        await one.displays.set_curtain(False)
+        assert one.displays.state.layout == "confidential"
+        await one.displays.set_agent_curtain(False)
+        shot = xorg.screenshot()
+        assert xorg.monitors() == {"DUMMY0": (*LARGEST, 0, 0), "DUMMY1": (*LARGEST, 0, 0)}
+        assert pattern.colours(xorg.crop(shot, "DUMMY0")) == list(Pattern.COLOURS), "the agent's picture is back"
+    finally:
+        pattern.close()
+
+
 async def test_curtain_stays_over_a_window_the_agents_apps_open_afterwards(
     xorg: XServer, tmp_path: Path, station: list[Station]
 ) -> None:

@@ -337,8 +337,13 @@ async def test_location_setup_adds_gps_and_cell_to_the_sources_already_on_and_th
     )  # fmt: skip
     stops = [{"name": "Domme", "cells": ["20801-1A2B-3C4D5E"]}]
     rig = await start(tmp_path, station_on, mm_profile(bus, target, modem={"location": True}, stops=stops))
-    await wait_until(lambda: bool(mm.modem.GetMethodCalls("Setup")), "Location.Setup")
-    setups = [[int(a) for a in args] for _, args in mm.modem.GetMethodCalls("Setup") if len(args) == 2]
+
+    # Signal.Setup (one argument) is a "Setup" call of the same mock too: wait for Location's (two)
+    def location_setups() -> list[list[int]]:
+        return [[int(a) for a in args] for _, args in mm.modem.GetMethodCalls("Setup") if len(args) == 2]
+
+    await wait_until(lambda: bool(location_setups()), "Location.Setup")
+    setups = location_setups()
     assert setups[0] == [1 | 2 | 4, 1]  # GPS raw and 3GPP added to NMEA, with signals
     await wait_until(lambda: rig.station.state.modem.cell == "20801-1A2B-3C4D5E", "the serving cell")
     c = rig.station.state.connectivity

@@ -275,6 +275,28 @@ def test_the_privacy_button_toggles_the_curtain(daemon: Daemon, page: Page, tmp_
     assert daemon.status()["displays"]["curtain"] is False  # type: ignore[index]
 
 
+def test_the_handover_and_confidential_buttons_give_the_citizen_the_controls(daemon: Daemon, page: Page) -> None:
+    daemon.open_session()
+    open_panel(page, daemon)
+    handover, confidential = page.locator("#handover"), page.locator("#confidential")
+    expect(handover).to_have_text("Main au citoyen")
+    expect(confidential).to_have_text("Saisie confidentielle")
+    handover.click()
+    expect(handover).to_have_text("Reprendre la main")
+    expect(page.locator("#tile-displays [data-field=handover]")).to_have_text("Le citoyen a la main")
+    assert daemon.status()["handover"]["handover"] is True  # type: ignore[index]
+    confidential.click()
+    expect(confidential).to_have_text("Fin de la saisie confidentielle")
+    assert daemon.status()["displays"]["agent_curtain"] is True  # type: ignore[index]
+    confidential.click()
+    expect(confidential).to_have_text("Saisie confidentielle")
+    handover.click()
+    expect(handover).to_have_text("Main au citoyen")
+    assert daemon.status()["handover"]["handover"] is False  # type: ignore[index]
+    page.locator("#privacy").click()  # under the curtain the citizen cannot be handed the controls
+    expect(handover).to_be_disabled()
+
+
 def test_a_scan_from_the_panel_shows_in_the_list_with_a_thumbnail_never_cached(daemon: Daemon, page: Page) -> None:
     daemon.open_session()
     open_panel(page, daemon)
@@ -430,6 +452,44 @@ def test_fields_and_parts_the_panel_does_not_know_yet_still_show(daemon: Daemon,
     expect(page.locator("#tile-gps [data-field=satellites]")).to_have_text("7")
     expect(page.locator("#tile-gps [data-field=fix]")).to_have_text("oui")
     expect(page.locator("#tile-button [data-field=led]")).to_have_text("off")  # the button's LED, as it is
+
+
+UPLINKS_JS = """async () => {
+  P.source.close();
+  const state = await (await fetch('/status')).json();
+  const u = (name, kind, operator, iface, more) => ({name, kind, interface: iface, active: iface !== null,
+    registered: true, operator, signal: kind === 'gsm' ? 60 : null, technology: kind === 'gsm' ? 'lte' : 'none',
+    cell: null, sim_slot: null, standby: false, ...more});
+  state.modem.uplinks = [u('orange', 'gsm', 'Orange F', 'wwan0'), u('sfr', 'gsm', 'SFR', 'wwan1'),
+    u('free', 'gsm', null, null, {sim_slot: 2, standby: true, technology: 'none', signal: null}),
+    u('mairie', 'ethernet', null, 'eth0')];
+  state.connectivity.uplink = 'sfr';
+  state.connectivity.uplinks = [{name: 'orange', outcome: 'unreachable'}, {name: 'sfr', outcome: 'ok'},
+    {name: 'free', outcome: ''}, {name: 'mairie', outcome: 'ok'}];
+  await onState(state);
+}"""
+
+
+def test_the_network_tile_lists_every_uplink_with_its_probe_and_the_one_in_use(daemon: Daemon, page: Page) -> None:
+    open_panel(page, daemon)
+    expect(page.locator("body")).to_have_attribute("data-connection", "live")
+    page.evaluate(UPLINKS_JS)  # the snapshot a van with NetworkManager's four uplinks serves (issue 21)
+    table = page.locator("#tile-modem table.uplinks")
+    expect(table.locator("caption")).to_have_text("Liens Internet")
+    expect(table.locator("tbody tr")).to_have_count(4)
+    expect(table.locator("tr[data-used=true] th")).to_have_text("sfr (en service)")
+    expect(table.locator("tr[data-uplink=orange] [data-field=probe]")).to_have_text("ne répond pas")
+    expect(table.locator("tr[data-uplink=orange] [data-field=probe]")).to_have_class("bad")
+    expect(table.locator("tr[data-uplink=sfr] td").nth(2)).to_have_text("LTE 60 %")
+    expect(table.locator("tr[data-uplink=free] [data-field=probe]")).to_have_text("SIM 2 en attente")
+    expect(table.locator("tr[data-uplink=mairie] td").nth(1)).to_have_text("eth0")
+    page.locator("#lang").click()
+    expect(table.locator("caption")).to_have_text("Internet links")
+    expect(table.locator("tr[data-used=true] th")).to_have_text("sfr (in use)")
+    expect(table.locator("tr[data-uplink=free] [data-field=probe]")).to_have_text("SIM 2 waiting")
+    contrast = page.evaluate(CONTRAST_JS)
+    low = [c for c in contrast if c["ratio"] < 4.5]
+    assert not low, low
 
 
 def test_event_stream_clients_that_drop_mid_stream_leave_nothing_pending_in_the_daemon(daemon: Daemon) -> None:

@@ -15,14 +15,13 @@ from kioskd.cli.render import render_atlas, render_status
 from kioskd.policies.connectivity import RecoveryStep, UplinkSwitched, VisioChecked
 from kioskd.profile import SIM_PROFILE, parse_profile
 from tests.conftest import Rig, make_rig
-from tests.integration.modem_service import M3GPP, ModemManagerMock
+from tests.integration.modem_service import DUAL_SIM_IMEI, ModemManagerMock
 from tests.integration.network_service import (
     PROBE_ADDRESS,
     PROBE_PORT,
     VISIO_BYTES,
     NetworkManagerMock,
     Wire,
-    add_second_modem,
 )
 from tests.integration.power_services import PrivateBus, private_bus, wait_until
 
@@ -39,9 +38,8 @@ def bus() -> Iterator[PrivateBus]:
 def mm(bus: PrivateBus) -> Iterator[ModemManagerMock]:
     mock = ModemManagerMock(bus)
     try:
-        mock.add_modem()
-        mock.set(M3GPP, OperatorName="Orange F")
-        add_second_modem(mock, "SFR")
+        mock.add_modem(operator="Orange F")
+        mock.add_modem(number=9, operator="SFR", quality=55, figures=(-101.0, -12.0, 4.0))
         yield mock
     finally:
         mock.close()
@@ -131,6 +129,12 @@ async def tick(rig: Rig, seconds: float) -> None:
     await rig.station.idle()
 
 
+def uplink_rows(rig: Rig) -> list[str]:
+    """The uplinks' lines of ``kioskctl status`` in French, without their label."""
+    lines = render_status(rig.station.state.to_json(), "fr").splitlines()
+    return [line.split(None, 1)[1] for line in lines if line.startswith("  lien ")]
+
+
 def metric(settings: Any) -> int:
     return int(settings["ipv4"]["route-metric"])
 
@@ -170,6 +174,10 @@ async def test_a_failing_preferred_uplink_moves_traffic_to_the_other_and_back_af
     assert {n.topic: n.key for n in rig.station.state.notices}["connectivity.uplink"] == "uplink.backup"
     status = render_status(rig.station.state.to_json(), "en")
     assert "link sfr [orange ✗] [sfr ✓]" in status
+    assert uplink_rows(rig) == [  # French first: one line per uplink under the network's
+        f"orange · Orange F · {wires[0].interface} · LTE 70 % · ✗ ne répond pas",
+        f"sfr · SFR · {wires[1].interface} · LTE 55 % · ✓ répond · en service",
+    ]
     assert rig.station.state.modem.uplink == "sfr" and rig.station.state.modem.operator == "SFR"
 
     wires[0].mend()
@@ -264,3 +272,75 @@ async def test_the_video_call_check_runs_per_uplink_rate_limited_and_never_durin
     for _ in range(3):
         await tick(rig, 60)
     assert len(checks()) == 2  # … but not while the session lasts
+
+
+@pytest.fixture
+def dual(bus: PrivateBus) -> Iterator[ModemManagerMock]:
+    """One modem with two SIMs: Orange in slot 1 (in use), SFR in slot 2."""
+    mock = ModemManagerMock(bus)
+    try:
+        mock.add_modem(operator="Orange F", sim_slots=("Orange F", "SFR"))
+        yield mock
+    finally:
+        mock.close()
+
+
+# one modem named by its IMEI (its path changes when ModemManager probes it again after a slot switch)
+ORANGE_SLOT = {**ORANGE, "modem": DUAL_SIM_IMEI, "sim_slot": 1, "operator_id": "20801"}
+SFR_SLOT = {**SFR, "interface": "cdc-wdm0", "modem": DUAL_SIM_IMEI, "sim_slot": 2, "operator_id": "20810"}
+
+
+async def test_a_dual_sim_modem_takes_the_sim_the_stop_names_and_the_other_when_it_fails(
+    tmp_path: Path, bus: PrivateBus, dual: ModemManagerMock, nm: NetworkManagerMock, wires: tuple[Wire, Wire],
+    rigs: list[Rig],
+) -> None:  # fmt: skip
+    stops = [{"name": "Sarlat"}, {"name": "Domme", "uplink": "sfr"}]
+    p = profile(bus, [ORANGE_SLOT, SFR_SLOT], stops=stops, switch_back_after=180, recover_after=3600)
+    device = nm.add_device("wwan0", "cdc-wdm0", wires[0].interface)  # one modem, one interface, either SIM
+    rig = await make_rig(tmp_path, p)
+    rigs.append(rig)
+    await wait_until(lambda: len(nm.connections()) == 2, "kioskd's connections in NetworkManager")
+    assert [str(nm.settings_of(f"kioskd-{n}")["gsm"]["sim-operator-id"]) for n in ("orange", "sfr")] == [
+        "20801", "20810",
+    ]  # fmt: skip
+    active = nm.activate("kioskd-orange", device)  # NetworkManager brings up the connection of the SIM in use
+
+    def uplinks() -> Any:
+        return rig.station.state.modem.uplinks
+
+    await wait_until(lambda: uplinks()[0].active and uplinks()[0].operator == "Orange F", "Orange up")
+    assert (uplinks()[1].standby, uplinks()[1].operator) == (True, None)  # SFR's SIM waits in its slot
+    rig.station.set_stop("Sarlat")
+    await tick(rig, 0)
+    c = rig.station.state.connectivity
+    assert (c.uplink, [u.outcome for u in c.uplinks]) == ("orange", ["ok", ""])
+    assert dual.calls("SetPrimarySimSlot") == []
+
+    rig.station.set_stop("Domme")  # the profile says SFR works here
+    await tick(rig, 60)
+    slots = [[int(a) for a in args] for _, args in dual.modem.GetMethodCalls("SetPrimarySimSlot")]
+    assert slots == [[2]]
+    nm.manager.DeactivateConnection(active)  # the modem on the other SIM: NetworkManager's other connection
+    active = nm.activate("kioskd-sfr", device)
+    await wait_until(lambda: uplinks()[1].active and uplinks()[1].operator == "SFR", "SFR up")
+    assert uplinks()[0].standby
+    await tick(rig, 60)
+    c = rig.station.state.connectivity
+    assert (c.uplink, [u.outcome for u in c.uplinks]) == ("sfr", ["", "ok"])
+    assert "link sfr [orange -] [sfr ✓]" in render_status(rig.station.state.to_json(), "en")
+    rows = uplink_rows(rig)
+    assert rows == [
+        "orange · - · - · - · - SIM 1 en attente",
+        f"sfr · SFR · {wires[0].interface} · LTE 70 % · ✓ répond · en service",
+    ]
+    assert "connectivity.uplink" not in {n.topic for n in rig.station.state.notices}  # SFR is Domme's own link
+
+    wires[0].cut()  # SFR dies too: Orange's SIM is tried, not before switch_back_after since the last switch
+    await tick(rig, 60)
+    assert rig.station.state.connectivity.uplink == "sfr"
+    await tick(rig, 60)
+    slots = [[int(a) for a in args] for _, args in dual.modem.GetMethodCalls("SetPrimarySimSlot")]
+    assert slots == [[2], [1]]
+    switches = [(e.uplink, e.reason) for e in rig.events if isinstance(e, UplinkSwitched)]
+    assert switches == [("orange", "start"), ("sfr", "stop"), ("orange", "failed")]
+    assert dual.calls("Reset") == []  # a SIM waiting in its slot is not a modem to recover

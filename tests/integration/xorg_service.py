@@ -56,13 +56,13 @@ WIDE = ("2560x1440", "241.50", "2560", "2608", "2640", "2720", "1440", "1443", "
 
 
 class XServer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, extra_config: str = "") -> None:
         self.directory = directory
         self.xorg = require.binary("Xorg", "xserver-xorg-core xserver-xorg-video-dummy")
         self.xrandr_bin = require.binary("xrandr", "x11-xserver-utils")
         self.xwd_bin = require.binary("xwd", "x11-apps")
         config = directory / "xorg-dummy.conf"
-        config.write_text(CONFIG)
+        config.write_text(CONFIG + extra_config)  # extra: input devices (tests/integration/test_inputs_xinput.py)
         read_end, write_end = os.pipe()
         self.process = subprocess.Popen(
             [
@@ -213,8 +213,8 @@ class Pattern:
 
 
 @contextmanager
-def running_xorg(directory: Path) -> Iterator[XServer]:
-    server = XServer(directory)
+def running_xorg(directory: Path, extra_config: str = "") -> Iterator[XServer]:
+    server = XServer(directory, extra_config)
     try:
         yield server
     finally:

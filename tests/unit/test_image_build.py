@@ -44,7 +44,12 @@ def test_a_usb_button_brings_debians_evdev_binding_and_no_wheel() -> None:
 
 def test_backends_nested_in_a_combined_power_source_bring_their_packages() -> None:
     profile = {"devices": {"power": {"driver": "combined", "parts": {"ups": {"driver": "nut"}}}}}
-    assert build.profile_packages(profile) == ["nut-client"]
+    assert build.profile_packages(profile) == sorted(["nut-client", *build.MEDIA_PACKAGES])
+
+
+def test_the_citizens_usb_sticks_bring_their_fuse_drivers_unless_the_profile_simulates_them() -> None:
+    assert {"fuse3", "fusefat", "ntfs-3g"} <= set(build.profile_packages(_profile("example-van.toml")))
+    assert build.profile_packages({"media": {"driver": "sim"}}) == []
 
 
 def test_compiled_bindings_come_from_debian_not_from_wheels() -> None:

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from drivers.modem.modemmanager import M3GPP, MODEM, SIGNAL, cell_of, modem_state, technology_of
-from drivers.network.networkmanager import UplinkOptions, connection_settings
+from drivers.network.networkmanager import NetworkManagerOptions, UplinkOptions, connection_settings
+from kioskd.cli.render import uplink_lines
 
 
 def props(**modem: Any) -> dict[str, dict[str, Any]]:
@@ -73,3 +74,36 @@ def test_networkmanager_connections_carry_the_profiles_apn_pin_interface_and_met
     assert again["connection"]["uuid"].value == settings["connection"]["uuid"].value  # the same connection
     with pytest.raises(ValueError, match="apn"):
         UplinkOptions(name="x", kind="gsm")
+
+
+def test_a_dual_sim_modem_says_which_slot_is_in_use_a_single_sim_one_says_nothing() -> None:
+    two = {"SimSlots": ["/org/freedesktop/ModemManager1/SIM/1", "/org/freedesktop/ModemManager1/SIM/2"]}
+    assert modem_state({MODEM: {**two, "PrimarySimSlot": 2}}).sim_slot == 2
+    assert modem_state({MODEM: {"SimSlots": [], "PrimarySimSlot": 0}}).sim_slot is None
+    assert modem_state({MODEM: {}}).sim_slot is None
+
+
+def test_a_sim_slot_uplink_comes_up_on_its_own_sim_and_two_cannot_share_a_slot() -> None:
+    sfr = UplinkOptions(name="sfr", apn="sl2sfr", modem="8", sim_slot=2, operator_id="20810")
+    assert connection_settings(sfr, 100, None)["gsm"]["sim-operator-id"].value == "20810"
+    assert "sim-operator-id" not in connection_settings(UplinkOptions(name="o", apn="orange"), 100, None)["gsm"]
+    with pytest.raises(ValueError, match="for gsm uplinks"):
+        UplinkOptions(name="mairie", kind="ethernet", sim_slot=1)
+    with pytest.raises(ValueError, match="same SIM slot"):
+        NetworkManagerOptions(uplinks=(sfr, UplinkOptions(name="sfr2", apn="x", modem="8", sim_slot=2)))
+    NetworkManagerOptions(uplinks=(sfr, UplinkOptions(name="orange", apn="orange", modem="8", sim_slot=1)))
+
+
+def test_kioskctl_status_has_a_line_per_uplink_only_with_several() -> None:
+    modem = {"uplinks": [{"name": "orange", "kind": "gsm", "interface": "wwan0", "operator": "Orange F",
+                          "signal": 40, "technology": "lte", "standby": False, "sim_slot": None}]}  # fmt: skip
+    connectivity = {"uplink": "orange", "uplinks": [{"name": "orange", "outcome": "ok"}]}
+    assert uplink_lines(modem, connectivity, "fr") == []  # the network line says it all
+    modem["uplinks"].append({"name": "mairie", "kind": "ethernet", "interface": None, "operator": None,
+                             "signal": None, "technology": "none", "standby": False, "sim_slot": None})  # fmt: skip
+    connectivity["uplinks"].append({"name": "mairie", "outcome": "wrong-status"})
+    assert uplink_lines(modem, connectivity, "fr") == [
+        "orange · Orange F · wwan0 · LTE 40 % · ✓ répond · en service",
+        "mairie · - · - · ethernet · ✗ réponse inattendue (portail ?)",
+    ]
+    assert uplink_lines(modem, connectivity, "en")[1] == "mairie · - · - · ethernet · ✗ unexpected answer (portal?)"

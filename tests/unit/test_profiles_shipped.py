@@ -17,7 +17,7 @@ PROFILES = sorted((Path(__file__).resolve().parents[2] / "profiles").glob("*.tom
 def test_shipped_profile_builds(path: Path, tmp_path: Path) -> None:
     profile = load_profile(path)
     devices = build_devices(profile, ManualClock(), lambda _: None, tmp_path)
-    assert {kind for kind, _ in devices.all()} == set(profile.devices) | {"host"}
+    assert {kind for kind, _ in devices.all()} == set(profile.devices) | {"host", "media"}
 
 
 def test_there_is_a_real_vehicle_example() -> None:

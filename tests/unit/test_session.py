@@ -129,6 +129,8 @@ async def test_receipts_hold_verdicts_and_counts_and_nothing_personal(rig: Rig) 
         "clipboard",
         "audio",
         "camera",
+        "media",
+        "inputs",
         "workspace",
     }
     for path in rig.state_dir.rglob("*"):

@@ -4,13 +4,14 @@ qemu shared by the tests of a module, stopped by PID when they end, passed or no
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from tests.vm.virtual_van import OVMF_CODE, VirtualVan, kvm_works, running
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("KIOSKD_IMAGE_CACHE", "/var/cache/kioskd-image"))
 PROFILE = ROOT / "profiles" / "virtual-van.toml"
+VM_LOCK = Path(os.environ.get("KIOSKD_VM_LOCK", "/tmp/kioskd-vm.lock"))  # noqa: S108 (shared by every checkout)
 VM_HINT = "--no-install-recommends qemu-system-x86 ovmf mtools dosfstools e2fsprogs fdisk mkosi debootstrap"
 
 
@@ -61,6 +63,27 @@ def disk(pytestconfig: pytest.Config) -> Path:
     return disk_path()
 
 
+@contextlib.contextmanager
+def one_van_at_a_time(say: Callable[[str], None]) -> Iterator[None]:
+    """The machine-wide lock of the virtual vans: a TCG guest takes both cores of these machines, and two or three
+    booting side by side (parallel checkouts) each got so little that the panel's browser stayed white for minutes
+    and the screens' waits ran out. The tests and benchmarks/boot.py take it themselves (so never run them under
+    ``flock`` of the same file: the inner lock would wait for the outer one)."""
+    VM_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with VM_LOCK.open("a") as lock:
+        started = time.monotonic()
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"virtual van: waiting for {VM_LOCK} (another van boots on this machine)")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            say(f"virtual van: lock taken after {time.monotonic() - started:.0f} s")
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="module")
 def van(disk: Path, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[VirtualVan]:
     binary("qemu-system-x86_64", VM_HINT)
@@ -68,7 +91,7 @@ def van(disk: Path, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pyte
         pytest.fail(f"no OVMF firmware at {OVMF_CODE}: apt-get install ovmf")
     accel = "kvm" if kvm_works() else "tcg"
     work = tmp_path_factory.mktemp("van")
-    with running(disk, work, accel) as machine:
+    with one_van_at_a_time(lambda line: report(pytestconfig, line)), running(disk, work, accel) as machine:
         report(pytestconfig, f"virtual van: qemu pid {machine.process.pid if machine.process else '?'}, {accel}")
         yield machine
         report(pytestconfig, "virtual van: " + ", ".join(f"{k} {v:.1f} s" for k, v in machine.marks.items()))

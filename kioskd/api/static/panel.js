@@ -18,9 +18,10 @@ const P = {
   source: null,
   online: false,
   seen: { session: null, scans: -1, prints: -1, mode: null, printer: "" },
+  media: { busy: false, result: null, chosen: new Set() },  // the stick tile's copy in flight, last answer, ticks
 };
 const HISTORY_HOURS = 12;
-const KNOWN_PARTS = ["station", "power", "modem", "displays", "scanner", "printer", "audio", "camera"];
+const KNOWN_PARTS = ["station", "power", "modem", "displays", "scanner", "printer", "audio", "camera", "media"];
 const HIDDEN_PARTS = ["vehicle", "session", "notices"];
 
 // ---------------------------------------------------------------------------------------------------- words
@@ -248,8 +249,36 @@ function bars(signal) {
   return el("span", { class: "bars", "aria-hidden": "true" },
     [1, 2, 3, 4].map((i) => { const b = el("span", { class: i <= lit ? "on" : "" }); b.style.height = `${i * 25}%`; return b; }));
 }
-function renderModem(m) {
-  const known = ["present", "registration", "technology", "signal", "operator", "connected", "internet", "detail"];
+// With several uplinks (issue 21): one row each, in the profile's order, the one carrying the traffic marked.
+function uplinkTable(m, c) {
+  const uplinks = m.uplinks || [];
+  if (uplinks.length < 2) return null;
+  const probes = Object.fromEntries(((c && c.uplinks) || []).map((p) => [p.name, p]));
+  const heads = ["name", "operator", "interface", "signal", "probe"]
+    .map((k) => el("th", { scope: "col", "data-main-text": true }, t("panel.uplinks." + k)));
+  const lines = uplinks.map((u) => {
+    const outcome = (probes[u.name] || {}).outcome || "";
+    const used = Boolean(c && c.uplink === u.name);
+    const probe = u.standby ? t("uplink.standby", { slot: u.sim_slot })
+      : t(has("uplink.probe." + outcome) ? "uplink.probe." + outcome : "uplink.probe.none");
+    const radio = u.kind !== "gsm" ? u.kind : u.technology === "none" ? "–"
+      : `${u.technology.toUpperCase()}${u.signal === null ? "" : ` ${u.signal} %`}`;
+    return el("tr", { "data-uplink": u.name, "data-used": String(used), class: used ? "used" : "" },
+      el("th", { scope: "row", "data-main-text": true }, used ? `${u.name} (${t("uplink.used")})` : u.name),
+      el("td", { "data-main-text": true }, u.operator || "–"),
+      el("td", { "data-main-text": true }, u.interface || "–"),
+      el("td", { "data-main-text": true }, radio),
+      el("td", { "data-field": "probe", "data-outcome": u.standby ? "standby" : outcome || "none",
+        class: outcome === "ok" ? "ok" : u.standby || !outcome ? "" : "bad", "data-main-text": true }, probe));
+  });
+  return el("table", { class: "uplinks" },
+    el("caption", { "data-main-text": true }, t("panel.uplinks.title")),
+    el("thead", {}, el("tr", {}, heads)), el("tbody", {}, lines));
+}
+
+function renderModem(m, c) {
+  const known = ["present", "registration", "technology", "signal", "operator", "connected", "internet", "detail",
+    "uplinks", "sim_slot"];
   const box = tile("modem", t("label.modem"));
   if (!m.present) {
     fill(box.body, el("p", { class: "big", "data-main-text": true }, t("word.absent")));
@@ -264,12 +293,13 @@ function renderModem(m) {
       ["registration", has("panel.registration." + m.registration) ? t("panel.registration." + m.registration) : m.registration],
       ...extras(m, known),
     ]),
+    uplinkTable(m, c),
   );
   box.body.querySelector("dl").prepend(el("dt", { "data-main-text": true }, label("signal")), signal);
 }
 
-function renderDisplays(d, mode) {
-  const known = ["outputs", "mirrored", "curtain", "powered"];
+function renderDisplays(d, mode, h) {
+  const known = ["outputs", "mirrored", "curtain", "powered", "agent_curtain"];
   const box = tile("displays", t("label.displays"));
   const view = !d.powered ? "off" : d.curtain ? "curtain" : "mirror";
   fill(box.body,
@@ -297,6 +327,26 @@ function renderDisplays(d, mode) {
   box.privacy.textContent = t(d.curtain ? "panel.privacy.show" : "panel.privacy.hide");
   box.privacy.setAttribute("aria-pressed", String(d.curtain));
   box.privacy.disabled = !P.online || ["off", "travelling", "shutting_down"].includes(mode);
+  // hand-over: the citizen's controls ("Main au citoyen") and the confidential entry, French first
+  h = h || { handover: false, confidential: false };
+  if (!box.handover) {
+    box.handover = el("button", { type: "button", class: "action", id: "handover",
+      onclick: () => command("/handover", { on: null }) });
+    box.confidential = el("button", { type: "button", class: "action", id: "confidential",
+      onclick: () => command("/confidential", { on: null }) });
+    box.controls.append(box.handover, box.confidential);
+  }
+  box.handover.textContent = t(h.handover ? "panel.handover.off" : "panel.handover.on");
+  box.handover.setAttribute("aria-pressed", String(h.handover));
+  box.confidential.textContent = t(h.confidential ? "panel.confidential.off" : "panel.confidential.on");
+  box.confidential.setAttribute("aria-pressed", String(h.confidential));
+  const noCitizen = !P.online || mode !== "in_session" || d.curtain;
+  box.handover.disabled = noCitizen;
+  box.confidential.disabled = noCitizen && !h.confidential;
+  if (h.handover || h.confidential) {
+    box.body.prepend(el("p", { class: "big", "data-field": "handover", "data-main-text": true },
+      t(h.confidential ? "panel.handover.state.confidential" : "panel.handover.state.on")));
+  }
 }
 
 function renderScanner(s, mode) {
@@ -404,6 +454,83 @@ function renderReceipt() {
   );
 }
 
+// The citizen's USB stick: its label, size and state as the API words them (never a name found on it); "Copier sur
+// la clé" and "Éjecter la clé" only while a stick is mounted for the session. The scans ticked are copied, or all.
+// The ticks live in the tile's controls, rebuilt only when the scans or the language change (they keep the focus).
+function renderMedia(m, mode) {
+  const box = tile("media", t("label.media"));
+  const sticks = (m && m.sticks) || [];
+  const mounted = sticks.find((s) => s.mounted === "ro" || s.mounted === "rw");
+  const result = P.media.result;
+  const open = Boolean(mode === "in_session" && P.state && P.state.session && mounted);
+  fill(box.body,
+    sticks.length
+      ? sticks.map((s) => el("p", { class: "stick " + (s.fault ? "bad" : ""), "data-field": "stick",
+        "data-mounted": s.mounted, "data-main-text": true }, s[P.lang] || s.fr))
+      : el("p", { class: "muted", "data-field": "stick", "data-mounted": "none", "data-main-text": true }, t("panel.media.none")),
+    result ? el("p", { class: result.ok ? "ok" : "bad", "data-field": "export", "data-ok": String(result.ok),
+      "data-main-text": true, role: "status" }, result.message[P.lang] || result.message.fr) : null,
+  );
+  if (!box.export) {
+    box.choice = el("div", { class: "choice-box" });
+    box.export = el("button", { type: "button", class: "action", id: "media-export", onclick: mediaExport });
+    box.eject = el("button", { type: "button", class: "secondary", id: "media-eject", onclick: mediaEject });
+    box.controls.append(box.choice, box.export, box.eject);
+  }
+  box.controls.hidden = !open;
+  const signature = JSON.stringify([P.lang, P.scans.map((s) => [s.file, s.bytes])]);
+  if (box.choice.dataset.signature !== signature) {
+    box.choice.dataset.signature = signature;
+    fill(box.choice, mediaChoice());
+  }
+  mediaSummary();
+  box.export.textContent = P.media.busy ? t("panel.media.busy") : t("panel.media.export");
+  box.export.disabled = !P.online || P.media.busy || !P.scans.length || !mounted || mounted.mounted !== "ro";
+  box.export.setAttribute("aria-busy", P.media.busy ? "true" : "false");
+  box.eject.textContent = t("panel.media.eject");
+  box.eject.disabled = !P.online || P.media.busy || !mounted || mounted.mounted !== "ro";
+}
+function mediaChoice() {
+  if (!P.scans.length) return el("p", { class: "muted", "data-field": "media-scans", "data-main-text": true }, t("panel.media.no_scans"));
+  return el("fieldset", { class: "choice", "data-field": "media-scans" },
+    el("legend", { "data-main-text": true }, t("panel.media.choose")),
+    P.scans.map((s) => el("label", { class: "pick" },
+      el("input", { type: "checkbox", value: s.file, checked: P.media.chosen.has(s.file),
+        onchange: (event) => {
+          if (event.target.checked) P.media.chosen.add(s.file); else P.media.chosen.delete(s.file);
+          mediaSummary();
+        } }),
+      el("span", { "data-main-text": true }, `${s.file} · ${size(s.bytes)}`))),
+    el("p", { class: "muted", "data-field": "media-what", "data-main-text": true }));
+}
+function mediaSummary() {
+  const what = tiles.media && tiles.media.choice.querySelector("[data-field=media-what]");
+  if (!what) return;
+  const chosen = P.scans.filter((s) => P.media.chosen.has(s.file)).length;
+  what.textContent = t(chosen ? "panel.media.chosen" : "panel.media.all", { count: chosen || P.scans.length });
+}
+async function mediaExport() {
+  const files = P.scans.map((s) => s.file).filter((name) => P.media.chosen.has(name));
+  P.media.busy = true;
+  P.media.result = null;
+  render();
+  const answer = await command("/media/export", files.length ? { files } : { all: true });
+  P.media.busy = false;
+  // a full, write-protected or pulled-out stick is an answer too (ok false, its words): shown in the tile
+  if (answer && answer.message) P.media.result = { ok: Boolean(answer.ok), message: answer.message };
+  if (answer && answer.ok) {
+    P.media.chosen.clear();
+    tiles.media.choice.dataset.signature = "";  // the ticks go with the copy
+  }
+  render();
+}
+async function mediaEject() {
+  P.media.result = null;
+  const answer = await command("/media/eject");
+  if (answer && answer.message) P.media.result = { ok: Boolean(answer.ok), message: answer.message };
+  render();
+}
+
 // A part of the state no tile knows yet (a later issue's device): shown as its fields, so nothing is hidden.
 function renderGeneric(name, part) {
   const box = tile(name, has("label." + name) ? t("label." + name) : name);
@@ -423,11 +550,12 @@ function render() {
   const mode = state.station.state;
   renderNotices(state.notices);
   renderPower(state.power);
-  renderModem(state.modem);
-  renderDisplays(state.displays, mode);
+  renderModem(state.modem, state.connectivity);
+  renderDisplays(state.displays, mode, state.handover);
   renderScanner(state.scanner, mode);
   renderPrinter(state.printer);
   renderAudio(state.audio, state.camera);
+  renderMedia(state.media, mode);
   renderReceipt();
   for (const [name, part] of Object.entries(state)) {
     if (!KNOWN_PARTS.includes(name) && !HIDDEN_PARTS.includes(name) && part && typeof part === "object"
@@ -466,6 +594,7 @@ async function onState(state) {
     printer: JSON.stringify(state.printer),
   };
   P.seen = now;
+  if (now.session !== before.session) P.media = { busy: false, result: null, chosen: new Set() };  // a new citizen
   $("main").hidden = false;
   render();
   const work = [];

@@ -1,0 +1,1 @@
+"""Removable-media backends: the citizen's USB sticks (``fuse``: udev + FUSE drivers in a sandbox)."""
