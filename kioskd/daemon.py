@@ -18,7 +18,7 @@ import socket
 import stat
 import sys
 from collections.abc import Iterator, MutableMapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,11 @@ from kioskd import __version__, notify, paths
 from kioskd.api import create_app
 from kioskd.bus import EventBus
 from kioskd.clock import RealClock, SimClock
-from kioskd.errors import KioskError, ProfileError, ScenarioError
+from kioskd.errors import KioskError, ProfileError, ScenarioError, UpdateRefused
 from kioskd.hal import Clock, Devices
 from kioskd.hal.loader import build_devices
 from kioskd.policies import roster
-from kioskd.policies.update import UpdateConfig
+from kioskd.policies.update import UpdateConfig, UpdatePolicy
 from kioskd.profile import Profile, default_profile_path, load_profile
 from kioskd.records.retention import Retention
 from kioskd.records.store import Store
@@ -235,7 +235,8 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
     sessions = Sessions(runtime / "sessions", state, devices, clock, profile.station)
     # the policies, in the order the station hands them each event (the recorder, last, writes what happened)
     # the A/B updates (kioskd.policies.update): their record lives on the data partition, next to the store
-    policies = roster.standard(profile, devices, clock, store, UpdateConfig(record=state / "update.json"))
+    updates = UpdateConfig(record=state / "update.json", downloads=state / "downloads")
+    policies = roster.standard(profile, devices, clock, store, updates)
     station = Station(profile, devices, bus, clock, sessions, store=store, policies=policies)
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -268,7 +269,14 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
     if profile.fleet is not None:
         from kioskd.fleet import FleetLink  # paho-mqtt only for vans with a [fleet] section
 
-        fleet = FleetLink(profile.fleet, station, store, clock)
+        update = next((p for p in policies if isinstance(p, UpdatePolicy)), None)
+
+        async def order(url: str, sha256: str) -> dict[str, Any]:  # the office's update by URL and sha256
+            if update is None:
+                raise UpdateRefused("this station runs without updates", where="update", key="update.unavailable")
+            return asdict(await update.install(url, sha256))
+
+        fleet = FleetLink(profile.fleet, station, store, clock, update=order)
         await fleet.start()
 
     token_file = runtime / "panel-token"

@@ -853,8 +853,28 @@ CATALOGUE: dict[str, Message] = {
         "Mise à jour introuvable : fichier absent ou illisible", "Update not found: missing or unreadable file"
     ),
     "update.refused.url": Message(
-        "Une mise à jour par adresse n'est pas encore possible : copiez le fichier sur le PC",
-        "An update by address is not possible yet: copy the file onto the PC",
+        "Adresse de mise à jour refusée : elle commence par http:// ou https:// et nomme un serveur",
+        "Update address refused: it starts with http:// or https:// and names a server",
+    ),
+    "update.refused.hash_missing": Message(
+        "Mise à jour par adresse refusée : il faut aussi son empreinte sha256 (64 chiffres hexadécimaux)",
+        "Update by address refused: its sha256 (64 hex digits) is needed too",
+    ),
+    "update.refused.hash": Message(
+        "Mise à jour refusée : le fichier téléchargé ne correspond pas à son empreinte (rien n'a été écrit)",
+        "Update refused: the downloaded file does not match its hash (nothing was written)",
+    ),
+    "update.refused.download": Message(
+        "Téléchargement de la mise à jour abandonné ({detail}) : rien n'a été écrit, le bureau peut la renvoyer",
+        "Update download abandoned ({detail}): nothing was written, the office may send it again",
+    ),
+    "update.refused.space": Message(
+        "Mise à jour refusée : pas assez de place sur la partition des données pour la télécharger",
+        "Update refused: not enough room on the data partition to download it",
+    ),
+    "update.downloading": Message(
+        "Mise à jour en téléchargement depuis {host} : elle s'installera quand aucun citoyen ne sera là",
+        "Update downloading from {host}: it installs once no citizen is here",
     ),
     "update.failed": Message(
         "La mise à jour a échoué ({detail}) : la version actuelle reste en place",

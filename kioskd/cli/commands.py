@@ -314,7 +314,8 @@ def doctor(args: argparse.Namespace) -> int | None:
 def _update_arguments(parser: argparse.ArgumentParser) -> None:
     update_sub = parser.add_subparsers(dest="update_command", required=True)
     install = update_sub.add_parser("install", help="write an update bundle into the inactive slot")
-    install.add_argument("source", help="the bundle file (.raucb) on this PC")
+    install.add_argument("source", help="the bundle file (.raucb) on this PC, or its http(s) URL (with --sha256)")
+    install.add_argument("--sha256", default="", help="a URL's bundle's sha256: the download is checked against it")
     install.add_argument("--no-wait", action="store_true", help="return once it is accepted, do not follow it")
     update_sub.add_parser("status", help="running slot and version, and an install's phase")
 
@@ -325,13 +326,14 @@ def update(args: argparse.Namespace) -> int | None:
         return _shown(args, *request(args, "GET", "/update"), lambda b: _json(b, indent=2))
     source = args.source if "://" in args.source else str(Path(args.source).absolute())
     # the answer comes once RAUC checked the bundle's signature over all its bytes: minutes on a slow PC
-    code, body = request(args, "POST", "/update/install", json={"source": source}, timeout=1800)
+    code, body = request(args, "POST", "/update/install", json={"source": source, "sha256": args.sha256},
+                         timeout=1800)  # fmt: skip
     if code != 200:
         return fail(body, args.lang) if not args.json else (print(_json(body)) or 1)
     if not args.json:
         print(messages.text("cli.update.started", args.lang, target=body.get("target") or "?", phase=body["phase"]))
     seen: tuple[str, int] = (body["phase"], body.get("progress", 0))
-    while not args.no_wait and body["phase"] in ("waiting", "installing"):
+    while not args.no_wait and body["phase"] in ("downloading", "waiting", "installing"):
         time.sleep(1.0)
         code, body = request(args, "GET", "/update")
         if code != 200:

@@ -19,9 +19,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+import httpx
+
 from kioskd.errors import TransitionRefused, UpdateRefused
 from kioskd.hal import Clock, Event
 from kioskd.policies.base import Guarded, Policy
+from kioskd.update.download import Download, check_order
 from kioskd.update.rauc import Rauc
 
 if TYPE_CHECKING:
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Phase = Literal["unavailable", "idle", "waiting", "installing", "ready", "failed"]
+Phase = Literal["unavailable", "idle", "downloading", "waiting", "installing", "ready", "failed"]
 Outcome = Literal["", "applied", "rolled_back"]
 # where no citizen is: the install may run (starting may still finish a wipe left by a power cut; shutting_down
 # comes after the end of the day's wipe, and the PC waits for the install before it powers off)
@@ -50,7 +53,7 @@ class UpdateState:
     build: str = ""  # the hash of its inputs
     phase: Phase = "unavailable"
     target: str = ""  # the version being installed, or installed and waiting for the next boot
-    progress: int = 0  # RAUC's percent
+    progress: int = 0  # RAUC's percent, or the download's
     step: str = ""  # RAUC's step, as it says it (English)
     error: str = ""  # the catalogue key of the last refusal
     last: Outcome = ""  # what this boot made of the previous install
@@ -61,6 +64,10 @@ class UpdateState:
 class UpdateConfig:
     rauc: Rauc = field(default_factory=Rauc)
     record: Path = Path("/var/lib/kioskd/update.json")
+    # the office's bundles by URL land here, on the data partition (kioskd.update.download says why)
+    downloads: Path = Path("/var/lib/kioskd/downloads")
+    download_transport: httpx.AsyncBaseTransport | None = None  # tests only
+    retry_min: float = 2.0  # the download's first pause after a cut (doubling to 300 s)
     image_info: Path = IMAGE_INFO
     system_conf: Path = SYSTEM_CONF
     boot_id: Path = BOOT_ID
@@ -88,7 +95,8 @@ class UpdatePolicy(Policy):
         self.state = UpdateState()
         self._free = asyncio.Event()
         self._boot = ""
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None  # the install: waits for no citizen, then RAUC writes
+        self._fetching: asyncio.Task[None] | None = None  # the office's download, before its install
 
     # ------------------------------------------------------------------------------------------- start
     def start(self) -> None:
@@ -112,6 +120,8 @@ class UpdatePolicy(Policy):
             self._after_boot(record)
         self._show()
         self._check_free()
+        if available and self.state.phase == "idle":
+            self._resume_order()
 
     def _after_boot(self, record: dict[str, Any]) -> None:
         """What became of the install ``record`` describes: still waiting for a boot, running, or rolled back."""
@@ -137,11 +147,11 @@ class UpdatePolicy(Policy):
         with contextlib.suppress(OSError):
             self.config.record.unlink()
 
-    def _tell_office(self, event: str, version: str) -> None:
+    def _tell_office(self, event: str, version: str, **more: str) -> None:
         store = self.store
         if store is None or not store.queue_for_fleet:
             return
-        body = {"event": event, "version": version, "running": self.state.version, "slot": self.state.slot}
+        body = {"event": event, "version": version, "running": self.state.version, "slot": self.state.slot, **more}
         self.outlet.spawn(store.enqueue("update", body, self.clock.wall()))
 
     # ------------------------------------------------------------------------------------------- the lock
@@ -160,7 +170,9 @@ class UpdatePolicy(Policy):
         battery's does not wait: RAUC marked the slot bad before writing it, so a cut install leaves the old slot
         booting."""
         task = self._task
-        if target == "off" and self.outlet.state.reason == "end_of_day" and task is not None and not task.done():
+        writing = self.state.phase in ("waiting", "installing")  # a download stops here and resumes at next start
+        if target == "off" and self.outlet.state.reason == "end_of_day" and writing and task is not None \
+                and not task.done():  # fmt: skip
             log.info("end of day: the update is written before the PC powers off")
             await asyncio.shield(task)
 
@@ -170,16 +182,89 @@ class UpdatePolicy(Policy):
         return None
 
     # ------------------------------------------------------------------------------------------- install
-    async def install(self, source: str) -> UpdateState:
+    async def install(self, source: str, sha256: str = "") -> UpdateState:
         """Check ``source`` (a bundle file) now, then install it in the background once no citizen is there; the
-        state says which phase it reached. A refused bundle raises ``UpdateRefused`` and nothing is written."""
+        state says which phase it reached. A refused bundle raises ``UpdateRefused`` and nothing is written.
+        A URL (the office's order, or ``kioskctl update install URL --sha256 …``) needs its ``sha256``: the bundle
+        is downloaded first (resumed after a cut), then checked and installed the same way."""
         if not self.state.available:
             raise UpdateRefused("this PC has no A/B update slots (RAUC)", where="update", key="update.unavailable")
-        if self.state.phase in ("waiting", "installing"):
+        if self.state.phase in ("downloading", "waiting", "installing"):
             raise UpdateRefused("an update is already under way", where="update", key="update.busy")
         if source.startswith(("http://", "https://")):
-            raise UpdateRefused("downloads are not supported yet", where="update", key="update.refused.url")
-        path = Path(source)
+            return self._download(source, check_order(source, sha256))
+        return await self._check_and_queue(Path(source))
+
+    def _download(self, url: str, sha256: str) -> UpdateState:
+        config = self.config
+        download = Download(url, sha256, config.downloads, self.clock, retry_min=config.retry_min,
+                            transport=config.download_transport)  # fmt: skip
+        self.state = replace(self.state, phase="downloading", target="", progress=0, step="", error="")
+        self._show()
+        self.outlet.clear_notice("update")
+        self.outlet.notice("update", "update.downloading", "info", host=download.host)
+        self._write_order({"url": url, "sha256": sha256})
+        self._fetching = asyncio.get_running_loop().create_task(self._after_download(download))
+        return self.state
+
+    @property
+    def _order(self) -> Path:
+        return self.config.downloads / "order.json"
+
+    def _write_order(self, order: dict[str, str]) -> None:
+        """The office's order outlives a power off: the next start resumes its download from the .part file."""
+        try:
+            self.config.downloads.mkdir(mode=0o750, parents=True, exist_ok=True)
+            self._order.write_text(json.dumps(order))
+        except OSError as exc:
+            log.warning("could not keep the update order: %s", exc)
+
+    def _resume_order(self) -> None:
+        order = _read_json(self._order)
+        url, sha256 = str(order.get("url", "")), str(order.get("sha256", ""))
+        if not url:
+            return
+        try:
+            self._download(url, check_order(url, sha256))
+        except UpdateRefused:
+            with contextlib.suppress(OSError):
+                self._order.unlink()
+
+    async def _after_download(self, download: Download) -> None:
+        def progress(received: int, total: int) -> None:
+            percent = received * 100 // total if total else 0
+            if percent != self.state.progress:
+                self.state = replace(self.state, progress=percent)
+                self._show()
+
+        path: Path | None = None
+        try:
+            path = await download.fetch(progress)
+            with contextlib.suppress(OSError):
+                self._order.unlink()  # whole and matching its hash: from now on it is an install like a file's
+            await self._check_and_queue(path)
+        except UpdateRefused as exc:
+            log.warning("update from %s refused: %s", download.host, exc)
+            with contextlib.suppress(OSError):
+                self._order.unlink()
+            self._refused(exc)
+            if path is not None:  # a bundle RAUC refused has no business on the data partition
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            return
+        task = self._task
+        if task is not None:
+            await asyncio.shield(task)  # the install _check_and_queue started: waits for no citizen, then writes
+        with contextlib.suppress(OSError):
+            path.unlink()  # written (or failed): the slot holds it now, the data partition wants its room back
+
+    def _refused(self, exc: UpdateRefused) -> None:
+        self.state = replace(self.state, phase="failed", error=exc.key, progress=0)
+        self._show()
+        self.outlet.notice("update", exc.key, "warning", detail=exc.what)
+        self._tell_office("refused", self.state.target, key=exc.key)
+
+    async def _check_and_queue(self, path: Path) -> UpdateState:
         bundle = await self.config.rauc.info(path)  # RAUC's service verifies the signature: a bad one stops here
         system = await self.config.rauc.status()
         if bundle.compatible != system.get("compatible"):
@@ -198,8 +283,9 @@ class UpdatePolicy(Policy):
         return self.state
 
     def close(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+        for task in (self._fetching, self._task):
+            if task is not None and not task.done():
+                task.cancel()
 
     async def _install(self, path: Path) -> None:
         if not self._free.is_set():
@@ -215,9 +301,7 @@ class UpdatePolicy(Policy):
                 self.state = replace(self.state, target=await self._installed_version())
         except UpdateRefused as exc:
             log.warning("update refused: %s", exc)
-            self.state = replace(self.state, phase="failed", error=exc.key)
-            self._show()
-            self.outlet.notice("update", exc.key, "warning", detail=exc.what)
+            self._refused(exc)
             return
         seconds = self.clock.monotonic() - started
         log.info("update %s written to slot %s in %.0f s", self.state.target, _other(self.state.slot), seconds)
@@ -228,6 +312,7 @@ class UpdatePolicy(Policy):
         self.state = replace(self.state, phase="ready", progress=100)
         self._show()
         self.outlet.notice("update", "update.ready", "info", version=self.state.target)
+        self._tell_office("ready", self.state.target)
 
     async def _installed_version(self) -> str:
         with contextlib.suppress(UpdateRefused, ValueError, KeyError):
