@@ -435,12 +435,22 @@ ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 ROOT_X86_64_TYPE = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"  # the Discoverable Partitions root type for x86-64
 LINUX_DATA_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"  # not auto-mounted by systemd-gpt-auto: fstab mounts it
 ESP_MIB = 256
-DATA_MIB = 512
+DATA_MIB = 512  # the store, receipts, figures, the outbox, the profile
 # The data partition holds what must survive a root update; the two directories kioskd owns are bind-mounted
 # from it (fstab), so the root partition can later be replaced (or made read-only) without losing them.
 DATA_MOUNT = "/data"
 DATA_DIRS = {"etc": "/etc/kioskd", "state": "/var/lib/kioskd"}
 ESP_MOUNT = "/efi"
+
+
+def data_mib(root_mib: int) -> int:
+    """The data partition's size: DATA_MIB for what kioskd keeps, plus room for one update bundle the office sends
+    by URL (kioskd/update/download.py: Debian 12's rauc 1.8 cannot stream one, so it is downloaded whole first).
+    A bundle is the root's ext4 image in a zstd squashfs, 30 % of it for the van's root (833 MB of 2818 MiB): half
+    the root partition leaves room for a root that compresses worse or grows."""
+    return DATA_MIB + (root_mib // 2 + 255) // 256 * 256
+
+
 COMPATIBLE = "kioskd"  # RAUC's compatible: kioskd-<arch>, the same for every van (the profile is on the data side)
 # systemd-boot entries are kioskd-<generation>-<slot>.conf: the boot loader backend (kioskd/update/bootloader.py)
 # writes the next generations; the highest generation with tries left boots (no `default` in loader.conf).
@@ -530,9 +540,10 @@ def assemble_disk(tree: Path, disk: Path, work: Path) -> dict[str, Any]:
     root = work / "root.img"
     _run("mkfs.ext4", "-q", "-L", "root-a", "-d", str(tree), str(root), f"{root_mib}M")
     data_img = work / "data.img"
-    _run("mkfs.ext4", "-q", "-L", "kioskd-data", "-d", str(data), str(data_img), f"{DATA_MIB}M")
+    data_size = data_mib(root_mib)
+    _run("mkfs.ext4", "-q", "-L", "kioskd-data", "-d", str(data), str(data_img), f"{data_size}M")
 
-    sizes = {"esp": ESP_MIB, "root-a": root_mib, "root-b": root_mib, "kioskd-data": DATA_MIB}
+    sizes = {"esp": ESP_MIB, "root-a": root_mib, "root-b": root_mib, "kioskd-data": data_size}
     types = {"esp": ESP_TYPE, "root-a": ROOT_X86_64_TYPE, "root-b": ROOT_X86_64_TYPE, "kioskd-data": LINUX_DATA_TYPE}
     total = 1 + sum(sizes.values()) + 1  # 1 MiB before the first partition and room for the backup GPT after
     disk.unlink(missing_ok=True)

@@ -18,7 +18,7 @@ import socket
 import stat
 import sys
 from collections.abc import Iterator, MutableMapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from kioskd import __version__, notify, paths
 from kioskd.api import create_app
 from kioskd.bus import EventBus
 from kioskd.clock import RealClock, SimClock
-from kioskd.errors import KioskError, ProfileError, ScenarioError, UpdateRefused
+from kioskd.errors import KioskError, ProfileError, ScenarioError
 from kioskd.hal import Clock, Devices
 from kioskd.hal.loader import build_devices
 from kioskd.policies import roster
@@ -269,14 +269,8 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
     if profile.fleet is not None:
         from kioskd.fleet import FleetLink  # paho-mqtt only for vans with a [fleet] section
 
-        update = next((p for p in policies if isinstance(p, UpdatePolicy)), None)
-
-        async def order(url: str, sha256: str) -> dict[str, Any]:  # the office's update by URL and sha256
-            if update is None:
-                raise UpdateRefused("this station runs without updates", where="update", key="update.unavailable")
-            return asdict(await update.install(url, sha256))
-
-        fleet = FleetLink(profile.fleet, station, store, clock, update=order)
+        update = next((p for p in policies if isinstance(p, UpdatePolicy)), None)  # the office's update orders
+        fleet = FleetLink(profile.fleet, station, store, clock, update=update.order if update else None)
         await fleet.start()
 
     token_file = runtime / "panel-token"

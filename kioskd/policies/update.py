@@ -64,13 +64,13 @@ class UpdateState:
 class UpdateConfig:
     rauc: Rauc = field(default_factory=Rauc)
     record: Path = Path("/var/lib/kioskd/update.json")
-    # the office's bundles by URL land here, on the data partition (kioskd.update.download says why)
-    downloads: Path = Path("/var/lib/kioskd/downloads")
-    download_transport: httpx.AsyncBaseTransport | None = None  # tests only
-    retry_min: float = 2.0  # the download's first pause after a cut (doubling to 300 s)
     image_info: Path = IMAGE_INFO
     system_conf: Path = SYSTEM_CONF
     boot_id: Path = BOOT_ID
+    # the office's bundles by URL land here, on the data partition (kioskd.update.download says why)
+    downloads: Path = Path("/var/lib/kioskd/downloads")
+    download_transport: httpx.AsyncBaseTransport | None = None  # tests may name one; the van uses its sockets
+    retry_min: float = 2.0  # the download's first pause after a cut (doubling to 300 s)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -194,6 +194,10 @@ class UpdatePolicy(Policy):
         if source.startswith(("http://", "https://")):
             return self._download(source, check_order(source, sha256))
         return await self._check_and_queue(Path(source))
+
+    async def order(self, url: str, sha256: str) -> dict[str, Any]:
+        """The office's order over the fleet link (``kioskd.fleet.link``): a URL and its sha256."""
+        return asdict(await self.install(url, sha256))
 
     def _download(self, url: str, sha256: str) -> UpdateState:
         config = self.config

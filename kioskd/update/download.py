@@ -67,6 +67,9 @@ class Download:
     total: int = 0  # the bundle's size once the server said it
     resumed: int = 0  # how many times a request continued a .part file
 
+    def __post_init__(self) -> None:
+        self._digest = hashlib.sha256()  # of the .part file's bytes, as they come
+
     @property
     def part(self) -> Path:
         return self.folder / f"{self.sha256}.part"
@@ -86,13 +89,17 @@ class Download:
         self.folder.mkdir(mode=0o750, parents=True, exist_ok=True)
         self._forget_others()
         if self.bundle.exists():
-            if await asyncio.to_thread(_file_sha256, self.bundle) == self.sha256:
+            try:  # RAUC takes a bundle it checked (root's, 0640): then kioskd cannot read it again
+                whole = await asyncio.to_thread(_file_sha256, self.bundle) == self.sha256
+            except OSError:
+                whole = False
+            if whole:
                 return self.bundle
             self.bundle.unlink()
-        digest = hashlib.sha256()
+        self._digest = hashlib.sha256()
         if self.part.exists():
             # the hash of what came before the cut (read on a worker thread: ~1 GB would stall the loop)
-            digest, self.received = await asyncio.to_thread(_part_state, self.part)
+            self._digest, self.received = await asyncio.to_thread(_part_state, self.part)
         failures = 0
         delay = self.retry_min
         async with httpx.AsyncClient(
@@ -101,7 +108,7 @@ class Download:
             while True:
                 before = self.received
                 try:
-                    digest = await self._request(client, digest, progress)
+                    await self._request(client, progress)
                     break
                 except (httpx.TransportError, _Cut) as exc:
                     failures = 0 if self.received > before else failures + 1
@@ -114,21 +121,20 @@ class Download:
                         ) from None  # fmt: skip
                     await self.clock.sleep(delay)
                     delay = self.retry_min if self.received > before else min(delay * 2, self.retry_max)
-        if digest.hexdigest() != self.sha256:
+        found = self._digest.hexdigest()
+        if found != self.sha256:
             self.part.unlink(missing_ok=True)
-            raise UpdateRefused(f"the download's sha256 is {digest.hexdigest()}, the order said {self.sha256}",
+            raise UpdateRefused(f"the download's sha256 is {found}, the order said {self.sha256}",
                                 where="update download", key="update.refused.hash")  # fmt: skip
         self.part.rename(self.bundle)
         log.info("update downloaded from %s: %d bytes, resumed %d times", self.host, self.received, self.resumed)
         return self.bundle
 
-    async def _request(
-        self, client: httpx.AsyncClient, digest: hashlib._Hash, progress: Callable[[int, int], None] | None
-    ) -> hashlib._Hash:
+    async def _request(self, client: httpx.AsyncClient, progress: Callable[[int, int], None] | None) -> None:
         headers = {"Range": f"bytes={self.received}-"} if self.received else {}
         async with client.stream("GET", self.url, headers=headers) as response:
             if response.status_code == 416 and self.received:  # nothing after what we hold: it is whole (or wrong)
-                return digest
+                return
             if response.status_code >= 500 or response.status_code in (408, 429):
                 raise _Cut(f"HTTP {response.status_code}")
             if response.status_code == 206:
@@ -140,7 +146,7 @@ class Download:
                 self.resumed += 1
                 mode = "ab"
             elif response.status_code == 200:  # no ranges (or a new file): from the start again
-                digest, self.received = hashlib.sha256(), 0
+                self._digest, self.received = hashlib.sha256(), 0
                 self.total = int(response.headers.get("content-length") or 0)
                 mode = "wb"
             else:
@@ -148,9 +154,9 @@ class Download:
                                     key="update.refused.download")  # fmt: skip
             self._room_for(self.total - self.received if self.total else 0)
             with self.part.open(mode) as f:
-                async for chunk in response.aiter_bytes(CHUNK):
+                async for chunk in response.aiter_bytes():  # as they come: a cut loses none of them
                     f.write(chunk)
-                    digest.update(chunk)
+                    self._digest.update(chunk)
                     self.received += len(chunk)
                     if progress is not None:
                         progress(self.received, self.total)
@@ -158,7 +164,6 @@ class Download:
                 await asyncio.to_thread(os.fsync, f.fileno())
             if self.total and self.received < self.total:
                 raise _Cut(f"{self.received} of {self.total} bytes")
-        return digest
 
     def _room_for(self, remaining: int) -> None:
         free = shutil.disk_usage(self.folder).free

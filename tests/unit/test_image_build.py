@@ -94,3 +94,11 @@ def test_the_update_root_is_the_disks_root_with_rauc_and_systemd_boot_chooses_by
     assert "format=plain" in manifest and "version=2.0" in manifest and f"build={'ab' * 32}" in manifest
     unit = (ROOT / "systemd/kioskd.service").read_text()
     assert "RequiresMountsFor=/var/lib/kioskd /etc/kioskd" in unit
+
+
+def test_the_data_partition_has_room_for_one_update_bundle_beside_kioskds_data() -> None:
+    # the virtual van's root partition (3584 MiB) and its measured bundle (833 MB): downloaded whole before RAUC
+    # checks it (Debian 12's rauc 1.8 has no streaming), with kioskd's 512 MiB and the download's reserve beside it
+    size = build.data_mib(3584)
+    assert size % 256 == 0 and size >= build.DATA_MIB + 833e6 / 2**20 + 64
+    assert build.data_mib(8192) - build.DATA_MIB >= 4096  # a bigger root, a bigger bundle's room

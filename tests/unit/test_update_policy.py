@@ -17,9 +17,11 @@ import pytest
 from kioskd.bus import EventBus
 from kioskd.clock import ManualClock
 from kioskd.errors import TransitionRefused, UpdateRefused
+from kioskd.hal import Clock
 from kioskd.hal.loader import build_devices
 from kioskd.policies import roster
 from kioskd.policies.update import UpdateConfig, UpdatePolicy
+from kioskd.update.download import check_order
 from kioskd.records.store import Store
 from kioskd.session import Sessions
 from kioskd.station import Station
@@ -63,7 +65,7 @@ class Van:
     policy: UpdatePolicy
     rauc: Rauc
     store: Store
-    clock: ManualClock
+    clock: Any  # ManualClock (settle) or a real one
 
     async def settle(self) -> None:
         for _ in range(40):  # simulated time for the station's timers, real time for the wipe's worker threads
@@ -78,16 +80,22 @@ class Van:
 
 
 async def make_van(
-    tmp_path: Path, boot: str = BOOT_1, slot: str = "a", fleet: bool = False, rauc: Rauc | None = None
+    tmp_path: Path,
+    boot: str = BOOT_1,
+    slot: str = "a",
+    fleet: bool = False,
+    rauc: Rauc | None = None,
+    clock: Clock | None = None,
 ) -> Van:
-    """A station on the simulated van with the update policy; ``rauc``: a real RAUC client (else the stand-in)."""
+    """A station on the simulated van with the update policy; ``rauc``: a real RAUC client (else the stand-in);
+    ``clock``: a real one for tests that talk to real servers (``settle`` needs the manual one)."""
     (tmp_path / "cmdline").write_text(f"root=PARTLABEL=root-{slot} rauc.slot={slot} rw\n")
     (tmp_path / "boot_id").write_text(boot + "\n")
     (tmp_path / "system.conf").write_text("[system]\n")
     (tmp_path / "image.json").write_text(json.dumps({"version": "1.0", "inputs": "0123456789abcdef"}))
     for sub in ("run", "state"):
         (tmp_path / sub).mkdir(exist_ok=True)
-    clock = ManualClock()
+    clock = clock or ManualClock()
     bus = EventBus()
     bus.bind(asyncio.get_running_loop())
     profile = sim_profile(station={"workspace": "directory"})
@@ -96,7 +104,8 @@ async def make_van(
     store.queue_for_fleet = fleet
     rauc = rauc or RaucStandIn(cmdline=tmp_path / "cmdline")
     config = UpdateConfig(rauc, tmp_path / "state" / "update.json", tmp_path / "image.json",
-                          tmp_path / "system.conf", tmp_path / "boot_id")  # fmt: skip
+                          tmp_path / "system.conf", tmp_path / "boot_id", downloads=tmp_path / "state" / "downloads",
+                          retry_min=0.05)  # fmt: skip
     sessions = Sessions(tmp_path / "run" / "sessions", tmp_path / "state", devices, clock, profile.station)
     policies = roster.standard(profile, devices, clock, store, config)
     station = Station(profile, devices, bus, clock, sessions, store=store, policies=policies)
@@ -237,3 +246,39 @@ async def test_a_pc_without_rauc_says_so_and_refuses_installs(tmp_path: Path) ->
         await van.policy.install("/media/stick/a.raucb")
     assert refused.value.key == "update.unavailable"
     await van.station.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "digest", "key"),
+    [
+        ("https://office.example/v2.raucb", "", "update.refused.hash_missing"),
+        ("https://office.example/v2.raucb", "abc", "update.refused.hash_missing"),
+        ("ftp://office.example/v2.raucb", "a" * 64, "update.refused.url"),
+        ("https:///v2.raucb", "a" * 64, "update.refused.url"),
+    ],
+)
+def test_an_update_order_needs_an_http_url_with_a_host_and_a_sha256(url: str, digest: str, key: str) -> None:
+    with pytest.raises(UpdateRefused) as refused:
+        check_order(url, digest)
+    assert refused.value.key == key
+
+
+def test_an_update_orders_hash_is_read_in_either_case() -> None:
+    assert check_order("http://10.0.0.1:8080/v2.raucb", " " + "AB" * 32 + "\n") == "ab" * 32
+
+
+async def test_an_order_the_van_resumes_after_a_power_off_and_a_second_one_meanwhile_is_refused(
+    tmp_path: Path,
+) -> None:
+    # the order outlives kioskd: its download starts again at the next start (the server here never answers)
+    (tmp_path / "state" / "downloads").mkdir(parents=True)
+    order = {"url": "http://127.0.0.1:9/v2.raucb", "sha256": "c" * 64}
+    (tmp_path / "state" / "downloads" / "order.json").write_text(json.dumps(order))
+    van = await make_van(tmp_path)
+    assert van.policy.state.phase == "downloading"
+    assert van.notice() == ("update.downloading", {"host": "127.0.0.1"})
+    with pytest.raises(UpdateRefused) as refused:
+        await van.policy.order("http://127.0.0.1:9/v3.raucb", "d" * 64)
+    assert refused.value.key == "update.busy"
+    await van.station.close()
+    van.policy.close()
