@@ -29,10 +29,10 @@ class BundleServer:
 
 def _handler(server: BundleServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the standard library's name)
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+        def do_GET(self) -> None:
             asked = self.headers.get("Range", "")
             server.seen.append(asked)
             path = server.folder / self.path.lstrip("/")

@@ -21,10 +21,10 @@ from kioskd.hal import Clock
 from kioskd.hal.loader import build_devices
 from kioskd.policies import roster
 from kioskd.policies.update import UpdateConfig, UpdatePolicy
-from kioskd.update.download import check_order
 from kioskd.records.store import Store
 from kioskd.session import Sessions
 from kioskd.station import Station
+from kioskd.update.download import check_order
 from kioskd.update.rauc import Bundle, Rauc
 from tests.conftest import sim_profile
 
