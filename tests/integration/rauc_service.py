@@ -71,7 +71,7 @@ class RaucVan:
         build = build_module()
         folder = self.work / f"build-{name or version}"
         tree = folder / "tree"
-        for sub in ("etc/kioskd", "boot", "usr/lib/kioskd", "opt/kioskd"):
+        for sub in ("etc/kioskd", "etc/systemd/system", "boot", "usr/lib/kioskd", "opt/kioskd"):
             (tree / sub).mkdir(parents=True)
         (tree / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\nkiosk:x:990:990::/:/usr/sbin/nologin\n")
         (tree / "etc/kioskd/profile.toml").write_text("# the build machine's profile: never shipped in an update\n")

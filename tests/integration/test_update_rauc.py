@@ -123,3 +123,28 @@ async def test_the_station_installs_a_signed_update_after_the_citizen_into_slot_
     status = (van.work / "rauc.status").read_text()
     assert "bundle.version=2.0-test" in status
     await station.station.close()
+
+
+async def test_the_virtual_vans_broken_v3_is_v2_repacked_signed_with_a_kioskd_that_cannot_start(
+    van: RaucVan, tmp_path: Path
+) -> None:
+    # tests/vm/test_update.py's repack, on a small v2: RAUC's service takes it (signature, version) and its root
+    # holds the drop-in that clears kioskd's ExecStart: a bad update that only a boot can tell
+    from tests.vm import test_update
+
+    v2 = van.bundle(test_update.V2, name="vm-v2")
+    keys = Path(van.keys.cert).parent
+    v3 = test_update.repack_broken(v2, tmp_path, keys=keys)
+    bundle = await van.client().info(v3)
+    assert bundle.version == test_update.V3 and bundle.compatible == van.compatible
+    root = tmp_path / "v3-root"
+    extract = ["rauc", f"--keyring={van.keys.cert}", "extract", str(v3), str(root)]
+    await asyncio.to_thread(subprocess.run, extract, check=True, capture_output=True)
+
+    def debugfs(request: str) -> str:
+        return subprocess.run(["debugfs", "-R", request, str(root / "root.ext4")], capture_output=True,
+                              text=True).stdout  # fmt: skip
+
+    assert debugfs("cat /etc/systemd/system/kioskd.service.d/broken.conf") == test_update.BROKEN
+    assert test_update.V3 in debugfs("cat /usr/lib/kioskd/image.json")
+    assert "payload" in debugfs("ls /opt/kioskd")  # the rest of v2's root is still there
