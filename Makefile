@@ -23,6 +23,9 @@ APT_TEST  += cups-filters ghostscript avahi-daemon avahi-utils ipp-usb iproute2 
 APT_TEST  += network-manager dnsmasq-base
 # The citizen's USB sticks (tests/integration/test_media*.py): FUSE drivers on file images.
 APT_TEST  += fuse3 fusefat exfat-fuse exfatprogs ntfs-3g dosfstools
+# A/B updates (tests/integration/test_update_*.py, benchmarks/update.py): the real RAUC service on a private D-Bus,
+# debugfs to read a slot, curl as the download's peer in the benchmark.
+APT_TEST  += rauc squashfs-tools e2fsprogs curl
 # The image and the virtual van (tests/vm/, `make vm-test`): mkosi builds the tree, mtools/dosfstools/e2fsprogs/fdisk
 # assemble the disk without mounting anything, qemu boots it through OVMF.
 APT_IMAGE := mkosi debootstrap systemd-container mtools dosfstools e2fsprogs fdisk rauc squashfs-tools openssl
