@@ -200,6 +200,9 @@ def test_v1_boots_from_root_a_with_rauc_ready(van: UpdateVan, pytestconfig: pyte
     rauc = json.loads(van.sh("rauc status --output-format=json"))
     assert rauc["booted"] == "a" and rauc["compatible"] == "kioskd-x86_64", rauc
     assert van.sh("ls /efi/loader/entries").split() == ["kioskd-0001-a.conf"]
+    # room for the office's download of a bundle beside kioskd's data (image-build/build.py's data_mib)
+    free = int(van.sh("df -B1 --output=avail /data | tail -n 1").strip())
+    assert free > 1 << 30, f"{free} bytes free on /data: no room for a downloaded bundle"
     van.sh("mkdir -p /mnt/stick && mount -o ro LABEL=KIOSKUPD /mnt/stick")
     set_tries(van)
     report(pytestconfig, f"\nv1: {status['update']['version']} on root A")
