@@ -922,6 +922,10 @@ CATALOGUE: dict[str, Message] = {
     "label.media": Message("Clé USB du citoyen", "Citizen's USB stick"),
     "media.size.gb": Message("{n} Go", "{n} GB"),
     "media.size.mb": Message("{n} Mo", "{n} MB"),
+    # a stick's state on kioskctl status's line (label, size and file system beside it, never a file name)
+    "media.state.no": Message("branchée, non lue", "plugged in, not read"),
+    "media.state.ro": Message("lecture seule", "read-only"),
+    "media.state.rw": Message("copie en cours", "copying"),
     "media.plugged": Message(
         "Clé USB du citoyen : {label}, {size} (branchée)", "Citizen's USB stick: {label}, {size} (plugged in)"
     ),

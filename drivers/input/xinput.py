@@ -11,10 +11,10 @@ Without an agent list, the agent's devices are every other keyboard and pointer 
 devices (which software, not a person, drives). The ``xinput`` tool is not needed: python-xlib's requests
 (XIQueryDevice, XIGetProperty, XIChangeProperty) cover it. It never reads what a device sends.
 
-Keyboard focus: the station has no window manager and the session app's connection is untrusted (the SECURITY
-extension denies it SetInputFocus), so the X focus stays where the trusted panel's browser put it and the citizen's
-keys would reach the panel, not the page. While the citizen's side is live the focus follows the pointer
-(PointerRoot: the citizen's touch puts the pointer on the page); the previous focus is given back after."""
+Keyboard focus: the station has no window manager, so the X focus stays where the panel's browser put it and the
+citizen's keys would reach the panel, not the page. While the citizen's side is live kioskd (trusted) gives the focus
+to the session app's window, the topmost mapped top-level window that is not an override-redirect curtain
+(PointerRoot if there is none); the previous focus is given back after."""
 
 from __future__ import annotations
 
@@ -408,17 +408,31 @@ class XinputInputs:
         self._x_publish(nodes)
 
     def _x_focus(self, citizen: bool) -> None:
-        """Focus follows the pointer while the citizen's side is live; the previous focus back after."""
+        """The session app's window takes the focus while the citizen's side is live (else it follows the pointer);
+        the previous focus back after."""
         assert self._display is not None
         d = self._display
         if citizen and self._focus_before is None:
             self._focus_before = d.get_input_focus().focus
-            d.set_input_focus(X.PointerRoot, X.RevertToPointerRoot, X.CurrentTime)
+            # the session app's window: the topmost mapped top-level window that is not override-redirect (the
+            # curtains are); with no window manager the newest window, the app's, is mapped above the panel's.
+            app = self._x_topmost()
+            d.set_input_focus(app if app is not None else X.PointerRoot, X.RevertToPointerRoot, X.CurrentTime)
         elif not citizen and self._focus_before is not None:
             before, self._focus_before = self._focus_before, None
             with contextlib.suppress(error.XError):  # the window it was on may be gone: PointerRoot then stays
                 d.set_input_focus(before, X.RevertToPointerRoot, X.CurrentTime)
                 d.sync()
+
+    def _x_topmost(self) -> Any:
+        assert self._display is not None
+        root = self._display.screen().root
+        for window in reversed(root.query_tree().children):  # stacking order: bottom to top
+            with contextlib.suppress(error.XError):  # a window may go between the listing and the question
+                attrs = window.get_attributes()
+                if attrs.map_state == X.IsViewable and not attrs.override_redirect and attrs.win_class == X.InputOutput:
+                    return window
+        return None
 
     def _x_publish(self, nodes: dict[str, set[str]]) -> None:
         devices = []

@@ -1,7 +1,8 @@
 """The citizen's USB sticks through FUSE drivers, as ChromeOS's cros-disks mounts removable media: the untrusted
-file system is parsed by ``fusefat``, ``mount.exfat-fuse`` or ``ntfs-3g`` running as an unprivileged user (never
-root: ``nobody`` when kioskd is root) with no network, never by a kernel driver. udev (pyudev) says when a stick
-comes and goes; the simulated van feeds image files through ``arrive``/``depart`` and the same code runs.
+file system is parsed by ``fusefat``, ``mount.exfat-fuse`` or ``ntfs-3g`` running as an unprivileged user of its own
+(``fuse_user``: kiosk-media in the van, with CAP_SYS_ADMIN as its only capability; ``nobody`` when kioskd is root)
+with no network, never by a kernel driver. udev (pyudev) says when a stick comes and goes; the simulated van feeds
+image files through ``arrive``/``depart`` and the same code runs.
 
 It never logs or reports a name found on a stick; messages from the drivers are discarded."""
 
@@ -23,7 +24,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from kioskd.hal import (
     DeviceError,
@@ -51,6 +52,17 @@ DRIVERS = {"vfat": "fusefat", "exfat": "mount.exfat-fuse", "ntfs": "ntfs-3g"}
 MOUNT_TIMEOUT = 15.0
 PULLED = {errno.ENOTCONN, errno.EIO, errno.ENODEV, errno.ENXIO, errno.ECONNABORTED, errno.ENOENT}
 WRITE_PROTECTED = {errno.EROFS, errno.EACCES, errno.EPERM}
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_PRIVATE = 1, 2, 4, 8, 32, 1 << 18
+# capability numbers (linux/capability.h)
+CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_SYS_ADMIN = 5, 6, 7, 8, 21
+# What kioskd needs to hand a driver CAP_SYS_ADMIN alone: a uid and gid of its own (SETUID, SETGID), a bounding set
+# of that one capability (SETPCAP: setpriv drops the rest silently without it, seen), and ending it (KILL).
+SANDBOX_CAPS = {"CAP_SETUID": CAP_SETUID, "CAP_SETGID": CAP_SETGID, "CAP_SETPCAP": CAP_SETPCAP, "CAP_KILL": CAP_KILL}
+# How the drivers are started, by what kioskd is: "root" (tests, a laptop as root): the fuse_user with no capability,
+# mounting through the setuid fusermount; "sandbox" (the van: a user of its own with ambient CAP_SYS_ADMIN): the
+# fuse_user with CAP_SYS_ADMIN alone, which libfuse2 mounts with directly (NoNewPrivileges blocks fusermount);
+# "own" (a developer's kioskd with no capability): kioskd's own user, which has nothing more to give away.
+Sandbox = Literal["root", "sandbox", "own"]
 
 
 class ExportStopped(Exception):
@@ -154,6 +166,7 @@ class FuseMedia:
             if volume.target is not None:
                 await asyncio.to_thread(self._unmount, volume, True)
         if self._staging is not None:
+            _libc.umount2(os.fsencode(str(self._staging)), MNT_DETACH)
             with contextlib.suppress(OSError):
                 shutil.rmtree(self._staging)
 
@@ -217,13 +230,42 @@ class FuseMedia:
         self._publish()
 
     # ------------------------------------------------------------------------------------------- mount
+    def _sandbox(self) -> Sandbox:
+        """How the drivers run (see ``Sandbox``), from kioskd's own uid and effective capabilities."""
+        if os.geteuid() == 0:
+            return "root"
+        caps = capabilities(os.getpid())["CapEff"]
+        if not caps >> CAP_SYS_ADMIN & 1:
+            return "own"
+        missing = [name for name, bit in SANDBOX_CAPS.items() if not caps >> bit & 1]
+        if missing:  # never hand the untrusted media's parser kioskd's own privileges instead
+            raise DeviceError(
+                f"cannot confine the FUSE driver: kioskd lacks {', '.join(missing)}",
+                where="media",
+                action=f"add {' '.join(missing)} to kioskd.service's AmbientCapabilities and CapabilityBoundingSet",
+                key="media.failed",
+            )
+        return "sandbox"
+
     def _fuse_user(self) -> tuple[int, int] | None:
-        """The user the drivers run as: kioskd's own when it is not root (None: no switch), else ``fuse_user``."""
-        if os.geteuid() != 0:
+        """The user the drivers run as: ``fuse_user`` (never root, never kioskd's own), or None for kioskd's own."""
+        if self._sandbox() == "own":
             return None
-        entry = pwd.getpwnam(self.options.fuse_user)
-        if entry.pw_uid == 0:
-            raise DeviceError("the FUSE drivers must not run as root", where="media.fuse_user", key="media.failed")
+        try:
+            entry = pwd.getpwnam(self.options.fuse_user)
+        except KeyError:
+            raise DeviceError(
+                f"no user {self.options.fuse_user!r} for the FUSE drivers",
+                where="media.fuse_user",
+                action="systemd-sysusers (the image's kioskd-image.conf creates kiosk-media)",
+                key="media.failed",
+            ) from None
+        if entry.pw_uid in (0, os.geteuid()):
+            raise DeviceError(
+                "the FUSE drivers must run as a user of their own, not root nor kioskd",
+                where="media.fuse_user",
+                key="media.failed",
+            )
         return entry.pw_uid, entry.pw_gid
 
     def _command(self, fs: str, source: Path, target: Path, writable: bool, group: int | None) -> list[str]:
@@ -236,35 +278,28 @@ class FuseMedia:
             mode = "rw" if writable else "ro"
             opts = f"{mode},{common},uid={owner},gid={gid},umask=007"
         command = [DRIVERS[fs], "-o", opts, str(source), str(target)]
-        user = self._fuse_user()
-        if user is None:
-            return command
-        # a fresh network namespace (the driver needs none) and the unprivileged user, with no supplementary group
-        return [
-            "unshare",
-            "--net",
-            "--",
-            "setpriv",
-            f"--reuid={user[0]}",
-            f"--regid={user[1]}",
-            "--clear-groups",
-            "--",
-            *command,
-        ]
+        return sandboxed(command, self._sandbox(), self._fuse_user())
 
     def _spawn(self, volume: _Volume, writable: bool) -> None:
         """Run the stick's driver and wait until its file system is mounted at the volume's target.
 
-        The driver gets the node or image as an open descriptor (``/dev/fd/N``: it needs no path to it). When kioskd
-        is root the driver's user cannot traverse the workspace (0700), so it mounts on a staging folder of its own
-        and kioskd moves the mount into the workspace (``MS_MOVE``), as cros-disks does."""
+        The driver gets the node or image as an open descriptor (``/dev/fd/N``: it needs no path to it), but it
+        reopens it through ``/proc/self/fd``, which checks the node's mode against the driver's own uid and gid: as
+        root kioskd gives the node to the driver's user; in the van (no CAP_CHOWN) kioskd owns it (udev) and opens
+        it to the driver's group, for reading only unless an export runs. The driver's user cannot traverse the
+        workspace (0700), so it mounts on a staging folder of its own and kioskd moves the mount into the workspace
+        (``MS_MOVE``), as cros-disks does, then remounts that point ``nosuid,nodev,noexec`` (and ``ro``) itself:
+        the driver's own options are not trusted to have said so (exfat-fuse drops ``noexec``, seen)."""
         assert volume.target is not None
         fs = FILESYSTEMS[volume.stick.filesystem]
+        sandbox = self._sandbox()
         user = self._fuse_user()
-        if user is not None:  # the driver reopens the node or image itself: it must be its own, and only its own
+        if user is not None and sandbox == "root":  # the driver reopens the node or image: its own, only its own
             os.chown(volume.source, user[0], -1)
             os.chmod(volume.source, os.stat(volume.source).st_mode & 0o700)
-        where = volume.target if user is None else self._stage(user[0])
+        elif user is not None:
+            _share(volume.source, user[1], writable)
+        where = volume.target if user is None else self._stage(user, sandbox)
         try:
             descriptor = os.open(volume.source, os.O_RDWR if writable else os.O_RDONLY)
         except OSError as exc:
@@ -273,14 +308,18 @@ class FuseMedia:
             raise DeviceError("the stick cannot be opened", where="media", key="media.absent") from None
         bound = None
         try:
-            if fs == "ntfs" and user is not None:
+            if fs == "ntfs" and user is not None and sandbox == "root":
                 # ntfs-3g is setuid root: a setuid process cannot reopen /proc/self/fd, so it gets a path of its own
-                bound = self._bind_source(volume.source, user[0])
+                # (under NoNewPrivileges, the van's, its setuid bit is ignored: /dev/fd/N works)
+                bound = self._bind_source(volume.source, user)
                 done = self._run_driver(fs, bound, where, writable, volume.group)
             else:
                 done = self._run_driver(fs, Path(f"/dev/fd/{descriptor}"), where, writable, volume.group, descriptor)
         finally:
             os.close(descriptor)
+            if user is not None and sandbox == "sandbox" and writable:
+                # the driver holds the node open for writing by now (or failed): no later process of its user may
+                _share(volume.source, user[1], writable=False)
             if bound is not None:  # the driver holds the device open; the path goes
                 _libc.umount2(os.fsencode(str(bound)), MNT_DETACH)
                 with contextlib.suppress(OSError):
@@ -304,6 +343,16 @@ class FuseMedia:
             if volume.pids:
                 break
             threading.Event().wait(0.025)
+        if user is not None and sandbox == "sandbox":
+            unconfined = unconfined_reason(volume.pids, user[0])
+            if unconfined is not None:
+                _libc.umount2(os.fsencode(str(where)), MNT_DETACH)
+                for pid in volume.pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                volume.pids = []
+                self._drop_stage(where, volume.target)
+                raise DeviceError(f"the FUSE driver is not confined: {unconfined}", where="media", key="media.failed")
         if where != volume.target:
             if _libc.mount(os.fsencode(str(where)), os.fsencode(str(volume.target)), None, MS_MOVE, None) != 0:
                 err = ctypes.get_errno()
@@ -312,6 +361,10 @@ class FuseMedia:
                 raise DeviceError(f"cannot move the mount: {os.strerror(err)}", where="media", key="media.failed")
             self._drop_stage(where, volume.target)
             mount_id = mount_id_of(volume.target)
+        if sandbox != "own" and not _seal(volume.target, writable):
+            err = ctypes.get_errno()
+            _libc.umount2(os.fsencode(str(volume.target)), MNT_DETACH)
+            raise DeviceError(f"cannot seal the mount: {os.strerror(err)}", where="media", key="media.failed")
         volume.mount_id = mount_id
         if writable and mount_id is not None and self._mount_readonly(mount_id):
             raise ExportStopped("write-protected")  # exFAT's ro_fallback: a locked stick mounts read-only
@@ -328,6 +381,7 @@ class FuseMedia:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,  # read for its gist, never logged: it can quote the stick's names
                 env=env,
+                cwd="/",  # ntfs-3g refuses to start in a folder its user cannot enter (kioskd's, seen)
                 timeout=MOUNT_TIMEOUT,
                 check=False,
                 pass_fds=() if descriptor is None else (descriptor,),
@@ -339,23 +393,51 @@ class FuseMedia:
         except subprocess.TimeoutExpired:
             raise DeviceError("the FUSE driver did not answer", where="media", key="media.corrupt") from None
 
-    def _stage(self, uid: int) -> Path:
+    def _stage(self, user: tuple[int, int], sandbox: Sandbox) -> Path:
         """A folder the driver's user owns, in a root only kioskd may list (0711), in a place the driver's user can
         traverse: ``$TMPDIR`` may be a private 0700 folder (seen: a browser's test fixture set it, every mount then
-        failed as "corrupt"), so the first of /run, ``$TMPDIR`` and /tmp whose every ancestor others may enter."""
+        failed as "corrupt"), so the first of /run, ``$TMPDIR`` and /tmp whose every ancestor others may enter.
+
+        The root is a private mount of its own when its parent's mount is shared: the kernel moves no mount out of a
+        shared parent (EINVAL), and PrivateMounts= leaves every mount of kioskd's namespace shared (systemd's
+        default MountFlags=; seen in the virtual van), where that mount also ends with the namespace."""
         if self._staging is None:
-            self._staging = Path(tempfile.mkdtemp(prefix="kioskd-media-", dir=_staging_parent()))
-            os.chmod(self._staging, 0o711)
+            staging = Path(tempfile.mkdtemp(prefix="kioskd-media-", dir=_staging_parent()))
+            os.chmod(staging, 0o711)
+            where = os.fsencode(str(staging))
+            if _shared(staging) and (
+                _libc.mount(where, where, None, MS_BIND, None) != 0
+                or _libc.mount(None, where, None, MS_PRIVATE, None) != 0
+            ):
+                err = ctypes.get_errno()
+                _libc.umount2(where, MNT_DETACH)
+                staging.rmdir()
+                raise DeviceError(f"cannot make a staging mount: {os.strerror(err)}", where="media", key="media.failed")
+            self._staging = staging
         stage = Path(tempfile.mkdtemp(dir=self._staging))
-        os.chown(stage, uid, -1)
+        if sandbox == "root":
+            os.chown(stage, user[0], -1)
+            return stage
+        # no CAP_CHOWN in the van: the folder stays kioskd's, opened to the driver's group (kioskd is a member,
+        # image-build/kioskd-image.sysusers), which ntfs-3g checks it may write (a mount point of its own)
+        try:
+            os.chown(stage, -1, user[1])
+        except PermissionError:
+            raise DeviceError(
+                "kioskd is not in the FUSE driver's group",
+                where="media.fuse_user",
+                action=f"add kioskd's user to the group of {self.options.fuse_user} (sysusers: m kiosk kiosk-media)",
+                key="media.failed",
+            ) from None
+        os.chmod(stage, 0o770)
         return stage
 
-    def _bind_source(self, source: Path, uid: int) -> Path:
-        """``source`` bind-mounted on a file in the staging root, where the driver's user can reach it."""
-        stage = self._stage(uid)
+    def _bind_source(self, source: Path, user: tuple[int, int]) -> Path:
+        """``source`` bind-mounted on a file in the staging root, where the driver's user can reach it (root only)."""
+        stage = self._stage(user, "root")
         bound = stage / "device"
         bound.touch(mode=0o600)
-        os.chown(bound, uid, -1)
+        os.chown(bound, user[0], -1)
         if _libc.mount(os.fsencode(str(source)), os.fsencode(str(bound)), None, MS_BIND, None) != 0:
             err = ctypes.get_errno()
             raise DeviceError(f"cannot reach the stick: {os.strerror(err)}", where="media", key="media.failed")
@@ -565,6 +647,96 @@ class FuseMedia:
         if exc.errno in WRITE_PROTECTED:
             return "write-protected"
         return "pulled" if exc.errno in PULLED else "io-error"
+
+
+def sandboxed(command: list[str], sandbox: Sandbox, user: tuple[int, int] | None) -> list[str]:
+    """``command`` (a FUSE driver) as ``user`` with no supplementary group, in a fresh network namespace (it needs
+    none); in the van also with CAP_SYS_ADMIN as its only capability, in every set, and no way to gain another.
+    kioskd's own user ("own"): as it is, nothing to give away."""
+    if user is None or sandbox == "own":
+        return command
+    ids = [f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups"]
+    if sandbox == "sandbox":  # libfuse2 mounts with mount(2) itself when it holds CAP_SYS_ADMIN
+        ids += [
+            "--inh-caps=-all,+sys_admin",
+            "--ambient-caps=-all,+sys_admin",
+            "--bounding-set=-all,+sys_admin",
+            "--no-new-privs",
+        ]
+    return ["unshare", "--net", "--", "setpriv", *ids, "--", *command]
+
+
+def capabilities(pid: int) -> dict[str, int]:
+    """A process's capability sets (CapInh, CapPrm, CapEff, CapBnd, CapAmb) from its ``/proc/PID/status``."""
+    sets = {}
+    with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name.startswith("Cap"):
+                sets[name] = int(value.strip(), 16)
+    return sets
+
+
+def unconfined_reason(pids: Sequence[int], uid: int) -> str | None:
+    """Why the driver processes ``pids`` are not confined as ``sandboxed`` asks (None: they are): each runs as
+    ``uid`` alone, with no supplementary group, CAP_SYS_ADMIN only in every set, and ``no_new_privs``. Its network
+    namespace is not readable by kioskd (another user's), the tests check it."""
+    if not pids:
+        return "no driver process found"
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+                fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+            caps = capabilities(pid)
+        except OSError:
+            return "the driver exited"
+        if {int(u) for u in fields.get("Uid", "").split()} != {uid}:
+            return "not the driver's user"
+        if fields.get("Groups", "").strip():
+            return "supplementary groups kept"
+        if any(caps.get(name) != 1 << CAP_SYS_ADMIN for name in ("CapPrm", "CapEff", "CapBnd", "CapAmb")):
+            return "capabilities other than CAP_SYS_ADMIN"
+        if fields.get("NoNewPrivs", "").strip() != "1":
+            return "no_new_privs unset"
+    return None
+
+
+def _share(source: Path, gid: int, writable: bool) -> None:
+    """The stick's node opened to the driver's group: read-only (0640), or read-write (0660) while an export's
+    driver starts. kioskd owns the node (the image's udev rule): the owner may set its mode, and its group to one
+    it belongs to, without CAP_CHOWN."""
+    want = 0o660 if writable else 0o640
+    try:
+        st = os.stat(source)
+        if st.st_gid != gid:
+            os.chown(source, -1, gid)
+        if st.st_mode & 0o7777 != want:
+            os.chmod(source, want)
+    except PermissionError:
+        raise DeviceError(
+            "the stick's node is not kioskd's to open to its driver",
+            where="media",
+            action="the image's udev rule 71-kioskd-media.rules (OWNER kiosk, GROUP kiosk-media)",
+            key="media.failed",
+        ) from None
+
+
+def _seal(target: Path, writable: bool) -> bool:
+    """The mount point at ``target`` remounted ``nosuid,nodev,noexec`` (and ``ro`` unless ``writable``) by kioskd
+    itself; False (errno set) when refused."""
+    flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC | (0 if writable else MS_RDONLY)
+    return bool(_libc.mount(None, os.fsencode(str(target)), None, flags, None) == 0)
+
+
+def _shared(path: Path) -> bool:
+    """Whether the mount ``path`` lies on has shared propagation (``shared:N`` in mountinfo's optional fields)."""
+    resolved = str(path.resolve())
+    best, shared = "", False
+    for fields in _mountinfo():
+        point = fields[4].replace("\\040", " ")
+        if (resolved == point or resolved.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+            best, shared = point, any(f.startswith("shared:") for f in fields[6 : fields.index("-")])
+    return shared
 
 
 def _staging_parent() -> str:

@@ -129,6 +129,16 @@ def render_status(status: dict[str, Any], lang: Lang) -> str:
         )
         rows.append(("inputs", f"{len(citizen)} · {t(key)}"))
 
+    media = status.get("media")
+    if media is not None:  # label, size, file system, state: never a name found on the stick
+        for stick in media["sticks"] or [None]:
+            if stick is None:
+                rows.append(("media", t("panel.media.none")))
+                continue
+            line = f"{stick['label'] or '—'} · {stick['size_text'][lang]} · {stick['filesystem']}"
+            line += f" · {t('media.state.' + stick['mounted'])}" + (f" ({stick['fault']})" if stick["fault"] else "")
+            rows.append(("media", line))
+
     sess = status["session"]
     if sess is None:
         session = t("word.none")

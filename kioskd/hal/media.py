@@ -27,7 +27,9 @@ class MediaOptions(DriverOptions):
     filesystems: tuple[FsType, ...] = ("vfat", "exfat", "ntfs")
     # the folder an export creates on the stick; {date} and {time} are the station's local date and time
     export_folder: str = Field(default="Scans {date} {time}", min_length=1, pattern=r"^[^/\\\x00-\x1f]+$")
-    # the unprivileged user the FUSE drivers run as (never root): it holds no right but the stick's device node
+    # the unprivileged user the FUSE drivers run as (never root, never kioskd's own): it holds no right but reading
+    # the stick's node; in the van, kiosk-media, with CAP_SYS_ADMIN alone (libfuse2 mounts with it); nobody when
+    # kioskd is root (tests), with no capability, mounting through the setuid fusermount
     fuse_user: str = Field(default="nobody", min_length=1)
     udev: bool = True  # watch udev for USB sticks (the simulated van feeds its own instead)
 

@@ -50,7 +50,12 @@ class StickView:
         key = {"ro": "media.mounted_ro", "rw": "media.mounted_rw"}.get(self.mounted, "media.plugged")
         if self.fault is not None:
             key = f"media.{self.fault}"
-        return {**dataclasses.asdict(self), **messages.both(key, label=self.label or "—", size=size_text(self.size))}
+        size = size_text(self.size)
+        return {
+            **dataclasses.asdict(self),
+            **messages.both(key, label=self.label or "—", size=size),
+            "size_text": {"fr": size.fr, "en": size.en},  # for kioskctl status's own line
+        }
 
 
 @dataclass(frozen=True)

@@ -218,7 +218,7 @@ async def test_confidential_entry_disables_the_agents_devices_and_the_wipes_rest
     assert [seen[name][0] for name in (*CITIZEN_SIDE, *AGENT_SIDE)] == [False, False, True, True]
 
 
-async def test_the_keyboard_focus_follows_the_pointer_while_the_citizen_has_the_controls_and_goes_back_after(
+async def test_the_keyboard_focus_goes_to_the_session_apps_window_while_the_citizen_has_the_controls_and_back_after(
     xorg: XServer, inputs: XinputInputs
 ) -> None:
     d = display.Display(xorg.display)
@@ -228,9 +228,16 @@ async def test_the_keyboard_focus_follows_the_pointer_while_the_citizen_has_the_
         panel.map()
         d.sync()
         panel.set_input_focus(X.RevertToParent, X.CurrentTime)  # where the trusted panel's browser puts it
+        curtain = screen.root.create_window(
+            0, 0, 50, 50, 0, screen.root_depth, X.InputOutput, X.CopyFromParent, override_redirect=True
+        )
+        app = screen.root.create_window(0, 0, 100, 100, 0, screen.root_depth, X.InputOutput, X.CopyFromParent)
+        app.map()  # the session app's window, mapped after the panel's: on top, no window manager
+        curtain.map()  # kioskd's curtains are override-redirect: never given the focus
         d.sync()
         await inputs.set_enabled("citizen", True)
-        assert d.get_input_focus().focus == X.PointerRoot, "the untrusted session app could never take it"
+        focus = d.get_input_focus().focus
+        assert focus != X.PointerRoot and focus.id == app.id, "no window manager would give it to the session app"
         await inputs.set_enabled("citizen", False)
         assert d.get_input_focus().focus.id == panel.id
     finally:

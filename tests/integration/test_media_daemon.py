@@ -23,6 +23,12 @@ def wait_media(daemon: Daemon, mounted: str, timeout: float = 30.0) -> dict[str,
     raise AssertionError(f"the stick never became {mounted}: {daemon.status()['media']}")
 
 
+def stick_line(daemon: Daemon) -> str:
+    """``kioskctl status``'s line for the citizen's stick (the whole text is checked for file names by callers)."""
+    text = daemon.ctl("status").stdout
+    return next(line for line in text.splitlines() if line.startswith("Clé USB du citoyen"))
+
+
 def test_kioskctl_exports_the_scans_to_the_stick_and_ejects_it(tmp_path: Path) -> None:
     require_fuse()
     profile = tmp_path / "van.toml"
@@ -32,14 +38,21 @@ def test_kioskctl_exports_the_scans_to_the_stick_and_ejects_it(tmp_path: Path) -
         daemon.wait_for("READY=1")
         none = daemon.ctl("media", "export", check=False)
         assert none.returncode == 1 and "Aucun citoyen" in none.stderr
+        assert stick_line(daemon).endswith("Aucune clé USB branchée")
         daemon.ctl("sim", "plug", "vfat", "CITOYEN")  # a fresh image under the runtime dir
         assert wait_media(daemon, "no")["label"] == "CITOYEN"  # outside a session: not mounted
+        assert stick_line(daemon).endswith("CITOYEN · 67 Mo · vfat · branchée, non lue")
         image = daemon.runtime / "sim-media" / "sim-1.img"
         fill(image, "vfat", {"mes-papiers.pdf": b"canary-stick-own-file"})
         daemon.ctl("start")
         daemon.ctl("next")
         stick = wait_media(daemon, "ro")
         assert stick["fr"].startswith("Clé USB du citoyen : lecture seule")
+        assert stick_line(daemon).endswith("CITOYEN · 67 Mo · vfat · lecture seule")
+        assert "mes-papiers" not in daemon.ctl("status").stdout
+        english = daemon.ctl("--lang", "en", "status").stdout
+        line = next(line for line in english.splitlines() if line.startswith("Citizen's USB stick"))
+        assert line.endswith("CITOYEN · 67 MB · vfat · read-only"), english
         daemon.ctl("sim", "scanner", "load", "2")
         daemon.ctl("scan", "--all")
         daemon.ctl("scan")

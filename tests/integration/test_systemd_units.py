@@ -79,4 +79,10 @@ def test_service_exposure_stays_low_and_names_only_the_capabilities_kioskd_uses(
     assert float(exposure.group(1)) <= 3.4
     unit = (SYSTEMD / "kioskd.service").read_text()
     bounding = re.search(r"(?m)^CapabilityBoundingSet=(.*)$", unit)
-    assert bounding and set(bounding.group(1).split()) == {"CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL"}
+    assert bounding and set(bounding.group(1).split()) == {
+        "CAP_SYS_ADMIN",
+        "CAP_SETUID",
+        "CAP_SETGID",
+        "CAP_KILL",
+        "CAP_SETPCAP",
+    }

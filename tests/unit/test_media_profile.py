@@ -46,7 +46,8 @@ def test_the_panel_sees_label_size_and_read_only_never_a_name() -> None:
     shown = MediaView.of(state).to_json()["sticks"][0]
     assert shown["fr"] == "Clé USB du citoyen : lecture seule (CITOYEN, 16,0 Go)"
     assert shown["en"] == "Citizen's USB stick: read-only (CITOYEN, 16.0 GB)"
-    assert set(shown) == {"label", "size", "filesystem", "mounted", "fault", "key", "fr", "en"}
+    assert set(shown) == {"label", "size", "filesystem", "mounted", "fault", "key", "fr", "en", "size_text"}
+    assert shown["size_text"] == {"fr": "16,0 Go", "en": "16.0 GB"}  # kioskctl status's line
 
 
 def test_a_small_sticks_size_is_in_each_languages_units_on_the_panel_and_in_the_notice() -> None:

@@ -4,10 +4,11 @@ qemu's FTDI usb-serial fed with VE.Direct text, the two screens are virtio-gpu's
 the state comes from the QEMU guest agent's channel and the API (the serial console is kept for failure reports).
 
 The tests run in file order on one boot (a boot under TCG costs a minute or two): power on, the screens, the battery,
-the button, privacy, a session with its app window, the citizen's own touchscreen and keyboard ignored, the
-citizen's USB stick (hot-plugged, read-only, the scans
-exported, ejected, pulled), the battery notice, next citizen (the stick checked after its wipe), a crash of kioskd,
-and the long press that wipes and powers the PC off. Each prints what it measured."""
+the button, privacy, a session with its app window, the citizen's own touchscreen and keyboard ignored, then handed
+over (a tap and a typed canary on the page), curtained by privacy, and a confidential entry ended by the button; the
+citizen's USB stick (hot-plugged, read-only, the scans exported, ejected, pulled), the battery notice, next citizen
+(the stick and the hand-over's counts checked after its wipe), a crash of kioskd, and the long press that wipes and
+powers the PC off. Each prints what it measured."""
 
 from __future__ import annotations
 
@@ -161,6 +162,81 @@ def test_the_citizens_own_touchscreen_and_keyboard_are_found_and_ignored_until_h
         time.sleep(2.0)
 
 
+PAGE = (0, 400, W // 2, 500), (W // 2, 400, W, 500)  # a strip of the page between its bands: magenta | green
+HANDOVER: dict[str, object] = {}  # the session the hand-over tests ran in, for the receipt after its wipe
+
+
+def page(image: Image.Image) -> bool:
+    left, right = PAGE
+    return share(image, MAGENTA, left) > 0.9 and share(image, GREEN, right) > 0.9
+
+
+def band(image: Image.Image, box: tuple[int, int, int, int]) -> tuple[int, int, int] | None:
+    """The colour of a band the page lit (blue: the first canary, red: the second), None when unlit."""
+    for colour in (BLUE, RED):
+        if share(image, colour, box) > 0.6:
+            return colour
+    return None
+
+
+def test_handed_over_the_citizens_tap_and_typed_canary_reach_the_page_on_both_screens(
+    van: VirtualVan, pytestconfig: pytest.Config
+) -> None:
+    """ "Main au citoyen": the citizen's devices live, the tablet mapped to the citizen's output; the page lights its
+    band only when the five keys arrive as typed ("kiosk"), so a keyboard mapped wrong fails here too."""
+    HANDOVER["session"] = van.status()["session"]["id"]
+    asked = time.monotonic()
+    van.sh("/opt/kioskd/bin/kioskctl handover on")
+    status = van.wait_status(lambda s: s["handover"]["handover"], 60, "the hand-over")
+    van.marks["handover on → citizen devices live"] = time.monotonic() - asked
+    touch = next(d for d in status["inputs"]["devices"] if d["side"] == "citizen" and d["kind"] == "touch")
+    assert touch["enabled"] and touch["mapped_to"] == "Virtual-2", touch
+    van.citizen_touch(0.5, 0.6)
+    wait_heads(van, lambda a, c: band(c, TAPPED) == BLUE and same(a, c), 120, "the citizen's tap on the page")
+    van.citizen_keys("kiosk")
+    wait_heads(van, lambda a, c: band(c, TYPED) == BLUE and same(a, c), 120, "the citizen's typed canary on the page")
+    report(
+        pytestconfig, f"\nhandover on → citizen devices live: {van.marks['handover on → citizen devices live']:.1f} s"
+    )
+
+
+def test_under_the_privacy_curtain_the_citizens_devices_are_off_and_the_hand_over_ends(van: VirtualVan) -> None:
+    van.sh("/opt/kioskd/bin/kioskctl privacy on")
+    wait_heads(van, lambda a, c: share(c, CURTAIN) > 0.6 and shows_panel(a), 120, "the curtain on the citizen screen")
+    status = van.status()
+    assert not status["handover"]["handover"], status["handover"]
+    assert not any(d["enabled"] for d in status["inputs"]["devices"] if d["side"] == "citizen"), status["inputs"]
+    van.citizen_keys("kiosk")  # a second canary or tap would turn a band red
+    van.citizen_touch(0.5, 0.6)
+    time.sleep(SETTLE)
+    van.sh("/opt/kioskd/bin/kioskctl privacy off")
+    _, citizen = wait_heads(van, lambda a, c: page(a) and same(a, c), 120, "the page again after privacy")
+    assert band(citizen, TYPED) == BLUE and band(citizen, TAPPED) == BLUE, "an input under the curtain reached the page"
+
+
+def test_confidential_entry_curtains_the_agent_while_the_citizen_types_and_the_button_ends_it(
+    van: VirtualVan, pytestconfig: pytest.Config
+) -> None:
+    session = van.status()["session"]["id"]
+    asked = time.monotonic()
+    van.sh("/opt/kioskd/bin/kioskctl confidential on")
+    wait_heads(van, lambda a, c: share(a, CURTAIN) > 0.6 and page(c), 120, "the agent's curtain, the citizen's page")
+    van.marks["confidential on → agent curtain on screen"] = time.monotonic() - asked
+    status = van.status()
+    assert status["handover"]["confidential"] and status["displays"]["layout"] == "confidential", status["handover"]
+    assert not any(d["enabled"] for d in status["inputs"]["devices"] if d["side"] == "agent"), status["inputs"]
+    van.citizen_keys("kiosk")
+    agent, _ = wait_heads(van, lambda a, c: band(c, TYPED) == RED, 120, "the second canary on the citizen's page")
+    assert share(agent, CURTAIN) > 0.6 and band(agent, TYPED) is None, "the agent's screen showed the citizen typing"
+    van.press()  # the button's short press: the agent takes the controls back, no next citizen
+    status = van.wait_status(lambda s: not s["handover"]["confidential"], 120, "the end of the confidential entry")
+    assert status["session"]["id"] == session and status["station"]["state"] == "in_session", status["station"]
+    wait_heads(van, lambda a, c: page(a) and same(a, c), 120, "the mirror again")
+    report(
+        pytestconfig, f"confidential on → agent curtain: {van.marks['confidential on → agent curtain on screen']:.1f} s"
+    )
+
+
 def kioskd_mounts(van: VirtualVan) -> list[tuple[str, str, str]]:
     """(target, fstype, options) of every FUSE mount in kioskd's own mount namespace (PrivateMounts=: no other
     process of the PC sees the citizen's mounts, so the guest's findmnt looks from inside kioskd's)."""
@@ -173,6 +249,20 @@ def kioskd_mounts(van: VirtualVan) -> list[tuple[str, str, str]]:
 
 
 STICK: dict[str, object] = {}  # what the stick's test leaves for the check after the wipe (one boot, file order)
+
+
+def stick_driver(van: VirtualVan) -> dict[str, str]:
+    """The stick's FUSE driver in the guest: its /proc status fields, its network namespace and the guest's, and
+    the uid of kiosk-media (the image's sysusers) and the stick's node owner, group and mode (/dev/sd*)."""
+    out = van.sh(
+        'pid=$(pgrep -x fusefat); [ $(echo $pid | wc -w) -eq 1 ] || { echo "drivers: $pid" >&2; exit 1; }; '
+        "grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/$pid/status; "
+        'echo "net:$(readlink /proc/$pid/ns/net)"; echo "init_net:$(readlink /proc/1/ns/net)"; '
+        'echo "kioskd_net:$(readlink /proc/$(systemctl show -p MainPID --value kioskd.service)/ns/net)"; '
+        'echo "media_uid:$(id -u kiosk-media)"; echo "media_gid:$(id -g kiosk-media)"; '
+        "echo \"nodes:$(stat -c '%U:%G:%a' /dev/sd* | sort -u | tr '\\n' ' ')\""
+    )
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in out.splitlines())}
 
 
 def test_the_citizens_usb_stick_is_read_only_in_the_session_takes_the_scans_and_is_ejected(
@@ -210,6 +300,16 @@ def test_the_citizens_usb_stick_is_read_only_in_the_session_takes_the_scans_and_
     pid = van.unit("kioskd.service", "MainPID")["MainPID"]
     refused = van.sh(f"nsenter -t {pid} -m sh -c 'touch {target}/x 2>&1; echo rc=$?'")
     assert "rc=0" not in refused and "Read-only" in refused, refused
+    # its driver, which parses the citizen's media: kiosk-media alone, CAP_SYS_ADMIN as its only capability in every
+    # set, no_new_privs, a network namespace of its own; the stick's node kiosk's, readable by kiosk-media only
+    driver = stick_driver(van)
+    assert driver["Uid"].split() == [driver["media_uid"]] * 4, driver
+    assert driver["Gid"].split() == [driver["media_gid"]] * 4 and driver["Groups"] == "", driver
+    for name in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert driver[name] == "0000000000200000", (name, driver)  # CAP_SYS_ADMIN (21) only
+    assert driver["NoNewPrivs"] == "1", driver
+    assert driver["net"] not in (driver["init_net"], driver["kioskd_net"]), driver
+    assert driver["nodes"].split() == ["kiosk:kiosk-media:640"], driver
     # one scan of this citizen, onto the stick in a new folder, synced; read-only again
     van.sh("/opt/kioskd/bin/kioskctl scan", timeout=300)
     copying = time.monotonic()
@@ -256,6 +356,20 @@ def test_next_citizen_gives_a_verified_receipt_and_ends_the_citizens_app(van: Vi
     assert all(handler["ok"] for handler in mine["handlers"]), mine["handlers"]
     assert {"app", "clipboard", "audio", "workspace"} <= {handler["name"] for handler in mine["handlers"]}
     assert not app & set(van.sh("pgrep -u kiosk-citizen || true").split()), "the first citizen's app outlived its wipe"
+    if HANDOVER.get("session") == session["id"]:  # the hand-over tests ran in this session: counted, nothing typed
+        inputs = next(h for h in mine["handlers"] if h["name"] == "inputs")
+        assert inputs["ok"] and inputs["note"].startswith("1 handover(s)") and "1 confidential" in inputs["note"], (
+            inputs
+        )
+        assert "kiosk" not in json.dumps(mine).replace("kiosk-citizen", ""), "a typed canary in the receipt"
+        wait_heads(
+            van,
+            lambda a, c: page(a) and same(a, c) and band(c, TYPED) is None and band(c, TAPPED) is None,
+            420,
+            "the next citizen's fresh page, no canary",
+        )
+        status = van.status()
+        assert not any(d["enabled"] for d in status["inputs"]["devices"] if d["side"] == "citizen"), status["inputs"]
 
 
 def test_after_the_wipe_nothing_of_the_stick_is_mounted_and_its_own_files_are_byte_identical(van: VirtualVan) -> None:
