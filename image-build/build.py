@@ -38,7 +38,7 @@ MEDIA_PACKAGES = ["fuse3", "fusefat", "exfat-fuse", "ntfs-3g"]
 # The session app: Chromium and the smallest X server that shows it on the van's two screens.
 CHROMIUM_PACKAGES = ["chromium", "xserver-xorg-core", "xserver-xorg-input-libinput", "xinit", "x11-xserver-utils"]
 # The station's screens (an X session of their own, see README.md): Xorg with modesetting (in xserver-xorg-core),
-# xauth for the session app's cookie, xrandr and xset, the panel's browser, a font with French accents,
+# xauth for the citizen's untrusted cookie, xrandr and xset, the panel's browser, a font with French accents,
 # and pam_systemd: the X session's unit opens a logind session, which hands the rootless Xorg its devices.
 DESKTOP_PACKAGES = [
     "xserver-xorg-core", "xserver-xorg-input-libinput", "xauth", "x11-xserver-utils", "chromium", "fonts-dejavu-core",

@@ -5,46 +5,26 @@ only below kioskd's critical charge and never hibernating."""
 from __future__ import annotations
 
 import configparser
-import importlib.util
 import os
 import subprocess
 import sys
 import time
 import tomllib
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from drivers.power.nut import NutPower
 from kioskd.profile import load_profile
+from tests.image_stage import build_module, staged
 from tests.integration.power_services import Recorder, context, free_port, nut_program, stop_process, wait_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _build() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("kioskd_image_build_power", ROOT / "image-build" / "build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-build = _build()
-
-
-def staged(tmp_path: Path, profile_path: Path) -> Path:
-    """build.py's extra tree for ``profile_path`` (no wheels: only the files matter here)."""
-    tree, wheels = tmp_path / "tree", tmp_path / "wheels"
-    wheels.mkdir()
-    wheel = tmp_path / "kioskd-0-py3-none-any.whl"
-    wheel.write_bytes(b"")
-    build.stage_tree(tree, profile_path, wheels, wheel, {})
-    return tree
+build = build_module()
 
 
 def test_a_ups_on_this_pc_brings_nut_server_and_upsmon_is_masked(tmp_path: Path) -> None:

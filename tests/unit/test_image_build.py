@@ -3,25 +3,15 @@ dependencies come from Debian rather than wheels, and which files decide whether
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import tomllib
 from pathlib import Path
-from types import ModuleType
+
+from tests.image_stage import build_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _build_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("kioskd_image_build", ROOT / "image-build" / "build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-build = _build_module()
+build = build_module()
 
 
 def _profile(name: str) -> dict[str, object]:

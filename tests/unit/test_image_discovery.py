@@ -5,12 +5,11 @@ exchange (its title can name the citizen)."""
 from __future__ import annotations
 
 import configparser
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 from drivers.printer.cups import CupsPrinterOptions
+from tests.image_stage import staged
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = ROOT / "image-build"
@@ -42,16 +41,7 @@ def test_ipp_usb_serves_on_loopback_on_the_ports_kioskd_looks_at_and_logs_no_job
 
 
 def test_the_image_installs_both_and_no_longer_masks_avahi(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("kioskd_image_build_discovery", IMAGE / "build.py")
-    assert spec is not None and spec.loader is not None
-    build = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = build
-    spec.loader.exec_module(build)
-    wheel = tmp_path / "kioskd-0-py3-none-any.whl"
-    wheel.write_bytes(b"")
-    (tmp_path / "wheels").mkdir()
-    tree = tmp_path / "tree"
-    build.stage_tree(tree, ROOT / "profiles" / "sim.toml", tmp_path / "wheels", wheel, {})
+    tree = staged(tmp_path, ROOT / "profiles" / "sim.toml")
     assert (tree / "etc/avahi/avahi-daemon.conf").read_bytes() == (IMAGE / "avahi/avahi-daemon.conf").read_bytes()
     assert (tree / "etc/ipp-usb/ipp-usb.conf").read_bytes() == (IMAGE / "ipp-usb/ipp-usb.conf").read_bytes()
     postinst = (IMAGE / "mkosi.postinst").read_text()

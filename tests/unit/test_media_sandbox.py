@@ -4,11 +4,9 @@ van's image and unit giving kioskd what that sandbox needs (tests/integration/te
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import pwd
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from drivers.media import fuse
 from drivers.media.fuse import CAP_SYS_ADMIN, SANDBOX_CAPS, FuseMedia, sandboxed, unconfined_reason
 from kioskd.clock import ManualClock
 from kioskd.hal import DriverContext
+from tests.image_stage import staged
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = ["fusefat", "-o", "ro,nosuid,nodev,noexec,allow_other", "/dev/fd/5", "/tmp/stage"]  # noqa: S108
@@ -101,15 +100,6 @@ def test_the_vans_unit_gives_kioskd_every_capability_the_sandbox_needs_and_the_i
 
 
 def test_the_image_installs_the_sticks_udev_rule_after_kioskds_own(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("kioskd_image_build_media", ROOT / "image-build" / "build.py")
-    assert spec is not None and spec.loader is not None
-    build = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = build
-    spec.loader.exec_module(build)
-    wheel = tmp_path / "kioskd-0-py3-none-any.whl"
-    wheel.write_bytes(b"")
-    (tmp_path / "wheels").mkdir()
-    tree = tmp_path / "tree"
-    build.stage_tree(tree, ROOT / "profiles" / "virtual-van.toml", tmp_path / "wheels", wheel, {})
+    tree = staged(tmp_path, ROOT / "profiles" / "virtual-van.toml")
     rules = sorted(p.name for p in (tree / "usr/lib/udev/rules.d").iterdir())
     assert rules.index("70-kioskd.rules") < rules.index("71-kioskd-media.rules")
