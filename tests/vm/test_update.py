@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,44 @@ def _run(*command: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(command, capture_output=True, text=True, **kwargs)
     assert result.returncode == 0, f"{command}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
     return result
+
+
+def utc() -> str:
+    return time.strftime("%H:%M:%S UTC", time.gmtime())
+
+
+def phase(config: pytest.Config, name: str, seconds: float, van: VirtualVan | None = None) -> None:
+    """One phase's duration on the terminal with the wall clock (UTC), and in the van's marks: a failure then tells
+    where the time went (bundle build, boot, RAUC's check, install, reboot → READY, rollback)."""
+    if van is not None:
+        van.marks[name] = seconds
+    report(config, f"{utc()}  {name}: {seconds:.0f} s")
+
+
+def watched(
+    van: UpdateVan, config: pytest.Config, ready: Callable[[], bool], every: float = 60.0
+) -> Callable[[], bool]:
+    """``ready``, and every ``every`` seconds a line with the install's phase, RAUC's percent and step (or that the
+    guest does not answer): a long wait shows what it waited on."""
+    last = time.monotonic()
+
+    def probe() -> bool:
+        nonlocal last
+        if ready():
+            return True
+        if time.monotonic() - last >= every:
+            last = time.monotonic()
+            seen = "no answer"
+            with contextlib.suppress(VanError, ValueError, OSError):
+                if van.is_shut_down():
+                    seen = "powered off"
+                else:
+                    state = update_state(van)
+                    seen = f"{state['phase']} {state['progress']} % {state['step']}".rstrip()
+            report(config, f"{utc()}    … {seen}")
+        return False
+
+    return probe
 
 
 def build_v2() -> dict[str, Any]:
@@ -143,12 +181,18 @@ def bundles(disk: Path, tmp_path_factory: pytest.TempPathFactory, pytestconfig: 
     started = time.monotonic()
     v2 = build_v2()
     built_v2 = time.monotonic() - started
+    phase(pytestconfig, f"bundle v2 {'built' if v2['built'] else 'up to date'}", built_v2)
+    started = time.monotonic()
     v3 = repack_broken(v2["path"], work)
+    phase(pytestconfig, "bundle v3 repacked from v2 (rauc extract, debugfs, rauc bundle)", time.monotonic() - started)
+    started = time.monotonic()
     image = stick([v2["path"], v3], work)
-    report(pytestconfig, f"\nupdate v2: {v2['bytes'] / 1e6:.0f} MB signed bundle ({v2['layout'].get('root_mib', '?')} "
-           f"MiB ext4 root), {'built' if v2['built'] else 'up to date'} in {built_v2:.0f} s; v3 repacked; "
-           f"stick {image.stat().st_size / 1e6:.0f} MB")  # fmt: skip
-    return {"v2": v2["path"], "v3": v3, "stick": image, "v2_bytes": v2["bytes"]}
+    phase(pytestconfig, "stick made (mkfs.ext4 -d)", time.monotonic() - started)
+    size = v2["path"].stat().st_size  # build.py's summary of an up-to-date bundle has no size nor layout
+    root = v2.get("layout", {}).get("root_mib", "?")
+    report(pytestconfig, f"update v2: {size / 1e6:.0f} MB signed bundle ({root} MiB ext4 root), v3 "
+           f"{v3.stat().st_size / 1e6:.0f} MB; stick {image.stat().st_size / 1e6:.0f} MB")  # fmt: skip
+    return {"v2": v2["path"], "v3": v3, "stick": image, "v2_bytes": size}
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +204,7 @@ def van(
     machine = UpdateVan(disk, tmp_path_factory.mktemp("update-van"), "kvm" if kvm_works() else "tcg")
     machine.stick = bundles["stick"]
     with one_van_at_a_time(lambda line: report(pytestconfig, line)):  # one VM at a time on this machine
+        report(pytestconfig, f"{utc()}  update van: qemu starts ({machine.accel})")
         try:
             machine.power_on()
             yield machine
@@ -195,7 +240,7 @@ def notice_keys(status: dict[str, Any]) -> list[str]:
 
 def test_v1_boots_from_root_a_with_rauc_ready(van: UpdateVan, pytestconfig: pytest.Config) -> None:
     status = wait_kioskd(van, BOOT_TIMEOUT, "kioskd on v1")
-    van.mark("power on → kioskd READY (v1)")
+    phase(pytestconfig, "power on → kioskd READY (v1, root A)", van.since_power_on(), van)
     assert status["update"]["slot"] == "a" and status["update"]["phase"] == "idle", status["update"]
     rauc = json.loads(van.sh("rauc status --output-format=json"))
     assert rauc["booted"] == "a" and rauc["compatible"] == "kioskd-x86_64", rauc
@@ -215,7 +260,9 @@ def test_an_install_given_during_a_session_waits_and_the_end_of_day_writes_it(
     van.sh(f"{KIOSKCTL} next")
     session = van.wait_status(lambda s: s["station"]["state"] == "in_session", 180, "a session")["session"]
     install = f"{KIOSKCTL} --json update install /mnt/stick/virtual-van-v2.raucb --no-wait"
+    checking = time.monotonic()
     answer = json.loads(van.sh(install, timeout=1800))  # answered once RAUC checked the signature: minutes
+    phase(pytestconfig, "RAUC's check of v2 (signature over the whole bundle)", time.monotonic() - checking, van)
     assert answer["phase"] == "waiting" and answer["target"] == V2, answer
     time.sleep(20)
     state = update_state(van)
@@ -236,24 +283,27 @@ def test_an_install_given_during_a_session_waits_and_the_end_of_day_writes_it(
 
     van.wait_for(writing_or_off, 600, "the install after the wipe", period=2.0)
     writing = time.monotonic()
-    van.wait_for(van.is_shut_down, 3600, "the power off after the install", period=5.0)
+    phase(pytestconfig, "long press → the wipe done, v2 being written", writing - held, van)
+    van.wait_for(watched(van, pytestconfig, van.is_shut_down), 3600, "the power off after the install", period=5.0)
     installed = time.monotonic() - writing
-    van.marks["install of v2 (end of day → power off)"] = time.monotonic() - held
-    report(pytestconfig, f"\ninstall v2 in the VM: {installed:.0f} s from the wipe's end to power off")
+    phase(pytestconfig, "install of v2 (the wipe's end → power off)", installed, van)
 
 
 def test_power_on_boots_v2_from_root_b_with_v1s_receipts(van: UpdateVan, pytestconfig: pytest.Config) -> None:
     on = time.monotonic()
     van.power_on_again()
+    van.wait_agent(BOOT_TIMEOUT)
+    phase(pytestconfig, "power on → guest agent (v2)", time.monotonic() - on)
     status = wait_kioskd(van, BOOT_TIMEOUT, "kioskd on v2")
     ready = time.monotonic() - on
-    van.marks["power on → kioskd READY (v2, new slot)"] = ready
+    phase(pytestconfig, "power on → kioskd READY (v2, new slot B)", ready, van)
     assert status["update"]["slot"] == "b" and status["update"]["version"] == V2, status["update"]
     assert status["update"]["last"] == "applied" and "update.applied" in notice_keys(status)
     receipts = json.loads(van.sh(f"{KIOSKCTL} --json receipts"))
     assert receipts, "v1's wipe receipt is gone"
     # the health check passed and systemd-bless-boot kept the entry: no counter left
     van.wait_for(lambda: "kioskd-0002-b.conf" in van.sh("ls /efi/loader/entries").split(), 900, "the blessed entry")
+    phase(pytestconfig, "power on → entry blessed (health check passed)", time.monotonic() - on, van)
     health = van.sh("systemctl show -p ActiveState,Result kioskd-update-health.service")
     assert "ActiveState=active" in health, health
     report(pytestconfig, f"\nreboot → READY on v2 (root B): {ready:.0f} s")
@@ -267,10 +317,12 @@ def test_v3_whose_kioskd_cannot_start_is_abandoned_and_v2_comes_back(
     started = time.monotonic()
     install = f"{KIOSKCTL} --json update install /mnt/stick/virtual-van-v3.raucb --no-wait"
     answer = json.loads(van.sh(install, timeout=1800))  # answered once RAUC checked the signature: minutes
+    phase(pytestconfig, "RAUC's check of v3", time.monotonic() - started, van)
     assert answer["target"] == V3, answer
-    van.wait_for(lambda: update_state(van)["phase"] in ("ready", "failed"), 3600, "v3 written", period=5.0)
-    assert update_state(van)["phase"] == "ready"
-    van.marks["install of v3 (station ready)"] = time.monotonic() - started
+    written = watched(van, pytestconfig, lambda: update_state(van)["phase"] in ("ready", "failed"))
+    van.wait_for(written, 3600, "v3 written", period=5.0)
+    assert update_state(van)["phase"] == "ready", update_state(van)
+    phase(pytestconfig, "install of v3 (check and write, the station off)", time.monotonic() - started, van)
     entries = van.sh("ls /efi/loader/entries").split()
     assert entries == ["kioskd-0002-b.conf", f"kioskd-0003-a+{TRIES}.conf"], entries
 
@@ -289,7 +341,7 @@ def test_v3_whose_kioskd_cannot_start_is_abandoned_and_v2_comes_back(
 
     van.wait_for(back_on_v2, BOOT_TIMEOUT * (TRIES + 1), "v2 back with the rollback notice", period=10.0)
     rolled = time.monotonic() - rebooted
-    van.marks["reboot into v3 → back on v2, READY with the notice"] = rolled
+    phase(pytestconfig, "reboot into v3 → its failed try → v2 READY with the notice", rolled, van)
     status = van.status()
     notice = next(n for n in status["notices"] if n["key"] == "update.rolled_back")
     assert notice["fr"].startswith("Mise à jour refusée, retour à la version précédente"), notice
