@@ -24,7 +24,7 @@ import httpx
 from kioskd.errors import TransitionRefused, UpdateRefused
 from kioskd.hal import Clock, Event
 from kioskd.policies.base import Guarded, Policy
-from kioskd.update.download import Download, check_order
+from kioskd.update.download import Download, check_order, stage
 from kioskd.update.rauc import Rauc
 
 if TYPE_CHECKING:
@@ -79,6 +79,11 @@ def _read_json(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def _other(slot: str) -> str:
@@ -193,7 +198,9 @@ class UpdatePolicy(Policy):
             raise UpdateRefused("an update is already under way", where="update", key="update.busy")
         if source.startswith(("http://", "https://")):
             return self._download(source, check_order(source, sha256))
-        return await self._check_and_queue(Path(source))
+        # a stick's file is copied onto the data partition first (RAUC reads no bundle on a device kioskd owns)
+        path = await stage(Path(source), self.config.downloads)
+        return await self._check_and_queue(path, copied=path != Path(source))
 
     async def order(self, url: str, sha256: str) -> dict[str, Any]:
         """The office's order over the fleet link (``kioskd.fleet.link``): a URL and its sha256."""
@@ -268,22 +275,29 @@ class UpdatePolicy(Policy):
         self.outlet.notice("update", exc.key, "warning", detail=exc.what)
         self._tell_office("refused", self.state.target, key=exc.key)
 
-    async def _check_and_queue(self, path: Path) -> UpdateState:
-        bundle = await self.config.rauc.info(path)  # RAUC's service verifies the signature: a bad one stops here
-        system = await self.config.rauc.status()
-        if bundle.compatible != system.get("compatible"):
-            raise UpdateRefused(
-                f"bundle for {bundle.compatible!r}, this system is {system.get('compatible')!r}",
-                where="update check",
-                key="update.refused.compatible",
-            )
+    async def _check_and_queue(self, path: Path, copied: bool = False) -> UpdateState:
+        """RAUC's check of ``path``, then the install queued; ``copied``: ``path`` is kioskd's copy, removed once
+        refused or written (a download's file is removed by ``_after_download``)."""
+        try:
+            bundle = await self.config.rauc.info(path)  # RAUC's service verifies the signature: a bad one stops here
+            system = await self.config.rauc.status()
+            if bundle.compatible != system.get("compatible"):
+                raise UpdateRefused(
+                    f"bundle for {bundle.compatible!r}, this system is {system.get('compatible')!r}",
+                    where="update check",
+                    key="update.refused.compatible",
+                )
+        except UpdateRefused:
+            if copied:
+                _remove(path)
+            raise
         self.state = replace(self.state, phase="waiting", target=bundle.version, progress=0,
                              step="", error="")  # fmt: skip
         self._show()
         self.outlet.clear_notice("update")
         # its own task, not the station's: an install waiting for the end of the day is not work the station's
         # idle() should wait for; close() cancels it (RAUC's service finishes or abandons the slot by itself)
-        self._task = asyncio.get_running_loop().create_task(self._install(path))
+        self._task = asyncio.get_running_loop().create_task(self._install(path, copied))
         return self.state
 
     def close(self) -> None:
@@ -291,7 +305,14 @@ class UpdatePolicy(Policy):
             if task is not None and not task.done():
                 task.cancel()
 
-    async def _install(self, path: Path) -> None:
+    async def _install(self, path: Path, copied: bool = False) -> None:
+        try:
+            await self._write(path)
+        finally:
+            if copied:  # written or refused: the data partition wants its room back
+                _remove(path)
+
+    async def _write(self, path: Path) -> None:
         if not self._free.is_set():
             self.outlet.notice("update", "update.waiting", "info", version=self.state.target)
         await self._free.wait()

@@ -5,7 +5,11 @@ a bundle's signature (RAUC does, after) and never writes outside its folder.
 
 Why a file on the data partition: Debian 12's rauc 1.8 is built without streaming (``configured without
 --enable-streaming``), and its older download mode fetches the whole bundle into a temporary file with no resume
-and no hash of ours; the data partition has room for one bundle (image-build/build.py sizes it so)."""
+and no hash of ours; the data partition has room for one bundle (image-build/build.py sizes it so).
+
+A bundle given as a file comes here too when RAUC would not read it where it is (``stage``): RAUC 1.8 refuses a
+plain bundle whose file system's device is not root's ("unsafe uid … for mounted device"), and a USB stick's node
+on the van is kioskd's (its media room's udev rule)."""
 
 from __future__ import annotations
 
@@ -177,6 +181,54 @@ class Download:
             if path.suffix in (".part", ".raucb") and path.stem != self.sha256:
                 with contextlib.suppress(OSError):
                     path.unlink()
+
+
+def on_root_device(path: Path) -> bool:
+    """Whether ``path`` lies on a file system whose block device node is root's (RAUC reads a plain bundle only
+    there): False for a USB stick's node (kioskd's on the van), a FUSE or tmpfs mount (no node), or no answer."""
+    try:
+        device = os.stat(path).st_dev
+        return os.stat(f"/dev/block/{os.major(device)}:{os.minor(device)}").st_uid == 0
+    except OSError:
+        return False
+
+
+async def stage(source: Path, folder: Path) -> Path:
+    """``source`` where RAUC will read it: itself when it lies on a root device, else a copy in ``folder`` (the
+    data partition's download folder, ``file.raucb``; older downloads go). ``UpdateRefused`` when it cannot be
+    read or the data partition has no room for it (the copy is removed). The copy runs on a worker thread."""
+    return await asyncio.to_thread(_stage, source, folder)
+
+
+def _stage(source: Path, folder: Path) -> Path:
+    try:
+        total = source.stat().st_size
+    except OSError:  # RAUC's check says it is missing (kioskd.update.rauc tells that refusal apart)
+        return source
+    if on_root_device(source):
+        return source
+    folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+    for path in folder.iterdir():  # the data partition holds one bundle
+        if path.suffix in (".part", ".raucb"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+    free = shutil.disk_usage(folder).free
+    if total + RESERVE > free:
+        raise UpdateRefused(f"{total} bytes to copy, {free} free on the data partition", where="update check",
+                            key="update.refused.space")  # fmt: skip
+    part, bundle = folder / "file.part", folder / "file.raucb"
+    try:
+        with source.open("rb") as f, part.open("wb") as out:
+            shutil.copyfileobj(f, out, CHUNK * 4)
+            out.flush()
+            os.fsync(out.fileno())
+        part.rename(bundle)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise UpdateRefused(f"could not copy the bundle onto the data partition: {exc.strerror}",
+                            where="update check", key="update.refused.missing") from None  # fmt: skip
+    log.info("update bundle copied onto the data partition (%d bytes): RAUC reads it there", total)
+    return bundle
 
 
 class _Cut(Exception):
