@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -24,7 +25,7 @@ import httpx
 from kioskd.errors import TransitionRefused, UpdateRefused
 from kioskd.hal import Clock, Event
 from kioskd.policies.base import Guarded, Policy
-from kioskd.update.download import Download, check_order, stage
+from kioskd.update.download import Download, check_order, on_root_device, stage
 from kioskd.update.rauc import Rauc
 
 if TYPE_CHECKING:
@@ -71,6 +72,8 @@ class UpdateConfig:
     downloads: Path = Path("/var/lib/kioskd/downloads")
     download_transport: httpx.AsyncBaseTransport | None = None  # tests may name one; the van uses its sockets
     retry_min: float = 2.0  # the download's first pause after a cut (doubling to 300 s)
+    # whether RAUC reads a bundle file where it lies (else it is copied onto the data partition first)
+    root_device: Callable[[Path], bool] = on_root_device
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -199,7 +202,7 @@ class UpdatePolicy(Policy):
         if source.startswith(("http://", "https://")):
             return self._download(source, check_order(source, sha256))
         # a stick's file is copied onto the data partition first (RAUC reads no bundle on a device kioskd owns)
-        path = await stage(Path(source), self.config.downloads)
+        path = await stage(Path(source), self.config.downloads, self.config.root_device)
         return await self._check_and_queue(path, copied=path != Path(source))
 
     async def order(self, url: str, sha256: str) -> dict[str, Any]:

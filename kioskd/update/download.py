@@ -188,24 +188,29 @@ def on_root_device(path: Path) -> bool:
     there): False for a USB stick's node (kioskd's on the van), a FUSE or tmpfs mount (no node), or no answer."""
     try:
         device = os.stat(path).st_dev
-        return os.stat(f"/dev/block/{os.major(device)}:{os.minor(device)}").st_uid == 0
-    except OSError:
+        number = f"{os.major(device)}:{os.minor(device)}"
+        if os.path.exists(f"/dev/block/{number}"):  # udev's link to the node
+            return os.stat(f"/dev/block/{number}").st_uid == 0
+        uevent = Path(f"/sys/dev/block/{number}/uevent").read_text()  # no udev (a container): the kernel's name
+        name = next(line.split("=", 1)[1] for line in uevent.splitlines() if line.startswith("DEVNAME="))
+        return os.stat(f"/dev/{name}").st_uid == 0
+    except (OSError, StopIteration):
         return False
 
 
-async def stage(source: Path, folder: Path) -> Path:
+async def stage(source: Path, folder: Path, root_device: Callable[[Path], bool] = on_root_device) -> Path:
     """``source`` where RAUC will read it: itself when it lies on a root device, else a copy in ``folder`` (the
     data partition's download folder, ``file.raucb``; older downloads go). ``UpdateRefused`` when it cannot be
     read or the data partition has no room for it (the copy is removed). The copy runs on a worker thread."""
-    return await asyncio.to_thread(_stage, source, folder)
+    return await asyncio.to_thread(_stage, source, folder, root_device)
 
 
-def _stage(source: Path, folder: Path) -> Path:
+def _stage(source: Path, folder: Path, root_device: Callable[[Path], bool]) -> Path:
     try:
         total = source.stat().st_size
     except OSError:  # RAUC's check says it is missing (kioskd.update.rauc tells that refusal apart)
         return source
-    if on_root_device(source):
+    if root_device(source):
         return source
     folder.mkdir(mode=0o750, parents=True, exist_ok=True)
     for path in folder.iterdir():  # the data partition holds one bundle

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,39 @@ async def test_a_refused_bundle_is_reported_at_once_and_never_handed_to_the_inst
     assert [c[0] for c in stand_in(van).calls] == ["info"]
     assert van.policy.state.phase == "idle" and not (tmp_path / "state" / "update.json").exists()
     await van.station.next_citizen()  # nothing holds the station
+    await van.station.close()
+
+
+async def test_a_sticks_bundle_is_checked_and_written_from_its_copy_on_the_data_partition(tmp_path: Path) -> None:
+    van = await make_van(tmp_path)
+    van.policy.config = replace(van.policy.config, root_device=lambda path: False)  # a stick: its node is kioskd's
+    stick = tmp_path / "stick" / "kioskd-2.0.raucb"
+    stick.parent.mkdir()
+    stick.write_bytes(b"bundle" * 1000)
+    copy = tmp_path / "state" / "downloads" / "file.raucb"
+    await van.station.start()
+    await van.policy.install(str(stick))
+    await van.settle()
+    assert stand_in(van).calls == [("info", str(copy)), ("install", str(copy))]  # RAUC never reads the stick
+    assert copy.exists()
+    stand_in(van).release.set()
+    await van.settle()
+    assert van.policy.state.phase == "ready" and not copy.exists()  # written: the room given back
+    assert stick.exists()
+    await van.station.close()
+
+
+async def test_a_refused_copy_of_a_sticks_bundle_is_removed(tmp_path: Path) -> None:
+    van = await make_van(tmp_path)
+    van.policy.config = replace(van.policy.config, root_device=lambda path: False)
+    stand_in(van).refuse = "update.refused"
+    stick = tmp_path / "tampered.raucb"
+    stick.write_bytes(b"not a bundle")
+    await van.station.start()
+    with pytest.raises(UpdateRefused):
+        await van.policy.install(str(stick))
+    assert stand_in(van).calls == [("info", str(tmp_path / "state" / "downloads" / "file.raucb"))]
+    assert list((tmp_path / "state" / "downloads").iterdir()) == []
     await van.station.close()
 
 
