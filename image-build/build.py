@@ -21,6 +21,7 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +49,19 @@ AUDIO_PACKAGES = {"pulse": ["pulseaudio"]}
 # What makes a disk boot on a UEFI PC: the kernel, its initramfs and systemd-boot (the disk is assembled by
 # assemble_disk below, not by mkosi's Bootable=, which needs to mount a vfat file system).
 # e2fsprogs: fsck of root and data after a power cut (a van's battery can die); zstd: the initramfs compressor.
-BOOT_PACKAGES = ["linux-image-amd64", "initramfs-tools", "systemd-boot", "e2fsprogs", "zstd"]
+BOOT_PACKAGES = ["linux-image-amd64", "initramfs-tools", "systemd-boot", "e2fsprogs", "zstd", "rauc", "squashfs-tools"]
+# rauc: the A/B updates' engine on the van (update/README.md); its service, D-Bus policy, system.conf and kioskd's
+# boot loader backend come from update/. squashfs-tools: RAUC 1.8 reads a plain bundle's manifest with unsquashfs
+# (its Info, kioskd's check before the install, fails without it: seen in the virtual van).
 # Only for the virtual van: the QEMU guest agent runs only when its virtio port exists (never on a van's PC).
 GUEST_AGENT_PACKAGES = ["qemu-guest-agent"]
 # What the image is made of: a change to any of these files rebuilds it.
 INPUT_PATHS = ["pyproject.toml", "kioskd", "drivers", "systemd", "image-build"]
-FORMATS = {"directory": "directory", "disk": "disk"}
+FORMATS = {"directory": "directory", "disk": "disk", "update": "update"}
+BOOTABLE = ("disk", "update")  # an update is the root of a disk: the same packages, kernel and layout
 TOOLS = {"mkosi": "mkosi", "debootstrap": "debootstrap", "systemd-nspawn": "systemd-container"}
 DISK_TOOLS = {"mkfs.vfat": "dosfstools", "mcopy": "mtools", "mkfs.ext4": "e2fsprogs", "sfdisk": "fdisk"}
+UPDATE_TOOLS = {"mkfs.ext4": "e2fsprogs", "rauc": "rauc", "mksquashfs": "squashfs-tools", "openssl": "openssl"}
 STEPS = 6
 # issue 20 (power): upsd + the NUT driver for a UPS on this PC, UPower's critical action (image-build/power/)
 sys.path.insert(0, str(HERE / "power"))
@@ -153,7 +159,7 @@ def read_profile(path: Path) -> dict[str, Any]:
 
 
 def check_tools(fmt: str = "directory") -> None:
-    tools = {**TOOLS, **(DISK_TOOLS if fmt == "disk" else {})}
+    tools = {**TOOLS, **(DISK_TOOLS if fmt == "disk" else {}), **(UPDATE_TOOLS if fmt == "update" else {})}
     missing = [package for tool, package in tools.items() if shutil.which(tool) is None]
     if missing:
         raise BuildError(f"missing build tools: run `apt-get install --no-install-recommends {' '.join(missing)}`")
@@ -202,7 +208,9 @@ def dependency_wheels(cache: Path, arch: str) -> Path:
     return wheels
 
 
-def stage_tree(tree: Path, profile_path: Path, wheels: Path, kioskd_wheel: Path, info: dict[str, Any]) -> None:
+def stage_tree(
+    tree: Path, profile_path: Path, wheels: Path, kioskd_wheel: Path, info: dict[str, Any], keys: Keys | None = None
+) -> None:
     """The files mkosi copies over the installed packages (its ExtraTree), at their places in the image."""
 
     def put(src: Path, dest: str, mode: int = 0o644) -> None:
@@ -242,6 +250,17 @@ def stage_tree(tree: Path, profile_path: Path, wheels: Path, kioskd_wheel: Path,
     for wheel in [*wheels.glob("*.whl"), kioskd_wheel]:
         put(wheel, f"/root/kioskd-wheels/{wheel.name}")
     power_image.stage(tree, tomllib.loads(profile_path.read_text()))  # issue 20: /etc/nut, /etc/UPower
+    if keys is not None:  # a bootable root: RAUC's slots, kioskd's boot loader backend and the boot's health check
+        update = HERE / "update"
+        conf = (update / "system.conf").read_text().replace("@COMPATIBLE@", str(info["compatible"]))
+        (tree / "etc/rauc").mkdir(parents=True, exist_ok=True)
+        (tree / "etc/rauc/system.conf").write_text(conf)
+        put(keys.keyring, "/etc/rauc/keyring.pem")
+        put(update / "rauc.service", "/usr/lib/systemd/system/rauc.service")
+        put(update / "de.pengutronix.rauc.conf", "/usr/share/dbus-1/system.d/de.pengutronix.rauc.conf")
+        put(update / "de.pengutronix.rauc.service", "/usr/share/dbus-1/system-services/de.pengutronix.rauc.service")
+        put(update / "kioskd-update-health.service", "/usr/lib/systemd/system/kioskd-update-health.service")
+        put(update / "rauc-bootloader", "/usr/lib/kioskd/rauc-bootloader", 0o755)
     info_file = tree / "usr/lib/kioskd/image.json"
     info_file.parent.mkdir(parents=True, exist_ok=True)
     info_file.write_text(json.dumps(info, indent=2) + "\n")
@@ -287,16 +306,19 @@ def build(
     arch: str,
     force: bool,
     guest_agent: bool = False,
+    version: str | None = None,
+    keys: Keys | None = None,
 ) -> dict[str, Any]:
-    progress = Progress(STEPS + (1 if fmt == "disk" else 0))
+    progress = Progress(STEPS + (1 if fmt in BOOTABLE else 0))
     progress.step(f"checking the tools and the profile {profile_path}")
     check_tools(fmt)
     profile = read_profile(profile_path)
     hostname = hostname or str(profile["vehicle"]["id"])
     packages = profile_packages(profile)
-    if fmt == "disk":
+    if fmt in BOOTABLE:
         if arch != "x86_64":
             raise BuildError("a bootable disk is built for x86_64 UEFI PCs only (the Pi boots another way)")
+        keys = keys or test_keys(cache)
         packages = sorted({*packages, *BOOT_PACKAGES})
     if guest_agent:
         packages = sorted({*packages, *GUEST_AGENT_PACKAGES})
@@ -307,8 +329,12 @@ def build(
         profile_path.read_bytes(),
         json.dumps([fmt, hostname, arch, packages, mkosi_version]).encode(),
         constraints().encode(),
+        keys.keyring.read_bytes() if keys else b"",
     )
+    version = version or default_version()
     stamp = out.with_name(out.name + ".inputs")
+    if fmt == "update":  # the version is inside the signed manifest: another version is another bundle
+        inputs = _sha256(inputs.encode(), version.encode())
     if not force and out.exists() and stamp.exists() and stamp.read_text().strip() == inputs:
         print(f"image up to date (inputs {inputs[:12]}): {out}", flush=True)
         return {"out": str(out), "inputs": inputs, "built": False, "seconds": progress.elapsed()}
@@ -327,9 +353,11 @@ def build(
             "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "extra_packages": packages,
             "format": fmt,
+            "version": version,
+            "compatible": f"{COMPATIBLE}-{arch}",
         }
         tree = Path(tmp) / "tree"
-        stage_tree(tree, profile_path, wheels, kioskd_wheel, info)
+        stage_tree(tree, profile_path, wheels, kioskd_wheel, info, keys if fmt in BOOTABLE else None)
 
         progress.step(f"mkosi: Debian 12 {arch}, {fmt}, {len(packages)} package(s) from the profile")
         # The incremental cache holds the image with its packages installed: keyed by what decides them.
@@ -369,6 +397,13 @@ def build(
             layout = assemble_disk(built, disk, Path(tmp) / "parts")
             subprocess.run(["rm", "-rf", str(built)], check=True)
             built = disk
+        elif fmt == "update":
+            progress.step("the update: root file system, RAUC manifest and hook, signed bundle")
+            assert keys is not None
+            bundle = Path(tmp) / "update.raucb"
+            layout = assemble_update(built, bundle, Path(tmp) / "bundle", info, keys)
+            subprocess.run(["rm", "-rf", str(built)], check=True)
+            built = bundle
 
         progress.step(f"installing the image at {out}")
         stamp.unlink(missing_ok=True)
@@ -380,15 +415,18 @@ def build(
 
     progress.step("done")
     size = _size(out)
-    kind = "directory" if fmt == "directory" else "raw disk, allocated"
+    kind = {"directory": "directory", "disk": "raw disk, allocated", "update": "signed RAUC bundle"}[fmt]
     print(f"image: {out} ({kind} {size / 1e6:.0f} MB), built in {progress.elapsed():.0f} s", flush=True)
     if fmt == "directory":
         print(f"boot it: systemd-nspawn --register=no --keep-unit -b -D {out}", flush=True)
+    elif fmt == "update":
+        signer = keys.cert if keys else "?"
+        print(f"version {version}; on the van: kioskctl update install {out.name} (signed by {signer})", flush=True)
     else:
         print(f"write it: dd if={out} of=/dev/sdX bs=4M conv=fsync status=progress", flush=True)
     return {
         "out": str(out), "inputs": inputs, "built": True, "seconds": progress.elapsed(), "bytes": size,
-        "layout": layout,
+        "layout": layout, "version": version,
     }  # fmt: skip
 
 
@@ -398,17 +436,34 @@ ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 ROOT_X86_64_TYPE = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"  # the Discoverable Partitions root type for x86-64
 LINUX_DATA_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"  # not auto-mounted by systemd-gpt-auto: fstab mounts it
 ESP_MIB = 256
-DATA_MIB = 512
+DATA_MIB = 512  # the store, receipts, figures, the outbox, the profile
 # The data partition holds what must survive a root update; the two directories kioskd owns are bind-mounted
 # from it (fstab), so the root partition can later be replaced (or made read-only) without losing them.
 DATA_MOUNT = "/data"
 DATA_DIRS = {"etc": "/etc/kioskd", "state": "/var/lib/kioskd"}
+ESP_MOUNT = "/efi"
+
+
+def data_mib(root_mib: int) -> int:
+    """The data partition's size: DATA_MIB for what kioskd keeps, plus room for one update bundle the office sends
+    by URL (kioskd/update/download.py: Debian 12's rauc 1.8 cannot stream one, so it is downloaded whole first).
+    A bundle is the root's ext4 image in a zstd squashfs, 30 % of it for the van's root (833 MB of 2818 MiB): half
+    the root partition leaves room for a root that compresses worse or grows."""
+    return DATA_MIB + (root_mib // 2 + 255) // 256 * 256
+
+
+COMPATIBLE = "kioskd"  # RAUC's compatible: kioskd-<arch>, the same for every van (the profile is on the data side)
+# systemd-boot entries are kioskd-<generation>-<slot>.conf: the boot loader backend (kioskd/update/bootloader.py)
+# writes the next generations; the highest generation with tries left boots (no `default` in loader.conf).
+FIRST_ENTRY = "kioskd-0001-a.conf"
 KERNEL_OPTIONS = "rw console=tty1 console=ttyS0,115200 systemd.show_status=yes loglevel=4"
 FSTAB = f"""# The van's disk (image-build/build.py): root A is mounted by the kernel (root=PARTLABEL=root-a); the data
 # partition carries kioskd's configuration and state across root updates (README.md, "The disk").
 PARTLABEL=kioskd-data {DATA_MOUNT} ext4 defaults,noatime,x-systemd.device-timeout=3min 0 2
 {DATA_MOUNT}/etc /etc/kioskd none bind,x-systemd.requires-mounts-for={DATA_MOUNT} 0 0
 {DATA_MOUNT}/state /var/lib/kioskd none bind,x-systemd.requires-mounts-for={DATA_MOUNT} 0 0
+# the ESP, for RAUC's boot loader backend (its entries) and the update hook (each slot's kernel)
+PARTLABEL=esp {ESP_MOUNT} vfat umask=0077,noatime,x-systemd.device-timeout=3min 0 2
 """
 
 
@@ -424,11 +479,10 @@ def _ids(tree: Path, user: str) -> tuple[int, int]:
     raise BuildError(f"the image has no user {user!r} (systemd/kioskd.sysusers should create it)")
 
 
-def assemble_disk(tree: Path, disk: Path, work: Path) -> dict[str, Any]:
-    """A GPT disk from mkosi's directory tree, mounting nothing (this build machine's kernel may lack vfat, and
-    loop devices are not always there): the ESP made by mtools, the root and data file systems by ``mkfs.ext4 -d``,
-    laid into a sparse file partitioned by sfdisk. Root B is left empty for the update path."""
-    work.mkdir(parents=True, exist_ok=True)
+def prepare_root(tree: Path, data: Path) -> str:
+    """mkosi's tree made a disk's root (the same for a disk and for an update): an initramfs for its kernel, the
+    mount points of the data partition and the ESP, the fstab; kioskd's configuration moves to ``data`` (an update
+    throws it away: the van keeps its own profile). The kernel's version."""
     kernels = sorted(p.name.removeprefix("vmlinuz-") for p in (tree / "boot").glob("vmlinuz-*"))
     if not kernels:
         raise BuildError("the image has no kernel in /boot (linux-image-amd64 missing from the packages?)")
@@ -436,21 +490,30 @@ def assemble_disk(tree: Path, disk: Path, work: Path) -> dict[str, Any]:
     initrd = tree / "boot" / f"initrd.img-{version}"
     if not initrd.exists():  # mkosi's directory build keeps the kernel's hooks from making one
         _run("chroot", str(tree), "update-initramfs", "-c", "-k", version, stdout=subprocess.DEVNULL)
-    boot_efi = tree / "usr/lib/systemd/boot/efi/systemd-bootx64.efi"
-    if not boot_efi.exists():
-        raise BuildError("the image has no systemd-boot (the systemd-boot package)")
-
-    # The data partition: kioskd's configuration and state move there, the root keeps empty mount points.
-    data = work / "data"
     kiosk_uid, kiosk_gid = _ids(tree, "kiosk")
     (data / "state").mkdir(parents=True)
     os.chown(data / "state", kiosk_uid, kiosk_gid)
     (data / "state").chmod(0o700)
     shutil.move(str(tree / "etc/kioskd"), str(data / "etc"))
     (tree / "etc/kioskd").mkdir(mode=0o755)
-    for mount_point in (DATA_MOUNT, "/var/lib/kioskd"):
+    for mount_point in (DATA_MOUNT, "/var/lib/kioskd", ESP_MOUNT):
         (tree / mount_point.lstrip("/")).mkdir(parents=True, exist_ok=True)
     (tree / "etc/fstab").write_text(FSTAB)
+    return version
+
+
+def assemble_disk(tree: Path, disk: Path, work: Path) -> dict[str, Any]:
+    """A GPT disk from mkosi's directory tree, mounting nothing (this build machine's kernel may lack vfat, and
+    loop devices are not always there): the ESP made by mtools, the root and data file systems by ``mkfs.ext4 -d``,
+    laid into a sparse file partitioned by sfdisk. Root B is left empty for the first update."""
+    work.mkdir(parents=True, exist_ok=True)
+    boot_efi = tree / "usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+    if not boot_efi.exists():
+        raise BuildError("the image has no systemd-boot (the systemd-boot package)")
+    # The data partition: kioskd's configuration and state move there, the root keeps empty mount points.
+    data = work / "data"
+    version = prepare_root(tree, data)
+    initrd = tree / "boot" / f"initrd.img-{version}"
 
     # The ESP: systemd-boot as the removable-media loader (no NVRAM entry needed), one entry for root A.
     env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
@@ -462,13 +525,15 @@ def assemble_disk(tree: Path, disk: Path, work: Path) -> dict[str, Any]:
     _run("mcopy", *image, str(boot_efi), "::/EFI/systemd/systemd-bootx64.efi", env=env)
     _run("mcopy", *image, str(tree / "boot" / f"vmlinuz-{version}"), "::/vmlinuz-a", env=env)
     _run("mcopy", *image, str(initrd), "::/initrd-a", env=env)
-    (work / "loader.conf").write_text("timeout 0\ndefault root-a.conf\neditor no\n")
-    (work / "root-a.conf").write_text(
+    # no `default`: systemd-boot boots the first entry in its order (bad ones last), which is how a slot that
+    # used up its tries is passed over (kioskd/update/bootloader.py)
+    (work / "loader.conf").write_text("timeout 0\neditor no\n")
+    (work / FIRST_ENTRY).write_text(
         f"title kioskd (root A, {version})\nlinux /vmlinuz-a\ninitrd /initrd-a\n"
-        f"options root=PARTLABEL=root-a {KERNEL_OPTIONS}\n"
+        f"options root=PARTLABEL=root-a rauc.slot=a {KERNEL_OPTIONS}\n"
     )
     _run("mcopy", *image, str(work / "loader.conf"), "::/loader/loader.conf", env=env)
-    _run("mcopy", *image, str(work / "root-a.conf"), "::/loader/entries/root-a.conf", env=env)
+    _run("mcopy", *image, str(work / FIRST_ENTRY), f"::/loader/entries/{FIRST_ENTRY}", env=env)
 
     # Root A: the tree with room to spare (a technician's apt-get, logs); root B the same size, empty.
     used = int(_run("du", "-s", "--block-size=1M", str(tree), capture_output=True).stdout.split()[0])
@@ -476,9 +541,10 @@ def assemble_disk(tree: Path, disk: Path, work: Path) -> dict[str, Any]:
     root = work / "root.img"
     _run("mkfs.ext4", "-q", "-L", "root-a", "-d", str(tree), str(root), f"{root_mib}M")
     data_img = work / "data.img"
-    _run("mkfs.ext4", "-q", "-L", "kioskd-data", "-d", str(data), str(data_img), f"{DATA_MIB}M")
+    data_size = data_mib(root_mib)
+    _run("mkfs.ext4", "-q", "-L", "kioskd-data", "-d", str(data), str(data_img), f"{data_size}M")
 
-    sizes = {"esp": ESP_MIB, "root-a": root_mib, "root-b": root_mib, "kioskd-data": DATA_MIB}
+    sizes = {"esp": ESP_MIB, "root-a": root_mib, "root-b": root_mib, "kioskd-data": data_size}
     types = {"esp": ESP_TYPE, "root-a": ROOT_X86_64_TYPE, "root-b": ROOT_X86_64_TYPE, "kioskd-data": LINUX_DATA_TYPE}
     total = 1 + sum(sizes.values()) + 1  # 1 MiB before the first partition and room for the backup GPT after
     disk.unlink(missing_ok=True)
@@ -497,6 +563,90 @@ def assemble_disk(tree: Path, disk: Path, work: Path) -> dict[str, Any]:
     return {"kernel": version, "partitions": {name: {"start": starts[name], "mib": sizes[name]} for name in sizes}}
 
 
+# --------------------------------------------------------------------------------------------------- the update
+@dataclass(frozen=True)
+class Keys:
+    """Who signs updates and whom the van trusts: ``key``/``cert`` sign the bundle (files, or PKCS#11 URLs of a
+    token: RAUC takes both), ``keyring`` (the CA's certificate) goes into every root as /etc/rauc/keyring.pem."""
+
+    key: str
+    cert: str
+    keyring: Path
+
+
+def test_keys(cache: Path) -> Keys:
+    """A self-signed test key pair, made once per cache and never committed: tests and the virtual van sign with it.
+    A van in service needs the workshop's own (``--signing-key/--signing-cert/--keyring``, README.md)."""
+    folder = cache / "test-keys"
+    key, cert = folder / "test-signing.key.pem", folder / "test-signing.cert.pem"
+    if not (key.exists() and cert.exists()):
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
+        print(f"update signing: no key given, making a TEST key pair in {folder} (not for vans in service)")
+        _run(
+            "openssl", "req", "-x509", "-newkey", "rsa:3072", "-nodes", "-days", "3650", "-keyout", str(key),
+            "-out", str(cert), "-subj", "/O=kioskd/CN=kioskd TEST update signing key (not for service)",
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        key.chmod(0o600)
+    return Keys(str(key), str(cert), cert)
+
+
+def default_version() -> str:
+    """kioskd's version and the build's date and time: versions sort in the order they were built."""
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        project = str(tomllib.load(f)["project"]["version"])
+    return f"{project}+{time.strftime('%Y%m%d.%H%M%S')}"
+
+
+MANIFEST = """[update]
+compatible={compatible}
+version={version}
+build={build}
+description=kioskd root {version} (image-build/build.py, vehicle {vehicle}, built {built})
+
+[bundle]
+format=plain
+
+[hooks]
+filename=hook.sh
+
+[image.rootfs]
+filename=root.ext4
+hooks=post-install
+"""
+
+
+def assemble_update(tree: Path, bundle: Path, work: Path, info: dict[str, Any], keys: Keys) -> dict[str, Any]:
+    """A signed RAUC bundle of the root: the same root as a disk's (``prepare_root``) as an ext4 image just big
+    enough (RAUC grows it to the slot: ``resize=true``), the manifest with the version and the inputs' hash, and
+    the hook that copies the slot's kernel to the ESP. Nothing is mounted here either."""
+    work.mkdir(parents=True, exist_ok=True)
+    kernel = prepare_root(tree, work / "data-unused")
+    subprocess.run(["rm", "-rf", str(work / "data-unused")], check=True)
+    used = int(_run("du", "-s", "--block-size=1M", str(tree), capture_output=True).stdout.split()[0])
+    root_mib = int(used * 1.12) + 128
+    content = work / "content"
+    content.mkdir()
+    _run("mkfs.ext4", "-q", "-L", "kioskd-root", "-d", str(tree), str(content / "root.ext4"), f"{root_mib}M")
+    shutil.copyfile(HERE / "update" / "hook.sh", content / "hook.sh")
+    (content / "hook.sh").chmod(0o755)
+    (content / "manifest.raucm").write_text(
+        MANIFEST.format(
+            compatible=info["compatible"],
+            version=info["version"],
+            build=info["inputs"],
+            vehicle=info["vehicle"],
+            built=info["built"],
+        )
+    )
+    _run(
+        "rauc", "bundle", f"--cert={keys.cert}", f"--key={keys.key}", f"--signing-keyring={keys.keyring}",
+        "--mksquashfs-args=-comp zstd -Xcompression-level 6 -processors 2", str(content), str(bundle),
+    )  # fmt: skip
+    return {"kernel": kernel, "root_mib": root_mib, "tree_mib": used, "compatible": info["compatible"]}
+
+
 def _size(path: Path) -> int:
     """Bytes used on disk (a raw image is sparse, a directory is a tree)."""
     used = subprocess.run(["du", "-s", "--block-size=1", str(path)], capture_output=True, text=True, check=True)
@@ -513,6 +663,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", choices=["x86_64", "aarch64"], default=platform.machine())
     parser.add_argument("--force", action="store_true", help="rebuild even when no input changed")
     parser.add_argument("--json", action="store_true", help="print the result as JSON last")
+    parser.add_argument("--version", dest="image_version", default=None, help="the image's version (default: "
+                        "kioskd's and the date); an update bundle carries it in its signed manifest")  # fmt: skip
+    parser.add_argument("--signing-key", default=os.environ.get("KIOSKD_UPDATE_KEY"),
+                        help="key signing updates: a PEM file or a PKCS#11 URL ($KIOSKD_UPDATE_KEY)")  # fmt: skip
+    parser.add_argument("--signing-cert", default=os.environ.get("KIOSKD_UPDATE_CERT"),
+                        help="its certificate ($KIOSKD_UPDATE_CERT)")  # fmt: skip
+    parser.add_argument("--keyring", type=Path, default=os.environ.get("KIOSKD_UPDATE_KEYRING"),
+                        help="the CA certificate the van trusts updates by ($KIOSKD_UPDATE_KEYRING; default: "
+                        "the signing certificate)")  # fmt: skip
     parser.add_argument(
         "--guest-agent", action="store_true", help="add qemu-guest-agent (the virtual van's test channel)"
     )
@@ -526,10 +685,18 @@ def main(argv: list[str] | None = None) -> int:
         out = out or ROOT / "build" / "image" / profile_path.stem
         if fmt == "disk":
             out = out.with_name(out.name + ".raw")
+        elif fmt == "update":
+            out = out.with_name(out.name + ".raucb")
+    keys = None
+    if args.signing_key or args.signing_cert:
+        if not (args.signing_key and args.signing_cert):
+            print("image-build: --signing-key and --signing-cert go together", file=sys.stderr)
+            return 1
+        keys = Keys(args.signing_key, args.signing_cert, Path(args.keyring or args.signing_cert))
     try:
         result = build(
             profile_path, out.resolve(), args.cache.resolve(), fmt, args.hostname, args.arch, args.force,
-            args.guest_agent,
+            args.guest_agent, args.image_version, keys,
         )  # fmt: skip
     except (BuildError, subprocess.CalledProcessError) as exc:
         print(f"image-build: {exc}", file=sys.stderr)

@@ -32,6 +32,7 @@ from kioskd.errors import KioskError, ProfileError, ScenarioError
 from kioskd.hal import Clock, Devices
 from kioskd.hal.loader import build_devices
 from kioskd.policies import roster
+from kioskd.policies.update import UpdateConfig, UpdatePolicy
 from kioskd.profile import Profile, default_profile_path, load_profile
 from kioskd.records.retention import Retention
 from kioskd.records.store import Store
@@ -233,7 +234,9 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
     retention = Retention(store, profile.activity, clock)
     sessions = Sessions(runtime / "sessions", state, devices, clock, profile.station)
     # the policies, in the order the station hands them each event (the recorder, last, writes what happened)
-    policies = roster.standard(profile, devices, clock, store)
+    # the A/B updates (kioskd.policies.update): their record lives on the data partition, next to the store
+    updates = UpdateConfig(record=state / "update.json", downloads=state / "downloads")
+    policies = roster.standard(profile, devices, clock, store, updates)
     station = Station(profile, devices, bus, clock, sessions, store=store, policies=policies)
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -266,7 +269,8 @@ async def run(opts: Options, profile: Profile, scenario: Scenario | None) -> int
     if profile.fleet is not None:
         from kioskd.fleet import FleetLink  # paho-mqtt only for vans with a [fleet] section
 
-        fleet = FleetLink(profile.fleet, station, store, clock)
+        update = next((p for p in policies if isinstance(p, UpdatePolicy)), None)  # the office's update orders
+        fleet = FleetLink(profile.fleet, station, store, clock, update=update.order if update else None)
         await fleet.start()
 
     token_file = runtime / "panel-token"

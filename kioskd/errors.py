@@ -74,6 +74,11 @@ class TransitionRefused(KioskError):
     """The station refused a command in its current state (e.g. a new session while a wipe runs)."""
 
 
+class UpdateRefused(TransitionRefused):
+    """An update the van did not take (kioskd.update): a bundle whose signature or format RAUC refused, another
+    system's bundle, an install already running, or an install that failed; nothing was written for a refused one."""
+
+
 class WipeError(KioskError):
     """A wipe handler or its verification failed; no new session opens until it is resolved."""
 

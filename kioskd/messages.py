@@ -687,6 +687,7 @@ CATALOGUE: dict[str, Message] = {
     "label.camera": Message("Caméra", "Camera"),
     "label.inputs": Message("Commandes du citoyen", "Citizen's controls"),
     "label.session": Message("Session", "Session"),
+    "label.update": Message("Système", "System"),
     "label.connectivity": Message("Connexion Internet", "Internet link"),
     "label.notices": Message("Alertes", "Notices"),
     "word.shore": Message("secteur", "shore"),
@@ -812,6 +813,86 @@ CATALOGUE: dict[str, Message] = {
         "kioskd ne répond pas ({socket}) : est-il démarré ?",
         "kioskd is not answering ({socket}): is it running?",
     ),
+    # A/B updates (kioskd.policies.update): the station is the update lock
+    "update.ready": Message(
+        "Mise à jour prête (version {version}) : elle s'appliquera au prochain démarrage",
+        "Update ready (version {version}): it applies at the next start",
+    ),
+    "update.waiting": Message(
+        "Mise à jour {version} en attente : elle s'installera quand aucun citoyen ne sera là",
+        "Update {version} waiting: it installs once no citizen is here",
+    ),
+    "update.installing": Message(
+        "Mise à jour {version} en cours d'écriture : pas de nouveau citoyen pendant quelques minutes",
+        "Update {version} being written: no new citizen for a few minutes",
+    ),
+    "update.applied": Message("Mise à jour installée : version {version}", "Update installed: version {version}"),
+    "update.rolled_back": Message(
+        "Mise à jour refusée, retour à la version précédente ({running}) : la version {version} n'a pas démarré "
+        "correctement. Le bureau est prévenu.",
+        "Update refused, back to the previous version ({running}): version {version} did not start properly. "
+        "The office is told.",
+    ),
+    "update.refused": Message(
+        "Mise à jour refusée : signature non valable ou fichier incomplet (rien n'a été écrit)",
+        "Update refused: invalid signature or incomplete file (nothing was written)",
+    ),
+    "update.refused.signature": Message(
+        "Mise à jour refusée : sa signature n'est pas valable (rien n'a été écrit)",
+        "Update refused: its signature is not valid (nothing was written)",
+    ),
+    "update.refused.format": Message(
+        "Mise à jour refusée : ce fichier n'est pas une mise à jour complète (rien n'a été écrit)",
+        "Update refused: this file is not a whole update (nothing was written)",
+    ),
+    "update.refused.compatible": Message(
+        "Mise à jour refusée : elle est destinée à un autre système (rien n'a été écrit)",
+        "Update refused: it is meant for another system (nothing was written)",
+    ),
+    "update.refused.missing": Message(
+        "Mise à jour introuvable : fichier absent ou illisible", "Update not found: missing or unreadable file"
+    ),
+    "update.refused.url": Message(
+        "Adresse de mise à jour refusée : elle commence par http:// ou https:// et nomme un serveur",
+        "Update address refused: it starts with http:// or https:// and names a server",
+    ),
+    "update.refused.hash_missing": Message(
+        "Mise à jour par adresse refusée : il faut aussi son empreinte sha256 (64 chiffres hexadécimaux)",
+        "Update by address refused: its sha256 (64 hex digits) is needed too",
+    ),
+    "update.refused.hash": Message(
+        "Mise à jour refusée : le fichier téléchargé ne correspond pas à son empreinte (rien n'a été écrit)",
+        "Update refused: the downloaded file does not match its hash (nothing was written)",
+    ),
+    "update.refused.download": Message(
+        "Téléchargement de la mise à jour abandonné ({detail}) : rien n'a été écrit, le bureau peut la renvoyer",
+        "Update download abandoned ({detail}): nothing was written, the office may send it again",
+    ),
+    "update.refused.space": Message(
+        "Mise à jour refusée : pas assez de place sur la partition des données pour la télécharger",
+        "Update refused: not enough room on the data partition to download it",
+    ),
+    "update.downloading": Message(
+        "Mise à jour en téléchargement depuis {host} : elle s'installera quand aucun citoyen ne sera là",
+        "Update downloading from {host}: it installs once no citizen is here",
+    ),
+    "update.failed": Message(
+        "La mise à jour a échoué ({detail}) : la version actuelle reste en place",
+        "The update failed ({detail}): the current version stays",
+    ),
+    "update.busy": Message("Une mise à jour est déjà en cours", "An update is already under way"),
+    "update.unavailable": Message(
+        "Ce PC ne prend pas de mises à jour A/B (pas de RAUC)", "This PC takes no A/B updates (no RAUC)"
+    ),
+    "refused.update.installing": Message(
+        "Mise à jour en cours d'écriture : le prochain citoyen pourra être accueilli dans quelques minutes",
+        "An update is being written: the next citizen can be welcomed in a few minutes",
+    ),
+    "update.status": Message("version {version} (racine {slot})", "version {version} (root {slot})"),
+    "update.status.phase": Message(
+        "mise à jour {target} : {phase} {progress} %", "update {target}: {phase} {progress} %"
+    ),
+    "cli.update.started": Message("Mise à jour {target} acceptée : {phase}", "Update {target} accepted: {phase}"),
     # generic
     "api.bad_request": Message("Requête invalide : {detail}", "Invalid request: {detail}"),
     "api.not_found": Message("Adresse inconnue de l'API : {detail}", "Unknown API address: {detail}"),

@@ -237,7 +237,11 @@ class FleetConfig(_Section):
     retry_min: float = Field(5, gt=0, description="seconds before the first reconnection attempt")
     retry_max: float = Field(300, gt=0, description="seconds between attempts at most (doubling up to it)")
     window: int = Field(20, ge=1, le=1000, description="queued messages in flight before the broker's PUBACK")
-    commands: bool = Field(True, description="answer status-report, health and ping from <prefix>/…/cmd")
+    commands: bool = Field(
+        True,
+        description="answer status-report, health and ping from <prefix>/…/cmd, and take the office's update orders "
+        "(URL + sha256)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> FleetConfig:

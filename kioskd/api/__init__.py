@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from kioskd.api import commands, devices, errors, events, figures, media, panel, sessions, technician
+from kioskd.api import commands, devices, errors, events, figures, media, panel, sessions, technician, update
 from kioskd.station import Station
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ def create_app(
         devices.router(station),
         figures.router(station, fleet),
         technician.router(station),
+        update.router(station),
         media.router(station),
         events.router(station, stopping or asyncio.Event()),
     ):

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -310,6 +311,47 @@ def doctor(args: argparse.Namespace) -> int | None:
     return 0 if body["ok"] else 1
 
 
+def _update_arguments(parser: argparse.ArgumentParser) -> None:
+    update_sub = parser.add_subparsers(dest="update_command", required=True)
+    install = update_sub.add_parser("install", help="write an update bundle into the inactive slot")
+    install.add_argument("source", help="the bundle file (.raucb) on this PC, or its http(s) URL (with --sha256)")
+    install.add_argument("--sha256", default="", help="a URL's bundle's sha256: the download is checked against it")
+    install.add_argument("--no-wait", action="store_true", help="return once it is accepted, do not follow it")
+    update_sub.add_parser("status", help="running slot and version, and an install's phase")
+
+
+def update(args: argparse.Namespace) -> int | None:
+    """``kioskctl update``: the install is kioskd's (it waits for no citizen); this follows it until it is written."""
+    if args.update_command == "status":
+        return _shown(args, *request(args, "GET", "/update"), lambda b: _json(b, indent=2))
+    source = args.source if "://" in args.source else str(Path(args.source).absolute())
+    # the answer comes once RAUC checked the bundle's signature over all its bytes: minutes on a slow PC
+    code, body = request(args, "POST", "/update/install", json={"source": source, "sha256": args.sha256},
+                         timeout=1800)  # fmt: skip
+    if code != 200:
+        return fail(body, args.lang) if not args.json else (print(_json(body)) or 1)
+    if not args.json:
+        print(messages.text("cli.update.started", args.lang, target=body.get("target") or "?", phase=body["phase"]))
+    seen: tuple[str, int] = (body["phase"], body.get("progress", 0))
+    while not args.no_wait and body["phase"] in ("downloading", "waiting", "installing"):
+        time.sleep(1.0)
+        code, body = request(args, "GET", "/update")
+        if code != 200:
+            return fail(body, args.lang)
+        now = (body["phase"], body.get("progress", 0))
+        if now != seen and not args.json:
+            print(f"{body['phase']} {body.get('progress', 0)} % {body.get('step', '')}".rstrip(), flush=True)
+        seen = now
+    if args.json:
+        print(_json(body))
+    elif body["phase"] == "ready":
+        print(messages.text("update.ready", args.lang, version=body.get("target") or "?"))
+    elif body["phase"] == "failed":
+        print(messages.text(body.get("error") or "update.failed", args.lang, detail=body.get("step", "")),
+              file=sys.stderr)  # fmt: skip
+    return 1 if body["phase"] == "failed" else 0
+
+
 def _profile_arguments(parser: argparse.ArgumentParser) -> None:
     profile_sub = parser.add_subparsers(dest="profile_command", required=True)
     profile_check = profile_sub.add_parser("check", help="every problem of a profile, with its key and line")
@@ -394,6 +436,7 @@ COMMANDS = (
     Command("stats", "the office's activity figures of a month", activity_stats, _stats_arguments),
     Command("receipts", "the latest wipe receipts", receipts, _receipts_arguments),
     Command("doctor", "self-test of the van: one verdict per device and system fact", doctor, _doctor_arguments),
+    Command("update", "A/B updates: install a bundle, or the running version", update, _update_arguments),
     Command("profile", "check or show a vehicle profile (no daemon needed)", profile, _profile_arguments),
     Command("sim", "act on the simulated van (kioskctl sim help)", sim, _sim_arguments),
 )

@@ -149,6 +149,13 @@ def render_status(status: dict[str, Any], lang: Lang) -> str:
             f" · {sess['workspace']}"
         )
     rows.append(("session", session))
+    u = status.get("update") or {}
+    if u.get("available"):
+        update = t("update.status", version=u.get("version") or "?", slot=(u.get("slot") or "?").upper())
+        if u.get("phase") in ("downloading", "waiting", "installing", "ready", "failed"):
+            update += " · " + t("update.status.phase", target=u.get("target") or "?", phase=u["phase"],
+                                progress=u.get("progress", 0))  # fmt: skip
+        rows.append(("update", update))
     for notice in status["notices"]:
         rows.append(("notices", f"[{notice['level']}] {notice[lang]}"))
 

@@ -1,7 +1,8 @@
 """The fleet link: while the van is online, its health goes to the office's MQTT broker as a retained message
 (debounced), and its visits and wipe receipts leave the store's outbox in order, each removed only once the broker
-acknowledged it (QoS 1). It answers a few read-only commands. It sends counts, states and catalogue keys: never a
-session's files, names, URLs, notice parameters or workspace.
+acknowledged it (QoS 1). It answers a few read-only commands, and hands the office's one order, an update by URL
+and sha256, to whoever the daemon named (the update policy: the download, its checks and the lock are its). It sends
+counts, states and catalogue keys: never a session's files, names, URLs, notice parameters or workspace.
 
 Topic layout (``<prefix>`` is ``kioskd`` unless the profile says otherwise)::
 
@@ -9,7 +10,10 @@ Topic layout (``<prefix>`` is ``kioskd`` unless the profile says otherwise)::
     <prefix>/<region>/<vehicle>/health    retained  JSON: station, power, modem, device faults, notice keys
     <prefix>/<region>/<vehicle>/activity  QoS 1     JSON {"id", "store", "kind", "vehicle", "queued_at", "data"}
     <prefix>/<region>/<vehicle>/receipt   QoS 1     JSON {"id", …, "data": wipe receipt}
-    <prefix>/<region>/<vehicle>/cmd       in        "status-report" | "health" | "ping", or JSON {"command", "request"}
+    <prefix>/<region>/<vehicle>/cmd       in        "status-report" | "health" | "ping", or JSON {"command", "request"};
+                                                    {"command": "update", "url", "sha256", "request"}
+    <prefix>/<region>/<vehicle>/update    QoS 1     JSON {"id", …, "data": {"event": "ready" | "refused" | "applied"
+                                                    | "rolled_back", "version", "running", "slot", "key"?}}
     <prefix>/<region>/<vehicle>/reply     QoS 1     JSON {"request", "command", "ok", …}
 
 ``id`` grows by one per queued message of a van and is never reused within one store file (``store`` names that
@@ -24,11 +28,12 @@ import asyncio
 import dataclasses
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal, Protocol
 
 from kioskd import __version__, messages
 from kioskd.bus import EventBus
+from kioskd.errors import KioskError
 from kioskd.hal import Clock, TimerHandle
 from kioskd.profile import FleetConfig, Profile
 from kioskd.records.store import Queued, Store
@@ -36,7 +41,9 @@ from kioskd.station.snapshot import Level, StationChanged, StationState
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("status-report", "health", "ping")
+COMMANDS = ("status-report", "health", "ping", "update")
+# the office's update order: (url, sha256) → the update's state once accepted (raises KioskError when refused)
+UpdateOrder = Callable[[str, str], Awaitable[dict[str, Any]]]
 MAX_COMMAND = 1024  # bytes: a command is a word and a request id
 LinkState = Literal["offline", "connecting", "up", "waiting"]
 
@@ -126,8 +133,10 @@ class FleetLink:
         clock: Clock,
         transport: Callable[[FleetLink], Transport] | None = None,
         online: Callable[[StationState], bool] = modem_online,
+        update: UpdateOrder | None = None,
     ) -> None:
         self.config = config
+        self.update = update
         self.station = station
         self.store = store
         self.clock = clock
@@ -382,6 +391,9 @@ class FleetLink:
                 body = json.loads(text)
                 name = str(body.get("command", ""))
                 request = None if body.get("request") is None else str(body["request"])[:64]
+                if name == "update":
+                    self._spawn(self._update(request, str(body.get("url", "")), str(body.get("sha256", ""))))
+                    return
             else:
                 name = text
         except (UnicodeDecodeError, ValueError, AttributeError):
@@ -400,6 +412,21 @@ class FleetLink:
                 "error": messages.both("fleet.unknown_command", command=name[:64]),
                 "known": COMMANDS,
             }
+        self.transport.publish(self.topic("reply"), _json(reply), qos=1)
+
+    async def _update(self, request: str | None, url: str, sha256: str) -> None:
+        """The office's update order: accepted (the download starts; its outcome comes as ``update`` messages) or
+        refused at once with the catalogue's words. The URL is not repeated in the reply."""
+        reply: dict[str, Any] = {"request": request, "command": "update", "ok": True}
+        if self.update is None:
+            reply |= {"ok": False, "key": "update.unavailable", "error": messages.both("update.unavailable")}
+        else:
+            try:
+                state = await self.update(url, sha256)
+                reply["update"] = {k: state.get(k) for k in ("phase", "slot", "version")}
+            except KioskError as exc:
+                key = exc.key or "update.failed"
+                reply |= {"ok": False, "key": key, "error": messages.both(key, detail=exc.what)}
         self.transport.publish(self.topic("reply"), _json(reply), qos=1)
 
     def status_report(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from kioskd.policies.media import MediaPolicy
 from kioskd.policies.power import PowerPolicy
 from kioskd.policies.printing import PrintingPolicy
 from kioskd.policies.scanning import ScanningPolicy
+from kioskd.policies.update import UpdateConfig, UpdatePolicy
 from kioskd.profile import Profile
 from kioskd.records.recorder import Recorder
 
@@ -23,8 +24,11 @@ if TYPE_CHECKING:
     from kioskd.records.store import Store
 
 
-def standard(profile: Profile, devices: Devices, clock: Clock, store: Store | None = None) -> list[Policy]:
-    """Every policy of the station; with a store, the recorder last (it records what the others decided)."""
+def standard(
+    profile: Profile, devices: Devices, clock: Clock, store: Store | None = None, update: UpdateConfig | None = None
+) -> list[Policy]:
+    """Every policy of the station; with ``update``, the A/B updates' lock; with a store, the recorder last (it
+    records what the others decided)."""
     policies: list[Policy] = [
         PowerPolicy(profile.power_policy, profile.station.session_length, clock),
         ConnectivityPolicy(profile.connectivity, clock, devices.modem),
@@ -35,6 +39,8 @@ def standard(profile: Profile, devices: Devices, clock: Clock, store: Store | No
         ScanningPolicy(profile.scanning, devices.scanner, clock),
         MediaPolicy(devices.media),
     ]
+    if update is not None:
+        policies.append(UpdatePolicy(update, clock, store))
     if store is not None:
         policies.append(Recorder(store, profile.power_policy, profile.activity, clock))
     return policies

@@ -25,6 +25,7 @@ from kioskd.hal import (
 from kioskd.policies.connectivity import ConnectivityState
 from kioskd.policies.handover import HandoverState
 from kioskd.policies.media import MediaView
+from kioskd.policies.update import UpdateState
 
 Mode = Literal["off", "starting", "ready", "in_session", "wiping", "travelling", "shutting_down"]
 MODES: tuple[Mode, ...] = ("off", "starting", "ready", "in_session", "wiping", "travelling", "shutting_down")
@@ -80,6 +81,7 @@ class StationState:
     inputs: InputsState = InputsState()
     handover: HandoverState = HandoverState()
     session: SessionInfo | None = None
+    update: UpdateState = UpdateState()
     notices: tuple[Notice, ...] = field(default=())
     sessions_today: int = 0
 
@@ -119,6 +121,7 @@ class StationState:
             "inputs": dataclasses.asdict(self.inputs),
             "handover": dataclasses.asdict(self.handover),
             "session": session,
+            "update": dataclasses.asdict(self.update),
             "notices": [n.to_json() for n in self.notices],
         }
 

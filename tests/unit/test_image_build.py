@@ -66,7 +66,29 @@ def test_the_disks_data_partition_carries_kioskds_configuration_and_state() -> N
     # fstab: the data partition by its GPT label, bind-mounted over the two directories kioskd.service requires
     lines = [line.split() for line in build.FSTAB.splitlines() if line and not line.startswith("#")]
     assert lines[0][:3] == ["PARTLABEL=kioskd-data", build.DATA_MOUNT, "ext4"]
-    binds = {line[1]: line[0] for line in lines[1:]}
+    binds = {line[1]: line[0] for line in lines[1:] if "bind" in line[3].split(",")}
     assert binds == {"/etc/kioskd": f"{build.DATA_MOUNT}/etc", "/var/lib/kioskd": f"{build.DATA_MOUNT}/state"}
+    # the ESP, where RAUC's boot loader backend writes systemd-boot's entries and the update hook the kernels
+    assert ["PARTLABEL=esp", build.ESP_MOUNT, "vfat"] in [line[:3] for line in lines]
+
+
+def test_the_update_root_is_the_disks_root_with_rauc_and_systemd_boot_chooses_by_its_entries_order() -> None:
+    assert "rauc" in build.BOOT_PACKAGES and set(build.BOOTABLE) == {"disk", "update"}
+    # RAUC's Info (kioskd's check of a bundle) extracts a plain bundle's manifest with unsquashfs
+    assert "squashfs-tools" in build.BOOT_PACKAGES
+    assert build.FIRST_ENTRY == "kioskd-0001-a.conf"  # kioskd/update/bootloader.py's first generation
+    source = (ROOT / "image-build/build.py").read_text()
+    assert '"timeout 0\\neditor no\\n"' in source  # no `default`: a pattern would keep a bad entry chosen
+    manifest = build.MANIFEST.format(compatible="kioskd-x86_64", version="2.0", build="ab" * 32, vehicle="v",
+                                     built="now")  # fmt: skip
+    assert "format=plain" in manifest and "version=2.0" in manifest and f"build={'ab' * 32}" in manifest
     unit = (ROOT / "systemd/kioskd.service").read_text()
     assert "RequiresMountsFor=/var/lib/kioskd /etc/kioskd" in unit
+
+
+def test_the_data_partition_has_room_for_one_update_bundle_beside_kioskds_data() -> None:
+    # the virtual van's root partition (3584 MiB) and its measured bundle (833 MB): downloaded whole before RAUC
+    # checks it (Debian 12's rauc 1.8 has no streaming), with kioskd's 512 MiB and the download's reserve beside it
+    size = build.data_mib(3584)
+    assert size % 256 == 0 and size >= build.DATA_MIB + 833e6 / 2**20 + 64
+    assert build.data_mib(8192) - build.DATA_MIB >= 4096  # a bigger root, a bigger bundle's room
