@@ -26,6 +26,7 @@ from tests.integration.session_x_service import (  # noqa: E402
     NO_SHM,
     YELLOW,
     app_window,
+    forget_extension_events,
     start_session,
     stop_session,
     type_keys,
@@ -41,6 +42,7 @@ def xephyr_rss_kib(session: int) -> int:
 
 
 def one_start(nested: bool, work: Path) -> tuple[float, float, float, int]:
+    forget_extension_events()  # each start is a new server: python-xlib's shared event table
     with running_xorg(work, NO_SHM) as xorg:
         connection = display.Display(xorg.display)
         started = time.monotonic()

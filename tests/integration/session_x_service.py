@@ -19,6 +19,8 @@ from typing import Any
 from PIL import Image
 from Xlib import XK, X, display
 from Xlib.ext import xtest
+from Xlib.protocol import event as xlib_event
+from Xlib.protocol.display import Display as ProtocolDisplay
 
 from tests.integration import require
 from tests.integration.xorg_service import XServer
@@ -35,6 +37,13 @@ PAGE = (
 )
 # The station's server turns MIT-SHM off (xorg-kioskd.conf): Xephyr must then draw over the socket.
 NO_SHM = 'Section "Extensions"\n    Option "MIT-SHM" "Disable"\nEndSection\n'
+
+
+def forget_extension_events() -> None:
+    """python-xlib keeps the extensions' event codes in one dict shared by every connection of the process; a server
+    without MIT-SHM numbers them differently from the other tests' servers, and a later connection then breaks on
+    the stale entries ("'type' object does not support item assignment"). Called before and after this server."""
+    ProtocolDisplay.event_classes = xlib_event.event_class.copy()
 
 
 @dataclass

@@ -24,6 +24,7 @@ from tests.integration.session_x_service import (
     NO_SHM,
     YELLOW,
     app_window,
+    forget_extension_events,
     start_session,
     stop_session,
     type_keys,
@@ -36,8 +37,12 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def xorg(tmp_path: Path) -> Iterator[XServer]:
-    with running_xorg(tmp_path, NO_SHM) as server:
-        yield server
+    forget_extension_events()
+    try:
+        with running_xorg(tmp_path, NO_SHM) as server:
+            yield server
+    finally:
+        forget_extension_events()
 
 
 def test_the_app_in_its_nested_server_shows_its_page_through_layout_changes_and_gets_the_keys_as_typed(
