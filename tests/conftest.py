@@ -26,6 +26,8 @@ from kioskd.station import Station
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
+REAL_PAUSE = 0.002  # seconds of real time per simulated step in Rig.drive (threads finish meanwhile)
+
 
 def sim_profile(**overrides: Any) -> Profile:
     """profiles/sim.toml with some tables overridden: ``sim_profile(station={"hold_time": 2})``."""
@@ -58,11 +60,14 @@ class Rig:
         return task.result()
 
     async def drive(self, coro: Awaitable[T], step: float = 0.5, limit: float = 3600) -> T:
-        """Await ``coro`` while simulated time passes (for commands that wait on the clock, like a print grace)."""
+        """Await ``coro`` while simulated time passes (for commands that wait on the clock, like a print grace).
+        Each step also leaves the command a moment of real time: a wipe's file work runs in threads, and on a loaded
+        machine 3600 simulated seconds of bare loop turns went by before a thread was done ("never finished")."""
         task = asyncio.ensure_future(coro)
         waited = 0.0
         while not task.done():
             await self.clock.advance(step)
+            await asyncio.wait({task}, timeout=REAL_PAUSE)
             waited += step
             assert waited < limit, "the command never finished"
         return task.result()
