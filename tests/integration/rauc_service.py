@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import os
 import subprocess
 import sys
@@ -17,28 +16,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from kioskd.update.rauc import Rauc
+from tests.image_stage import build_module
 from tests.integration.require import binary
 
 ROOT = Path(__file__).resolve().parents[2]
 HINT = "--no-install-recommends rauc squashfs-tools dbus e2fsprogs openssl"
 SLOT_MIB = 256
 KERNEL = b"a test kernel " * 4096
-
-
-def build_module() -> ModuleType:
-    name = "kioskd_image_build"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "image-build" / "build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def sha256(path: Path) -> str:
