@@ -60,18 +60,6 @@ class Fleet:
         await wait_until(lambda: self.link.state == "up", "the fleet link up", within=15)
 
 
-@pytest.fixture
-async def broker(tmp_path: Path) -> AsyncIterator[Broker]:
-    directory = tmp_path / "broker"
-    directory.mkdir()
-    b = Broker(directory)
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
-
-
 async def start_fleet(tmp_path: Path, broker: Broker, **overrides: Any) -> Fleet:
     rig = await make_rig(tmp_path)
     assert rig.station.store is not None

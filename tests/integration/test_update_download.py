@@ -125,18 +125,6 @@ def van(tmp_path: Path) -> Iterator[RaucVan]:
         yield running
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    directory = tmp_path / "broker"
-    directory.mkdir()
-    b = Broker(directory)
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
-
-
 async def test_the_office_orders_an_update_by_url_and_the_van_writes_it_after_a_cut_and_the_citizen(
     tmp_path: Path, van: RaucVan, server: BundleServer, broker: Broker
 ) -> None:
