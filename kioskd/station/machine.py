@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import logging
 from collections import deque
 from collections.abc import Coroutine, Sequence
@@ -336,6 +337,7 @@ class Station:
         task = asyncio.get_running_loop().create_task(self._guard(coro))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: _close_unstarted(coro))
 
     async def _guard(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Background commands (button, policies) report refusals as notices instead of raising."""
@@ -619,3 +621,11 @@ class Station:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _close_unstarted(coro: Coroutine[Any, Any, Any]) -> None:
+    """A command cancelled before its first step (the station closed just after it was asked) never ran: closed, so
+    that it is not reported as a coroutine never awaited, and says so in the log."""
+    if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+        log.info("station command %s dropped at close, never started", getattr(coro, "__qualname__", coro))
+        coro.close()

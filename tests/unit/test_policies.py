@@ -3,6 +3,7 @@ handler registry; the power policy acting on the drivers' flip events."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,22 @@ async def test_a_registered_wipe_handler_runs_in_every_wipe_and_its_verdict_is_o
     receipt = (await Store(rig.state_dir / "kioskd.sqlite").receipts(1))[0]
     names = [h["name"] for h in receipt.handlers]
     assert "usb_stick" in names and names[-1] == "workspace", "a handler runs before the workspace goes"
+
+
+async def test_a_command_asked_just_before_the_station_closes_is_dropped_cleanly(rig: Rig) -> None:
+    """A policy's command spawned in the last turn before close (an LED, a power sample) never runs; it is closed
+    with its task, not left for the garbage collector to report as a coroutine never awaited."""
+    ran: list[str] = []
+
+    async def command() -> None:
+        ran.append("ran")
+
+    coro = command()
+    rig.station.spawn(coro)
+    await rig.station.close()
+    await rig.station.idle()
+    assert ran == [] and not rig.station._tasks
+    assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED, "left for the collector: 'never awaited'"
 
 
 def test_a_wipe_handler_name_is_registered_once() -> None:

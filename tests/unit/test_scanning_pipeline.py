@@ -170,7 +170,7 @@ def _check_pdf(data: bytes, pages: int) -> None:
             box = [float(v) for v in page.mediabox]
             assert box[2] == pytest.approx(A4_POINTS[0], rel=0.01)
             assert box[3] == pytest.approx(A4_POINTS[1], rel=0.01)
-            (image,) = page.images.values()
+            (image,) = page.get_images(recursive=False).values()
             assert image.Filter == pikepdf.Name.DCTDecode
             assert image.read_raw_bytes().startswith(b"\xff\xd8\xff")
 
