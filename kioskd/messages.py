@@ -833,6 +833,12 @@ CATALOGUE: dict[str, Message] = {
         "Update refused, back to the previous version ({running}): version {version} did not start properly. "
         "The office is told.",
     ),
+    "update.interrupted": Message(
+        "Mise à jour {version} interrompue (coupure pendant l'écriture) : la version {running} reste en service, "
+        "rien n'est perdu. Relancez la mise à jour.",
+        "Update {version} interrupted (power cut while it was written): version {running} still runs, nothing is "
+        "lost. Start the update again.",
+    ),
     "update.refused": Message(
         "Mise à jour refusée : signature non valable ou fichier incomplet (rien n'a été écrit)",
         "Update refused: invalid signature or incomplete file (nothing was written)",

@@ -25,7 +25,7 @@ import httpx
 from kioskd.errors import TransitionRefused, UpdateRefused
 from kioskd.hal import Clock, Event
 from kioskd.policies.base import Guarded, Policy
-from kioskd.update.download import Download, check_order, on_root_device, stage
+from kioskd.update.download import Download, check_order, forget_bundles, on_root_device, stage
 from kioskd.update.rauc import Rauc
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Phase = Literal["unavailable", "idle", "downloading", "waiting", "installing", "ready", "failed"]
-Outcome = Literal["", "applied", "rolled_back"]
+Outcome = Literal["", "applied", "rolled_back", "interrupted"]
 # where no citizen is: the install may run (starting may still finish a wipe left by a power cut; shutting_down
 # comes after the end of the day's wipe, and the PC waits for the install before it powers off)
 FREE_MODES = frozenset({"off", "ready", "travelling", "shutting_down"})
@@ -128,12 +128,29 @@ class UpdatePolicy(Policy):
             self._after_boot(record)
         self._show()
         self._check_free()
+        if not self._order.exists():  # no download to resume: a bundle left here is a cut install's copy
+            for name in forget_bundles(config.downloads):
+                log.info("update: %s left on the data partition by an install that did not end, removed", name)
         if available and self.state.phase == "idle":
             self._resume_order()
 
     def _after_boot(self, record: dict[str, Any]) -> None:
         """What became of the install ``record`` describes: still waiting for a boot, running, or rolled back."""
         version = str(record.get("version", ""))
+        if record.get("writing") and record.get("boot") == self._boot:
+            # kioskd restarted while RAUC's service writes the slot: the service finishes or abandons it alone
+            log.warning("update %s was being written when kioskd restarted: RAUC's service carries on", version)
+            return
+        if record.get("writing") and self.state.slot != record.get("slot"):
+            # the PC lost power while the slot was written: RAUC had marked it bad first, so the old slot booted
+            self.state = replace(self.state, last="interrupted", last_version=version)
+            self.outlet.notice("update", "update.interrupted", "warning", version=version, running=self.state.version)
+            log.warning("update %s was cut while it was written: slot %s (%s) still runs", version, self.state.slot,
+                        self.state.version)  # fmt: skip
+            self._tell_office("interrupted", version)
+            with contextlib.suppress(OSError):
+                self.config.record.unlink()
+            return
         if record.get("boot") == self._boot:  # installed during this boot (kioskd restarted since)
             self.state = replace(self.state, phase="ready", target=version)
             self.outlet.notice("update", "update.ready", "info", version=version)
@@ -323,20 +340,22 @@ class UpdatePolicy(Policy):
         self._show()
         self.outlet.notice("update", "update.installing", "info", version=self.state.target)
         started = self.clock.monotonic()
+        record = {"version": self.state.target, "slot": _other(self.state.slot), "from": self.state.slot,
+                  "from_version": self.state.version, "boot": self._boot, "at": self.clock.wall()}  # fmt: skip
+        self._write_record({**record, "writing": True})  # a power cut from here on is told at the next start
         try:
             await self.config.rauc.install(path, self._progress)
             if not self.state.target:
                 self.state = replace(self.state, target=await self._installed_version())
         except UpdateRefused as exc:
             log.warning("update refused: %s", exc)
+            with contextlib.suppress(OSError):
+                self.config.record.unlink()
             self._refused(exc)
             return
         seconds = self.clock.monotonic() - started
         log.info("update %s written to slot %s in %.0f s", self.state.target, _other(self.state.slot), seconds)
-        record = {"version": self.state.target, "slot": _other(self.state.slot), "from": self.state.slot,
-                  "from_version": self.state.version, "boot": self._boot, "at": self.clock.wall(),
-                  "seconds": round(seconds, 1)}  # fmt: skip
-        self._write_record(record)
+        self._write_record({**record, "version": self.state.target, "seconds": round(seconds, 1)})
         self.state = replace(self.state, phase="ready", progress=100)
         self._show()
         self.outlet.notice("update", "update.ready", "info", version=self.state.target)

@@ -177,10 +177,20 @@ class Download:
 
     def _forget_others(self) -> None:
         """Older downloads (another hash) go: the data partition holds one bundle."""
-        for path in self.folder.iterdir():
-            if path.suffix in (".part", ".raucb") and path.stem != self.sha256:
+        forget_bundles(self.folder, keep=self.sha256)
+
+
+def forget_bundles(folder: Path, keep: str = "") -> list[str]:
+    """Remove the bundles and partial files in ``folder`` but ``keep``'s (a hash, or ``file`` for a stick's copy);
+    the names removed. A missing folder has none."""
+    removed: list[str] = []
+    with contextlib.suppress(FileNotFoundError):
+        for path in folder.iterdir():
+            if path.suffix in (".part", ".raucb") and path.stem != keep:
                 with contextlib.suppress(OSError):
                     path.unlink()
+                    removed.append(path.name)
+    return removed
 
 
 def on_root_device(path: Path) -> bool:
@@ -213,10 +223,7 @@ def _stage(source: Path, folder: Path, root_device: Callable[[Path], bool]) -> P
     if root_device(source):
         return source
     folder.mkdir(mode=0o750, parents=True, exist_ok=True)
-    for path in folder.iterdir():  # the data partition holds one bundle
-        if path.suffix in (".part", ".raucb"):
-            with contextlib.suppress(OSError):
-                path.unlink()
+    forget_bundles(folder)  # the data partition holds one bundle
     free = shutil.disk_usage(folder).free
     if total + RESERVE > free:
         raise UpdateRefused(f"{total} bytes to copy, {free} free on the data partition", where="update check",

@@ -262,6 +262,52 @@ async def test_a_boot_back_on_the_old_slot_tells_the_agent_and_the_office_it_rol
     await van.station.close()
 
 
+async def test_a_power_cut_while_the_slot_is_written_is_told_and_its_copy_removed_at_the_next_boot(
+    tmp_path: Path,
+) -> None:
+    van = await make_van(tmp_path, fleet=True)
+    van.policy.config = replace(van.policy.config, root_device=lambda path: False)  # a stick's bundle: copied
+    stick = tmp_path / "stick" / "kioskd-2.0.raucb"
+    stick.parent.mkdir()
+    stick.write_bytes(b"bundle" * 1000)
+    await van.station.start()
+    await van.policy.install(str(stick))
+    await van.settle()
+    assert van.policy.state.phase == "installing"
+    written = json.loads((tmp_path / "state" / "update.json").read_text())
+    assert written["writing"] is True and written["slot"] == "b" and written["version"] == "2.0"
+    await van.station.close()  # the power goes: RAUC never returned, the copy is still on the data partition
+    assert (tmp_path / "state" / "downloads" / "file.raucb").exists()
+
+    after = await make_van(tmp_path, boot=BOOT_2, slot="a", fleet=True)  # RAUC marked b bad first: a boots
+    assert after.policy.state.phase == "idle" and after.policy.state.last == "interrupted"
+    assert after.notice() == ("update.interrupted", {"version": "2.0", "running": "1.0"})
+    assert after.station.state.to_json()["notices"][-1]["fr"].startswith("Mise à jour 2.0 interrompue")
+    assert not (tmp_path / "state" / "update.json").exists()
+    assert list((tmp_path / "state" / "downloads").iterdir()) == []  # the 1 GB copy does not stay for ever
+    await after.settle()
+    (message,) = await after.store.outbox()
+    assert message.body == {"event": "interrupted", "version": "2.0", "running": "1.0", "slot": "a"}
+    await after.station.start()
+    await after.station.next_citizen()  # nothing holds the station
+    await after.station.close()
+
+
+async def test_kioskd_restarted_while_rauc_writes_keeps_the_record_and_says_nothing(tmp_path: Path) -> None:
+    _record(tmp_path, writing=True)
+    van = await make_van(tmp_path, boot=BOOT_1, slot="a")
+    assert van.notice() is None and van.policy.state.last == ""
+    assert json.loads((tmp_path / "state" / "update.json").read_text())["writing"] is True
+    await van.station.close()
+
+
+async def test_a_cut_after_rauc_switched_slots_still_counts_as_applied(tmp_path: Path) -> None:
+    _record(tmp_path, writing=True)  # RAUC had written and switched, kioskd had not yet said so
+    van = await make_van(tmp_path, boot=BOOT_2, slot="b")
+    assert van.policy.state.last == "applied" and van.notice() == ("update.applied", {"version": "2.0"})
+    await van.station.close()
+
+
 async def test_kioskd_restarted_after_an_install_still_says_the_update_is_ready(tmp_path: Path) -> None:
     _record(tmp_path)
     van = await make_van(tmp_path, boot=BOOT_1, slot="a")
