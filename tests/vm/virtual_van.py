@@ -337,7 +337,8 @@ class VirtualVan:
     # ------------------------------------------------------------------------------------------- power
     def power_on(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(OVMF_VARS, self.work / "vars.fd")
+        if not (self.work / "vars.fd").exists():  # the firmware's NVRAM survives a power cut, as on a PC
+            shutil.copyfile(OVMF_VARS, self.work / "vars.fd")
         for name in ("serial.log", "qemu.log"):
             (self.work / name).unlink(missing_ok=True)
         log = (self.work / "qemu.log").open("wb")
