@@ -29,7 +29,7 @@ APT_TEST  += rauc squashfs-tools e2fsprogs curl
 # The image and the virtual van (tests/vm/, `make vm-test`): mkosi builds the tree, mtools/dosfstools/e2fsprogs/fdisk
 # assemble the disk without mounting anything, qemu boots it through OVMF.
 APT_IMAGE := mkosi debootstrap systemd-container mtools dosfstools e2fsprogs fdisk rauc squashfs-tools openssl
-APT_VM    := $(APT_IMAGE) qemu-system-x86 ovmf
+APT_VM    := $(APT_IMAGE) qemu-system-x86 qemu-utils ovmf
 
 # Installs the Debian packages in $(1) that are not installed yet (root only; otherwise says what to run).
 define apt_ensure

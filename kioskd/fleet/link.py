@@ -13,7 +13,8 @@ Topic layout (``<prefix>`` is ``kioskd`` unless the profile says otherwise)::
     <prefix>/<region>/<vehicle>/cmd       in        "status-report" | "health" | "ping", or JSON {"command", "request"};
                                                     {"command": "update", "url", "sha256", "request"}
     <prefix>/<region>/<vehicle>/update    QoS 1     JSON {"id", …, "data": {"event": "ready" | "refused" | "applied"
-                                                    | "rolled_back", "version", "running", "slot", "key"?}}
+                                                    | "rolled_back" | "interrupted", "version", "running", "slot",
+                                                    "key"?}}
     <prefix>/<region>/<vehicle>/reply     QoS 1     JSON {"request", "command", "ok", …}
 
 ``id`` grows by one per queued message of a van and is never reused within one store file (``store`` names that

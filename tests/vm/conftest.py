@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("KIOSKD_IMAGE_CACHE", "/var/cache/kioskd-image"))
 PROFILE = ROOT / "profiles" / "virtual-van.toml"
 VM_LOCK = Path(os.environ.get("KIOSKD_VM_LOCK", "/tmp/kioskd-vm.lock"))  # noqa: S108 (shared by every checkout)
-VM_HINT = "--no-install-recommends qemu-system-x86 ovmf mtools dosfstools e2fsprogs fdisk mkosi debootstrap"
+VM_HINT = "--no-install-recommends qemu-system-x86 qemu-utils ovmf mtools dosfstools e2fsprogs fdisk mkosi debootstrap"
 
 
 def report(config: pytest.Config, line: str) -> None:

@@ -235,8 +235,8 @@ def bundles(disk: Path, tmp_path_factory: pytest.TempPathFactory, pytestconfig: 
 def van(
     disk: Path, bundles: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Iterator[UpdateVan]:
-    if shutil.which("qemu-system-x86_64") is None or not OVMF_CODE.exists():
-        pytest.fail(f"qemu or OVMF missing: apt-get install {VM_HINT}")
+    if shutil.which("qemu-system-x86_64") is None or shutil.which("qemu-img") is None or not OVMF_CODE.exists():
+        pytest.fail(f"qemu, qemu-img or OVMF missing: apt-get install {VM_HINT}")
     machine = UpdateVan(disk, tmp_path_factory.mktemp("update-van"), "kvm" if kvm_works() else "tcg")
     machine.stick = bundles["stick"]
     with one_van_at_a_time(lambda line: report(pytestconfig, line)):  # one VM at a time on this machine
