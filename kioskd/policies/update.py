@@ -30,7 +30,7 @@ from kioskd.update.rauc import Rauc
 
 if TYPE_CHECKING:
     from kioskd.records.store import Store
-    from kioskd.station.snapshot import Mode
+    from kioskd.station.snapshot import Level, Mode
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +143,7 @@ class UpdatePolicy(Policy):
             return
         if record.get("writing") and self.state.slot != record.get("slot"):
             # the PC lost power while the slot was written: RAUC had marked it bad first, so the old slot booted
-            self.state = replace(self.state, last="interrupted", last_version=version)
-            self.outlet.notice("update", "update.interrupted", "warning", version=version, running=self.state.version)
-            log.warning("update %s was cut while it was written: slot %s (%s) still runs", version, self.state.slot,
-                        self.state.version)  # fmt: skip
-            self._tell_office("interrupted", version)
-            with contextlib.suppress(OSError):
-                self.config.record.unlink()
+            self._back_on_old_slot("interrupted", version, "warning", "was cut while it was written")
             return
         if record.get("boot") == self._boot:  # installed during this boot (kioskd restarted since)
             self.state = replace(self.state, phase="ready", target=version)
@@ -164,11 +158,16 @@ class UpdatePolicy(Policy):
                 self._tell_office("applied", version)
             return
         # the boot loader gave up on the new slot after its tries: the previous version runs again
-        self.state = replace(self.state, last="rolled_back", last_version=version)
-        self.outlet.notice("update", "update.rolled_back", "error", version=version, running=self.state.version)
-        log.error("update %s abandoned by the boot loader: back on slot %s (%s)", version, self.state.slot,
-                  self.state.version)  # fmt: skip
-        self._tell_office("rolled_back", version)
+        self._back_on_old_slot("rolled_back", version, "error", "abandoned by the boot loader")
+
+    def _back_on_old_slot(self, outcome: Outcome, version: str, level: Level, why: str) -> None:
+        """The previous version runs (``outcome``: the new slot rolled back, or its write interrupted): the agent's
+        notice, the journal, the office's message; the record goes."""
+        self.state = replace(self.state, last=outcome, last_version=version)
+        self.outlet.notice("update", f"update.{outcome}", level, version=version, running=self.state.version)
+        log.log(logging.ERROR if level == "error" else logging.WARNING, "update %s %s: back on slot %s (%s)",
+                version, why, self.state.slot, self.state.version)  # fmt: skip
+        self._tell_office(outcome, version)
         with contextlib.suppress(OSError):
             self.config.record.unlink()
 
