@@ -24,7 +24,9 @@ import pytest
 
 from tests.integration.require import binary
 
-pytestmark = pytest.mark.integration
+# Longer than the suite's 10 minutes per test (pyproject.toml):
+# the first test pays the image's build (cold: mkosi, minutes).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("KIOSKD_IMAGE_CACHE", "/var/cache/kioskd-image"))

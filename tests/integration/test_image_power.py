@@ -20,7 +20,9 @@ from kioskd.profile import load_profile
 from tests.image_stage import build_module, staged
 from tests.integration.power_services import Recorder, context, free_port, nut_program, stop_process, wait_until
 
-pytestmark = pytest.mark.integration
+# Longer than the suite's 10 minutes per test (pyproject.toml):
+# the first test pays the image's build (cold: mkosi, minutes).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -36,7 +36,9 @@ import pytest
 from tests.vm.conftest import CACHE, PROFILE, ROOT, VM_HINT, disk_path, one_van_at_a_time, report
 from tests.vm.virtual_van import OVMF_CODE, VanError, VirtualVan, kvm_works
 
-pytestmark = pytest.mark.integration
+# Longer than the suite's 10 minutes per test (pyproject.toml):
+# bundles, installs and four boots under TCG; each test is one long phase.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 
 BOOT_TIMEOUT = 900.0
 V2, V3 = "2.0-vm", "3.0-vm-broken"

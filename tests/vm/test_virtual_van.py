@@ -24,7 +24,9 @@ from tests.vm import usb_stick
 from tests.vm.conftest import report
 from tests.vm.virtual_van import CURTAIN, PANEL_BLUE, VanError, VirtualVan, share
 
-pytestmark = pytest.mark.integration
+# Longer than the suite's 10 minutes per test (pyproject.toml):
+# the disk's build (cold: mkosi, minutes) and a TCG boot count in the first test.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 
 BOOT_TIMEOUT = 900.0  # TCG on a 2-core machine shared with other jobs: seen 3 to 7 minutes
 MAGENTA, GREEN = (255, 0, 255), (0, 200, 0)  # the session app's test page (profiles/virtual-van.toml)
