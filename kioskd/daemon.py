@@ -357,8 +357,9 @@ def _config(app: Any) -> uvicorn.Config:
 
 def main(argv: list[str] | None = None) -> None:
     # Blocked in this thread before any other starts, so in all of them: a C library may set SIGPIPE back to its
-    # default for the whole process (libsane's reader threads do), and a write to a closed socket must then still
-    # give EPIPE, not kill the station. The session app is started with it unblocked (session_app.py).
+    # default for the whole process (libsane's reader threads do; libsane now runs in a process of its own,
+    # drivers/scanner/sane_child.py), and a write to a closed socket must then still give EPIPE, not kill the
+    # station. The session app is started with it unblocked (session_app.py).
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
     # no file kioskd makes is writable by its group or readable by others unless it says so with an explicit mode
     # (the panel token, the socket, api.json): an inherited umask of 000 must not decide (the session app sets

@@ -149,4 +149,4 @@ def _sigpipe_stays_ignored() -> Iterator[None]:
     yield
     if not _sigpipe_ignored():
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        pytest.fail("SIGPIPE is no longer ignored after this test (see drivers/scanner/sane.py)")
+        pytest.fail("SIGPIPE is no longer ignored after this test (see kioskd/daemon.py's main)")

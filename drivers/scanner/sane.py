@@ -1,26 +1,29 @@
 """A SANE scanner behind the kioskd ``Scanner`` contract (python-sane; driverless eSCL scanners through sane-airscan).
 
-One worker thread owns the SANE handle for its whole life and runs the jobs one after the other; a udev monitor on
-its own thread follows the scanner being plugged and unplugged. It imports no policy, logs no pixel, and keeps no
-page once a job has returned it."""
+libsane runs in a process of its own (drivers/scanner/sane_child.py says why: its reader threads can hang
+``sane_cancel`` for good), a fresh one for each job: every call to it has a deadline, and a libsane that misses one
+is killed. One worker thread talks to that process and runs the
+jobs one after the other; a udev monitor on its own thread follows the scanner being plugged and unplugged. It
+imports no policy, logs no pixel, and keeps no page once a job has returned it."""
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import itertools
 import logging
-import signal
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from multiprocessing.connection import Connection
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 import pyudev
-import sane
 from pydantic import Field
 
 from kioskd.hal import (
@@ -61,10 +64,9 @@ SOURCE_WORDS: dict[ScanSource, tuple[str, ...]] = {
 }
 MODE_WORDS: dict[ScanMode, tuple[str, ...]] = {"color": ("color", "colour"), "gray": ("gray", "grey")}
 
-# Opening the library twice in one process is not possible with python-sane (no init after exit), so the first
-# scanner opens it and nobody closes it: the process's end releases it.
-_library_lock = threading.Lock()
-_library_open = False
+# An open handle's options as libsane's process reports them: name (python-sane's, "-" as "_") → (constraint,
+# active, settable).
+OptionTable = dict[str, tuple[object, bool, bool]]
 
 
 class SaneScannerOptions(DriverOptions):
@@ -89,20 +91,17 @@ class SaneScannerOptions(DriverOptions):
         description="SANE backends whose devices udev never marks (eSCL over the network or through ipp-usb, "
         "saned): for them the presence is SANE's own device list, not udev",
     )
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.signal.restype = ctypes.c_void_p
-_libc.signal.argtypes = (ctypes.c_int, ctypes.c_void_p)
-_SIG_IGN = 1
-
-
-def _keep_sigpipe_ignored() -> None:
-    """Put SIGPIPE back to "ignored" for the whole process. libsane's reader threads (sanei_thread) set it to its
-    default, process-wide, when a backend reads in a thread: the next write to a closed socket (a panel tab closed
-    on its event stream) would then kill kioskd. Python's ``signal.signal`` only works on the main thread, hence
-    libc's own ``signal()``; the daemon also blocks SIGPIPE in every thread for the time a page is read."""
-    _libc.signal(signal.SIGPIPE, _SIG_IGN)
+    call_timeout: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="seconds libsane may take to answer anything but a page (device list, open, an option, cancel, "
+        "close); past it, its process is stopped and the scanner reads as not responding (io-error)",
+    )
+    start_timeout: float = Field(
+        60.0, gt=0, le=600, description="seconds libsane may take to start a page (lamp warm-up, feeding), likewise"
+    )
+    page_timeout: float = Field(300.0, gt=0, le=3600, description="seconds libsane may take to read a page, likewise")
 
 
 def fault_of(error: BaseException) -> str:
@@ -115,17 +114,87 @@ def over_network(name: str, backends: list[str]) -> bool:
     return name.split(":", 1)[0] in backends
 
 
-def _open_library() -> None:
-    global _library_open
-    with _library_lock:
-        if not _library_open:
+class SaneError(Exception):
+    """A SANE status from libsane's process: its text is sane_strstatus()'s (``SANE_FAULTS``)."""
+
+
+class SaneGone(Exception):
+    """libsane's process missed its deadline or ended: it is (to be) stopped, the next open starts another."""
+
+
+class SaneProcess:
+    """libsane's process (drivers/scanner/sane_child.py) and the calls to it, each with a deadline. Used from the
+    driver's worker thread only."""
+
+    def __init__(self, within: float) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            # -I: not the working directory's modules, nor PYTHON* variables, only the installed kioskd.
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", "-m", "drivers.scanner.sane_child", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
+        self.conn = Connection(ours.detach())
+        try:
+            status, why = self._answer("start", within)
+        except SaneGone as exc:
+            status, why = "missing", str(exc)
+        if status != "ready":
+            self.stop(0)
+            raise DeviceError(
+                f"libsane does not start: {why}",
+                where="scanner.sane",
+                action="check that libsane1 and python-sane (python3-sane) are installed",
+            )
+
+    def call(self, op: str, *args: object, within: float) -> Any:
+        """``op``'s answer; SaneError for a SANE status, SaneGone past ``within`` seconds or when the process
+        ended, RuntimeError for anything else that failed in it."""
+        try:
+            self.conn.send((op, args))
+        except OSError as exc:
+            raise SaneGone(f"libsane's process is gone ({op}: {exc})") from None
+        status, value = self._answer(op, within)
+        if status == "sane":
+            raise SaneError(value)
+        if status != "ok":
+            raise RuntimeError(value)
+        return value
+
+    def _answer(self, op: str, within: float) -> tuple[str, Any]:
+        try:
+            if self.conn.poll(within):
+                answer: tuple[str, Any] = self.conn.recv()
+                return answer
+        except (EOFError, OSError):
+            raise SaneGone(f"libsane's process ended during {op} (exit status {self.process.poll()})") from None
+        raise SaneGone(f"libsane did not answer {op} within {within:g} s")
+
+    def stop(self, within: float) -> None:
+        """Close the handle (SANE's cancel, then close) within ``within`` seconds and let the process end; kill it
+        when it does not."""
+        stuck = within <= 0
+        if not stuck:
             try:
-                sane.init()
-            except sane._sane.error as exc:
-                raise DeviceError(
-                    f"libsane does not start: {exc}", where="scanner.sane", action="check that libsane1 is installed"
-                ) from None
-            _library_open = True
+                self.call("close", within=within)
+            except SaneGone as exc:
+                log.warning("scanner: %s; its process is killed", exc)
+                stuck = True
+            except (SaneError, RuntimeError) as exc:
+                log.info("scanner: %s while closing the handle", exc)
+        self.conn.close()
+        if not stuck:
+            try:
+                self.process.wait(timeout=within)
+                return
+            except subprocess.TimeoutExpired:
+                log.warning("scanner: libsane's process did not end after its handle closed; it is killed")
+        self.process.kill()
+        self.process.wait()
 
 
 def _named(choices: object, wanted: str, words: tuple[str, ...], unless: tuple[str, ...] = ()) -> str | None:
@@ -183,16 +252,19 @@ class SaneScanner:
     def __init__(self, ctx: DriverContext) -> None:
         self.ctx = ctx
         self.opts = ctx.parse_options(self.options_model)
-        # Called on the worker thread with the page number (from 1) and the open python-sane handle before each
-        # page is read: a way to reach backend options mid-job without the handle leaving its thread (the tests
-        # use it to make SANE's test backend jam at a chosen page).
-        self.before_page: Callable[[int, Any], None] | None = None
+        # Called on the worker thread before each page is read, with the page number (from 1) and the number of
+        # the open handle (1 for the first open, then one more at each reopen); the backend options it returns are
+        # set for that page (the tests make SANE's test backend jam at a chosen page this way).
+        self.before_page: Callable[[int, int], dict[str, object] | None] | None = None
         self._lock = threading.Lock()
         self._state = ScannerState()
         self._plugged: set[str] = set()  # udev sys paths of the matching devices present now
         self._worker: ThreadPoolExecutor | None = None
         self._observer: Any = None
-        self._handle: Any = None  # python-sane SaneDev: touched on the worker thread only
+        # libsane's process and its open handle's options (None: no handle): touched on the worker thread only.
+        self._sane: SaneProcess | None = None
+        self._options: OptionTable | None = None
+        self._opened = 0
         self._jobs = itertools.count(1)
         # A device udev cannot see (sane-airscan's eSCL devices carry no libsane_matched): SANE's list decides.
         self._network = self.opts.device is not None and over_network(self.opts.device, self.opts.network_backends)
@@ -286,16 +358,20 @@ class SaneScanner:
             worker.submit(self._w_close_handle)
 
     def _w_plugged(self) -> None:
-        fault = self._w_open() if self._handle is None else None
+        fault = self._w_open() if self._options is None else None
         self._w_settle(fault)
 
     # ------------------------------------------------------------------------------------------- handle
     def _w_start(self) -> None:
-        _open_library()
+        lib = self._w_lib()  # a DeviceError when libsane cannot start at all
         if self._watching() and self.opts.device is None:
             # The first device SANE lists is the one opened: when it is a network one, udev has no say.
-            with _library_lock:
-                devices = sane.get_devices()
+            try:
+                devices = lib.call("devices", within=self.opts.call_timeout)
+            except (SaneError, SaneGone, RuntimeError) as exc:
+                log.warning("scanner: SANE's device list failed: %s", exc)
+                self._w_forget(0)
+                devices = []
             self._network = bool(devices) and over_network(str(devices[0][0]), self.opts.network_backends)
         if self._watching():
             self._w_watch()
@@ -307,7 +383,7 @@ class SaneScanner:
     def _w_settle(self, fault: str | None) -> None:
         """Publish the state after an open attempt (``fault``: why it failed) and clear a fault that is over."""
         before = self._state.fault
-        if self._handle is not None:
+        if self._options is not None:
             self._publish(present=True, status="idle", fault=None)
             if before is not None:
                 self.ctx.emit(DeviceFault("scanner", f"scanner.{before}", cleared=True))
@@ -325,34 +401,40 @@ class SaneScanner:
         wanted = self.opts.device
         name, label = wanted, wanted or ""
         try:
-            with _library_lock:
-                devices = sane.get_devices()
+            lib = self._w_lib()
+            devices = lib.call("devices", within=self.opts.call_timeout)
             for device, vendor, model, _kind in devices:
                 if wanted is None or device == wanted or device.startswith(wanted):
                     name, label = device, f"{vendor} {model}"
                     break
             if name is None:
+                self._w_forget(0)
                 return "unplugged"
             # A configured name that is not listed may still open: network backends do not always list theirs.
-            handle = sane.open(name)
-        except sane._sane.error as exc:
+            self._options = lib.call("open", name, within=self.opts.call_timeout)
+            self._opened += 1
+            presets: dict[str, object] = {
+                **self.opts.sane_options,
+                "mode": self._w_mode_name(self.opts.mode) or "",
+                "resolution": _nearest_resolution(self._w_constraint("resolution"), self.opts.resolution),
+            }
+            for option, value in presets.items():
+                try:
+                    if not self._w_set(option, value):
+                        log.warning("scanner %s: option %r is not settable on this backend", name, option)
+                except SaneError as exc:
+                    # A profile's bad value must not keep the scanner closed: the technician reads it in the journal.
+                    log.warning("scanner %s: option %r = %r refused: %s", name, option, value, exc)
+        except SaneError as exc:
+            self._w_forget(0)
             if str(exc) == SANE_NO_SUCH_DEVICE:
                 return "unplugged"
             log.warning("scanner %s cannot be opened: %s", name, exc)
             return fault_of(exc)
-        self._handle = handle
-        presets: dict[str, object] = {
-            **self.opts.sane_options,
-            "mode": self._w_mode_name(self.opts.mode) or "",
-            "resolution": _nearest_resolution(self._w_constraint("resolution"), self.opts.resolution),
-        }
-        for option, value in presets.items():
-            try:
-                if not self._w_set(option, value):
-                    log.warning("scanner %s: option %r is not settable on this backend", name, option)
-            except sane._sane.error as exc:
-                # A profile's bad value must not keep the scanner closed: the technician reads it in the journal.
-                log.warning("scanner %s: option %r = %r refused: %s", name, option, value, exc)
+        except (SaneGone, DeviceError, RuntimeError) as exc:
+            log.warning("scanner %s cannot be opened: %s", name, exc)
+            self._w_forget(0)
+            return "io-error"
         offered: tuple[ScanSource, ...] = ("flatbed", "adf", "duplex")
         sources = tuple(source for source in offered if self._w_source_name(source) is not None)
         with self._lock:
@@ -361,27 +443,46 @@ class SaneScanner:
         log.info("scanner %s open (%s)", name, ", ".join(sources) or "flatbed")
         return None
 
-    def _w_close_handle(self) -> None:
-        handle, self._handle = self._handle, None
-        if handle is None:
-            return
-        for step in (handle.cancel, handle.close):
+    def _w_lib(self) -> SaneProcess:
+        """libsane's process, started (and libsane initialised in it) when there is none."""
+        if self._sane is None:
+            process = SaneProcess(self.opts.call_timeout)
             try:
-                step()
-            except sane._sane.error as exc:
-                log.info("scanner: %s while closing the handle", exc)
+                process.call("init", within=self.opts.call_timeout)
+            except (SaneError, SaneGone, RuntimeError) as exc:
+                process.stop(0)
+                raise DeviceError(
+                    f"libsane does not start: {exc}", where="scanner.sane", action="check that libsane1 is installed"
+                ) from None
+            self._sane = process
+        return self._sane
+
+    def _w_forget(self, within: float) -> None:
+        """End libsane's process (its handle closed within ``within`` seconds, else killed): the next open starts
+        a fresh one."""
+        process, self._sane, self._options = self._sane, None, None
+        if process is not None:
+            process.stop(within)
+
+    def _w_close_handle(self) -> None:
+        self._w_forget(self.opts.call_timeout)
+
+    def _w_call(self, op: str, *args: object, within: float | None = None) -> Any:
+        if self._sane is None:
+            raise SaneGone(f"libsane's process is not running ({op})")
+        return self._sane.call(op, *args, within=self.opts.call_timeout if within is None else within)
 
     def _w_constraint(self, option: str) -> object:
-        entry = self._handle.opt.get(option.replace("-", "_")) if self._handle is not None else None
-        return None if entry is None else entry.constraint
+        entry = self._options.get(option.replace("-", "_")) if self._options is not None else None
+        return None if entry is None else entry[0]
 
     def _w_set(self, option: str, value: object) -> bool:
         """Set a backend option when this backend has it active and settable; whether it was set."""
         key = option.replace("-", "_")
-        entry = self._handle.opt.get(key)
-        if entry is None or value == "" or not entry.is_active() or not entry.is_settable():
+        entry = self._options.get(key) if self._options is not None else None
+        if entry is None or value == "" or not entry[1] or not entry[2]:
             return False
-        setattr(self._handle, key, value)
+        self._options = self._w_call("set", key, value)
         return True
 
     def _w_source_name(self, source: ScanSource) -> str | None:
@@ -404,7 +505,7 @@ class SaneScanner:
                 action="scan from a source listed in the scanner's state",
             )
         # Setting the source only when it changes: some backends reset their feeder or calibration on any write.
-        if source and getattr(self._handle, "source", None) != source:
+        if source and self._w_call("get", "source") != source:
             self._w_set("source", source)
         self._w_set("mode", self._w_mode_name(request.mode) or "")
         dpi = _nearest_resolution(self._w_constraint("resolution"), request.resolution)
@@ -419,7 +520,7 @@ class SaneScanner:
         job = next(self._jobs)
         if not self._plugged_in():
             return self._w_end(job, [], "unplugged")
-        if self._handle is None:
+        if self._options is None:
             refused = self._w_open()
             if refused is not None:
                 return self._w_end(job, [], refused)
@@ -436,18 +537,23 @@ class SaneScanner:
             dpi = self._w_configure(request)
             while True:
                 if self.before_page is not None:
-                    self.before_page(len(pages) + 1, self._handle)
-                self._handle.start()
-                data, width, height, samples, sample_size = self._handle.dev.snap(True, True, None)
-                _keep_sigpipe_ignored()
+                    for option, value in (self.before_page(len(pages) + 1, self._opened) or {}).items():
+                        self._w_set(option, value)
+                self._w_call("start", within=self.opts.start_timeout)
+                frame = self._w_call("read", within=self.opts.page_timeout)
+                data, width, height, samples, sample_size = frame
                 pages.append(_page(data, width, height, samples, sample_size, dpi))
                 if not stack and len(pages) >= sheet:
                     break
-        except sane._sane.error as exc:
+        except SaneError as exc:
             fault = fault_of(exc)
             # The feeder running out after at least one sheet is the normal end of a stack, not a fault.
             if fault == "no-docs" and stack and pages:
                 fault = None
+        except SaneGone as exc:
+            log.warning("scan job %d: %s; its process is killed", job, exc)
+            self._w_forget(0)
+            fault = "io-error"
         except DeviceError:
             self._w_cancel()
             self._publish(status="idle")
@@ -459,22 +565,28 @@ class SaneScanner:
             fault = "io-error"
         if fault is not None and not self._plugged_in():
             fault = "unplugged"
-        self._w_cancel()
-        if fault is not None:
-            # Never reuse a handle that failed: close it and open a fresh one for the next job.
-            self._w_close_handle()
-            if self._plugged_in() and self._w_open() == "unplugged":
-                fault = "unplugged"
-        return self._w_end(job, pages, fault)
+        # Every job ends its libsane: the handle cancelled and closed (its process killed past the deadline, the
+        # hang sane_child.py tells of) and a fresh one opens the scanner for the next job, so that nothing a
+        # reader thread's cancel may have broken outlives the job. It costs about 0.1 s per job here.
+        self._w_close_handle()
+        reopened = self._w_open() if self._plugged_in() else "unplugged"
+        if fault is not None and reopened == "unplugged":
+            fault = "unplugged"
+        result = self._w_end(job, pages, fault)
+        if fault is None and reopened is not None:
+            self._w_settle(reopened)  # the scanner went away (or broke) just after a good job
+        return result
 
     def _w_cancel(self) -> None:
-        # SANE ends every job (and an ADF batch) with sane_cancel, after a failure too.
-        if self._handle is not None:
-            try:
-                self._handle.cancel()
-            except sane._sane.error as exc:
-                log.info("scanner: %s on cancel", exc)
-        _keep_sigpipe_ignored()  # the reader thread of a failed page, too
+        # SANE ends every job (and an ADF batch) with sane_cancel.
+        try:
+            if self._sane is not None:
+                self._w_call("cancel")
+        except (SaneError, RuntimeError) as exc:
+            log.info("scanner: %s on cancel", exc)
+        except SaneGone as exc:
+            log.warning("scanner: %s; its process is killed, the next job opens a fresh one", exc)
+            self._w_forget(0)
 
     def _w_end(self, job: int, pages: list[RawPage], fault: str | None) -> ScanResult:
         present = self._plugged_in() and fault != "unplugged"

@@ -1,8 +1,8 @@
 """SANE's ``test`` backend as a private service for the scanner tests: our own SANE config dir, a scanner context
 that records its events, and page hooks that make the backend fail at a chosen page.
 
-libsane reads its config once, when python-sane initialises it, and cannot be initialised again in the same
-process: the config dir is set once per test process, before any scanner opens, and kept until it ends."""
+libsane runs in a process of the driver's own (drivers/scanner/sane_child.py), which inherits ``SANE_CONFIG_DIR``
+when it starts: the config dir is set before a scanner starts and kept for the whole test process."""
 
 from __future__ import annotations
 
@@ -54,11 +54,7 @@ def sane_test_backend(base: Path) -> Iterator[Path]:
     ``SANE_CONFIG_DIR``; the same dir for every later use in the process (libsane has read it already)."""
     global _config_dir
     _require_sane()
-    from drivers.scanner import sane as backend
-
     if _config_dir is None:
-        if backend._library_open:
-            pytest.fail("libsane was initialised before the test config was set: open scanners after this fixture")
         config = base / "sane.d"
         config.mkdir(parents=True, exist_ok=True)
         (config / "dll.conf").write_text("test\n")
@@ -110,11 +106,11 @@ def scanner_context(runtime: Path, log: EventLog, **options: Any) -> DriverConte
     )
 
 
-def read_status_at(page: int, status: str) -> Callable[[int, Any], None]:
+def read_status_at(page: int, status: str) -> Callable[[int, int], dict[str, object]]:
     """A ``before_page`` hook: the test backend answers ``status`` (e.g. ``SANE_STATUS_JAMMED``) when page
-    ``page`` is read, and normally for every other page (its options outlive a reopened handle)."""
+    ``page`` is read, and normally for every other page."""
 
-    def hook(number: int, handle: Any) -> None:
-        handle.read_return_value = status if number == page else "Default"
+    def hook(number: int, opened: int) -> dict[str, object]:
+        return {"read-return-value": status if number == page else "Default"}
 
     return hook

@@ -72,6 +72,12 @@ done > $R/polkit.txt
 runuser -l agent -c 'kioskctl --json status' > $R/agent.json 2> $R/agent.err; echo $? > $R/agent.rc
 runuser -u agent -- env -i PATH=/usr/bin:/bin /opt/kioskd/bin/kioskctl --json status > $R/agent-plain.json 2>&1
 systemctl is-enabled avahi-daemon.service > $R/avahi.txt 2>&1
+/opt/kioskd/bin/python -c "
+from drivers.scanner.sane import SaneProcess
+lib = SaneProcess(60)
+lib.call('init', within=60)
+print('libsane answers:', len(lib.call('devices', within=60)), 'device(s)')
+lib.stop(10)" > $R/sane.txt 2>&1
 grep -E '^allow-interfaces=' /etc/avahi/avahi-daemon.conf > $R/avahi-interfaces.txt 2>&1
 systemctl --failed --no-legend --plain > $R/failed.txt 2>&1
 journalctl -b --no-pager -o short-monotonic > $R/journal.txt 2>&1
@@ -246,6 +252,12 @@ def test_image_carries_the_profile_units_and_a_venv_over_debians_bindings(booted
     assert not (image / "root/kioskd-wheels").exists()
     info = json.loads((image / "usr/lib/kioskd/image.json").read_text())
     assert info["vehicle"] == "sim-01" and len(info["inputs"]) == 64
+
+
+def test_the_scanner_drivers_libsane_process_starts_from_the_images_venv(booted: Booted) -> None:
+    # drivers/scanner/sane.py runs libsane in `python -I -m drivers.scanner.sane_child`: the installed kioskd and
+    # Debian's python3-sane must both be found from the venv with the working directory and PYTHON* ignored.
+    assert booted.text("sane.txt").startswith("libsane answers: "), booted.text("sane.txt")
 
 
 def test_an_unchanged_image_is_not_rebuilt(image: Path) -> None:

@@ -78,14 +78,15 @@ async def scenario() -> dict[str, Any]:
         await log.wait_for(lambda: scanner.state.status == "idle")
         seen["scanner_replugged"] = asdict(scanner.state)
 
-        def pull_cable(number: int, handle: Any) -> None:
+        def pull_cable(number: int, opened: int) -> dict[str, object] | None:
             # On the worker, before the third sheet: the scanner vanishes, and its next read fails as a vanished
             # USB device's does.
-            if number == 3:
-                testbed.uevent(device, "remove")
-                testbed.remove_device(device)
-                log.wait(lambda: not scanner.state.present)
-                handle.read_return_value = "SANE_STATUS_IO_ERROR"
+            if number != 3:
+                return None
+            testbed.uevent(device, "remove")
+            testbed.remove_device(device)
+            log.wait(lambda: not scanner.state.present)
+            return {"read-return-value": "SANE_STATUS_IO_ERROR"}
 
         scanner.before_page = pull_cable
         result = await scanner.scan(FAST)
