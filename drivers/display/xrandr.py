@@ -391,10 +391,13 @@ class XrandrDisplays:
             self._fail_calls()
 
     def _wait(self) -> list[Any]:
+        """What is readable: the wake pipe, the X socket. Nothing, when python-xlib already read events off the
+        socket (select would not see them): they are handled at once, and the wake pipe is not read, or the
+        worker would block on it until the next call while an app waits for its paste to be answered."""
         fds: list[Any] = [self._wake_r]
         if self._display is not None:
             if self._display.pending_events():
-                return fds  # python-xlib already read events off the socket: select would not see them
+                return []
             fds.append(self._display)
         deadlines = [d for d in (self._settle_at, None if self._display else self._reconnect_at) if d is not None]
         timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
