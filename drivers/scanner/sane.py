@@ -26,6 +26,7 @@ import numpy.typing as npt
 import pyudev
 from pydantic import Field
 
+from drivers.scanner.sane_child import OptionTable
 from kioskd.hal import (
     DeviceError,
     DeviceFault,
@@ -63,10 +64,6 @@ SOURCE_WORDS: dict[ScanSource, tuple[str, ...]] = {
     "duplex": ("duplex", "front/back", "front & back", "both sides", "two-sided", "2-sided"),
 }
 MODE_WORDS: dict[ScanMode, tuple[str, ...]] = {"color": ("color", "colour"), "gray": ("gray", "grey")}
-
-# An open handle's options as libsane's process reports them: name (python-sane's, "-" as "_") → (constraint,
-# active, settable).
-OptionTable = dict[str, tuple[object, bool, bool]]
 
 
 class SaneScannerOptions(DriverOptions):

@@ -27,7 +27,8 @@ import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
-# An option's entry as the driver needs it: (constraint, active, settable).
+# An open handle's options as the driver needs them: name (python-sane's, "-" as "_") → (constraint, active,
+# settable).
 OptionTable = dict[str, tuple[object, bool, bool]]
 
 
